@@ -1,0 +1,125 @@
+# Builds the pen from the board definition and runs it under asyncio: the control
+# tick at a fixed period, the serial link, and telemetry. Outputs are made safe on
+# every way out (see main.py).
+import gc
+import time
+
+import asyncio
+import machine
+from micropython import const
+
+import board as boarddef
+import protocol as P
+from commands import Commands
+from controller import Controller
+from depth import Depth
+from link import Link
+from motor import Motor
+from sensors import Sensors
+from supervisor import Supervisor
+
+_STATS_WINDOW = const(1000)  # ticks per DIAG window (keeps sums small ints on ESP32)
+
+
+class App:
+    def __init__(self, board):
+        self.board_name = board["name"]
+        t = board["timing"]
+        self.tick_ms = t["tick_ms"]
+        self.motor = Motor(board)
+        self.depth = Depth(board)
+        self.sensors = Sensors(board)
+        cause = machine.reset_cause()
+        self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board), cause)
+        self.link = Link()
+        self.commands = Commands(self)
+        self.wdt = machine.WDT(timeout=t["watchdog_ms"])
+        self.ticks = 0
+        self.window_ticks = 0
+        self.tick_us_sum = 0
+        self.tick_us_max = 0
+        self.alloc_bytes = 0
+        self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+        if cause == machine.WDT_RESET:
+            self.ctl.trip(P.F_WATCHDOG, "the previous run hung and was reset by the watchdog")
+        self.ctl.events.append("! BOOT reset=%s fw=%s proto=%d board=%s" % (
+            self.ctl.reset_cause, P.FIRMWARE_VERSION, P.PROTOCOL_VERSION, self.board_name))
+
+    def safe(self):
+        self.motor.off()
+        self.depth.stop()
+
+    def tick(self):
+        t0 = time.ticks_us()
+        a0 = gc.mem_alloc()
+        try:
+            self.ctl.tick(time.ticks_ms(), t0)
+            self.wdt.feed()  # only after the supervisor has judged this tick
+        except Exception as e:
+            self.ctl.internal_fault(e)
+        grown = gc.mem_alloc() - a0
+        self._account(time.ticks_diff(time.ticks_us(), t0), grown if grown > 0 else 0)
+
+    def _account(self, us, alloc):
+        self.ticks += 1
+        self._acc_ticks += 1
+        self._acc_us += us
+        self._acc_alloc += alloc
+        if us > self._acc_max:
+            self._acc_max = us
+        if self._acc_ticks >= _STATS_WINDOW:
+            self.window_ticks = self._acc_ticks
+            self.tick_us_sum = self._acc_us
+            self.tick_us_max = self._acc_max
+            self.alloc_bytes = self._acc_alloc
+            self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+
+    async def control_task(self):
+        period = self.tick_ms
+        due = time.ticks_ms()
+        self.ctl.boot_ms = due
+        while True:
+            self.tick()
+            due = time.ticks_add(due, period)
+            wait = time.ticks_diff(due, time.ticks_ms())
+            if wait < 0:
+                due = time.ticks_ms()
+                wait = 0
+            await asyncio.sleep_ms(wait)
+
+    async def link_task(self):
+        link = self.link
+        events = self.ctl.events
+        while True:
+            while events:
+                link.send(events.pop(0))
+            line = link.read_line()
+            while line is not None:
+                self.commands.handle(line, time.ticks_ms())
+                while events:
+                    link.send(events.pop(0))
+                line = link.read_line()
+            await asyncio.sleep_ms(2)
+
+    async def telemetry_task(self):
+        while True:
+            hz = self.ctl.params[P.P_TELEMETRY]
+            if hz:
+                self.link.send("~ " + self.ctl.status_fields())
+                await asyncio.sleep_ms(1000 // hz)
+            else:
+                await asyncio.sleep_ms(100)
+
+    async def main(self):
+        asyncio.create_task(self.link_task())
+        asyncio.create_task(self.telemetry_task())
+        await self.control_task()
+
+
+def run():
+    board = boarddef.load()
+    app = App(board)
+    try:
+        asyncio.run(app.main())
+    finally:
+        app.safe()

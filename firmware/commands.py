@@ -1,0 +1,97 @@
+# One handler per protocol command: check the frame, refuse anything malformed or out
+# of bounds with an ERR reply (nothing changes), otherwise call the controller.
+import gc
+
+import protocol as P
+
+
+class Commands:
+    def __init__(self, app):
+        self.app = app
+        self.ctl = app.ctl
+        self.link = app.link
+        self.handlers = {
+            "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
+            "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
+            "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
+        }
+
+    def handle(self, line, now_ms):
+        link = self.link
+        try:
+            body = P.unframe(line)
+        except P.ProtocolError as e:
+            link.frames_bad += 1
+            link.send("- ERR %s : %s" % (e.code, e.message))
+            return
+        seq = -1
+        try:
+            seq, cmd, args = P.parse_request(body)
+            link.frames_ok += 1
+            self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
+            if link.repeat(seq):
+                return
+            out = self.handlers[P.COMMANDS[cmd][0]](args, now_ms)
+            link.reply(seq, "OK" + (" " + out if out else ""))
+        except P.ProtocolError as e:
+            self._refuse(seq, e.code, e.message)
+        except Exception as e:  # a bug in a handler must not take the link down
+            self.ctl.internal_fault(e)
+            self._refuse(seq, "INTERNAL", "%s: %s" % (type(e).__name__, e))
+
+    def _refuse(self, seq, code, message):
+        if seq < 0:
+            self.link.send("- ERR %s : %s" % (code, message))
+        else:
+            self.link.reply(seq, "ERR %s : %s" % (code, message))
+
+    def hello(self, args, now_ms):
+        return "proto=%d fw=%s board=%s reset=%s" % (
+            P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, self.app.board_name, self.ctl.reset_cause)
+
+    def status(self, args, now_ms):
+        return self.ctl.status_fields()
+
+    def home(self, args, now_ms):
+        self.ctl.home(now_ms)
+
+    def set(self, args, now_ms):
+        self.ctl.set(P.parse_settings(args))
+
+    def get(self, args, now_ms):
+        out = []
+        for i in range(len(P.PARAMS)):
+            name, unit, dec, lo, hi, step = P.PARAMS[i]
+            out.append("%s=%s" % (name, P.format_fixed(self.ctl.params[i], dec)))
+        out.append("cap=%s" % P.format_fixed(self.ctl.cap_um, 3))
+        return " ".join(out)
+
+    def start(self, args, now_ms):
+        self.ctl.start(now_ms)
+
+    def stop(self, args, now_ms):
+        self.ctl.stop(now_ms)
+        return "st=%s" % P.STATES[self.ctl.state]
+
+    def clear(self, args, now_ms):
+        self.ctl.clear()
+        return "st=%s" % P.STATES[self.ctl.state]
+
+    def faults(self, args, now_ms):
+        ctl = self.ctl
+        log = ";".join("%d:%s" % (t, P.FAULTS[c][0]) for t, c, _, _ in ctl.fault_log[-6:])
+        latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in ctl.fault_log
+                            if ctl.faults & (1 << c))
+        return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
+
+    def keepalive(self, args, now_ms):
+        pass
+
+    def diag(self, args, now_ms):
+        a = self.app
+        gc.collect()
+        return "ticks=%d tick_us_mean=%d tick_us_max=%d alloc_ticks=%d alloc_bytes=%d " \
+               "mem_free=%d frames_ok=%d frames_bad=%d" % (
+                   a.ticks, a.tick_us_sum // max(1, a.window_ticks), a.tick_us_max,
+                   a.window_ticks, a.alloc_bytes, gc.mem_free(), self.link.frames_ok,
+                   self.link.frames_bad)

@@ -1,0 +1,259 @@
+# The pen's state machine and control tick. Each tick: read every sensor, let the
+# supervisor judge the readings, cut the motor at once on a fault, then run the state:
+# homing, depth hold, rate ramp and PI. Commands from the host arrive as method calls
+# that either change state or raise ProtocolError (and change nothing).
+from machine import Pin
+from micropython import const
+from time import ticks_diff
+
+import protocol as P
+from board import u16
+from pi import PI, fixed
+from sensors import Readings
+
+_STOPPED_CHZ = const(100)  # below 1 Hz the motor counts as stopped
+_RESET_NAMES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT")
+
+
+class Controller:
+    def __init__(self, board, motor, depth, sensors, supervisor, reset_cause):
+        self.motor = motor
+        self.depth = depth
+        self.sensors = sensors
+        self.sup = supervisor
+        self.events = []  # lines for the link task to send; the tick never writes
+        self.r = r = Readings()
+        r.setpoint_chz = 0
+        r.following_um = 0
+        r.link_age_ms = 0
+        r.run_ms = 0
+        r.depth_active = 0
+        r.ramping = 0
+        r.host_run = 0
+        self.state = P.BOOT
+        self.faults = 0
+        self.fault_log = []  # (uptime ms, code, detail) of latched faults
+        lim = board["limits"]
+        m = board["motor"]
+        tick = board["timing"]["tick_ms"]
+        self.tick_ms = tick
+        self.cap_um = int(board["depth"]["cap_mm"] * 1000 + 0.5)
+        self.params = [0, 0, 20, lim["link_timeout_ms"], lim["run_limit_s"]]
+        self.accepted = 0  # bit per parameter set since boot
+        self.accel_chz = max(1, m["accel_hz_per_s"] * 100 * tick // 1000)
+        self.decel_chz = max(1, m["decel_hz_per_s"] * 100 * tick // 1000)
+        self.pulse_ticks = max(1, lim["no_pulse_ms"] // tick)
+        self.pi = PI(kp=fixed(m["kp_duty_per_hz"] * 65535 / 100),
+                     ki=fixed(m["ki_duty_per_hz_s"] * 65535 / 100 * tick / 1000),
+                     ff_gain=fixed(m["ff_duty_per_hz"] * 65535 / 100),
+                     ff_offset=u16(m["ff_duty_offset"]), out_max=65535)
+        self.rate_target = 0
+        self.stopping = False
+        self.stop_since = 0
+        self.run_started = 0
+        self.last_frame = 0
+        self.estop_irq_us = 0
+        self.warned = 0
+        self.boot_ms = 0  # set by the app at its first tick
+        self.reset_cause = _RESET_NAMES[reset_cause] if 0 <= reset_cause < 6 else "?"
+        sensors.estop.irq(handler=self._estop_irq, trigger=Pin.IRQ_RISING)
+
+    # ---- the control tick (allocates nothing unless the state changes) --------------------------
+    def tick(self, now_ms, now_us):
+        r = self.r
+        r.now_ms = now_ms
+        self.sensors.read(r)
+        self.depth.measure(r)
+        self.motor.measure(r, now_us, self.pulse_ticks)
+        running = self.state == P.RUNNING
+        r.link_age_ms = ticks_diff(now_ms, self.last_frame)
+        r.run_ms = ticks_diff(now_ms, self.run_started) if running else 0
+        r.depth_active = 1 if self.depth.homed and self.state != P.HOMING else 0
+        f = self.sup.check(r, running, self.params[P.P_LINK_TIMEOUT],
+                           self.params[P.P_RUN_LIMIT] * 1000)
+        if f >= 0:
+            self.motor.off()
+            if not self.faults & (1 << f):
+                self.trip(f, self.sup.detail)
+        self._run_state(r, now_ms)
+        if self.sup.warnings != self.warned:
+            self.warned = self.sup.warnings
+            self.events.append("! WARN w=%s tc=%s" % (
+                P.mask_names(self.warned, P.WARNINGS), P.format_fixed(r.temp_dc, 1)))
+
+    def _run_state(self, r, now_ms):
+        st = self.state
+        if st == P.RUNNING:
+            self._run_motor(r, now_ms)
+            r.following_um = self.depth.hold(r, True)
+        elif st == P.HOMING:
+            self._home(r, now_ms)
+        elif st == P.BOOT:
+            self._set_state(P.IDLE)
+        else:
+            self.motor.off()
+            if self.depth.homed:
+                r.following_um = self.depth.hold(r, False)
+            else:
+                self.depth.stop()
+                r.following_um = 0
+
+    def _run_motor(self, r, now_ms):
+        sp = r.setpoint_chz
+        target = 0 if self.stopping else self.rate_target
+        if sp < target:
+            sp = sp + self.accel_chz if sp + self.accel_chz < target else target
+        elif sp > target:
+            sp = sp - self.decel_chz if sp - self.decel_chz > target else target
+        r.setpoint_chz = sp
+        r.ramping = 1 if sp != target or self.stopping else 0
+        if sp == 0:
+            self.motor.off()
+            if r.rate_chz < _STOPPED_CHZ or ticks_diff(now_ms, self.stop_since) > 1000:
+                self._set_state(P.READY)
+            return
+        self.motor.drive(self.pi.update(sp, r.rate_chz))
+
+    def _home(self, r, now_ms):
+        self.motor.off()
+        done = self.depth.home_step(r, now_ms)
+        if done == 1:
+            self.depth.target_um = self.params[P.P_DEPTH] if self.accepted & 1 else 0
+            self._set_state(P.READY)
+        elif done == -1:
+            self.trip(P.F_DEPTH_FOLLOWING, "homing: home switch not reached in %d ms"
+                      % self.depth.home_timeout_ms)
+        elif done == -2:
+            self.trip(P.F_DEPTH_SENSOR, "homing: sensor %d mV at the home switch, expected %d..%d"
+                      % (r.depth_mv, self.depth.home_mv_min, self.depth.home_mv_max))
+
+    def _estop_irq(self, pin):
+        # soft IRQ: the e-stop loop already cut the driver in hardware; this is layer two
+        self.motor.off()
+        self.estop_irq_us = 1
+
+    # ---- faults ------------------------------------------------------------------------------
+    def trip(self, code, detail):
+        self.motor.off()
+        self.stopping = False
+        self.rate_target = 0
+        self.r.setpoint_chz = 0
+        self.pi.reset()
+        self.faults |= 1 << code
+        if code in (P.F_DEPTH_SENSOR, P.F_DEPTH_FOLLOWING):
+            self.depth.stop()
+            self.depth.homed = False  # position no longer trusted: home again after clear
+        else:
+            self.depth.target_um = 0  # retract the needles
+        r = self.r
+        readings = "ma=%d tc=%s mv=%d hz=%s dep=%s" % (
+            r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
+            P.format_fixed(r.rate_chz, 2), P.format_fixed(r.depth_um, 3))
+        self.fault_log.append((r.now_ms, code, detail, readings))
+        if len(self.fault_log) > 16:
+            self.fault_log.pop(0)
+        self.events.append("! FAULT code=%s %s : %s" % (P.FAULTS[code][0], readings, detail))
+        self._set_state(P.ESTOP if code == P.F_ESTOP else P.FAULT)
+
+    def _set_state(self, new):
+        if new != self.state:
+            self.events.append("! STATE from=%s to=%s" % (P.STATES[self.state], P.STATES[new]))
+            self.state = new
+
+    # ---- commands --------------------------------------------------------------------------------
+    def home(self, now_ms):
+        if self.state not in (P.IDLE, P.READY):
+            raise P.ProtocolError("STATE", "HOME needs IDLE or READY, board is %s"
+                                  % P.STATES[self.state])
+        self.depth.start_homing(now_ms)
+        self._set_state(P.HOMING)
+
+    def set(self, settings):
+        for i, value in settings:
+            if i == P.P_DEPTH and value > self.cap_um:
+                raise P.ProtocolError("CAP", "depth %s mm beyond the cap of %s mm" % (
+                    P.format_fixed(value, 3), P.format_fixed(self.cap_um, 3)))
+        for i, value in settings:
+            self.params[i] = value
+            self.accepted |= 1 << i
+        if self.depth.homed and self.state in (P.READY, P.RUNNING):
+            self.depth.target_um = self.params[P.P_DEPTH]
+        if self.state == P.RUNNING and not self.stopping:
+            self.rate_target = self.params[P.P_RATE]
+
+    def missing_for_start(self):
+        r = self.r
+        missing = []
+        if self.state != P.READY:
+            missing.append("state is %s, not READY" % P.STATES[self.state])
+        if not self.depth.homed:
+            missing.append("depth not homed")
+        if not r.cartridge:
+            missing.append("no cartridge")
+        if r.estop_open:
+            missing.append("e-stop open")
+        if self.faults:
+            missing.append("faults latched: " + P.mask_names(self.faults, P.FAULTS))
+        for i in (P.P_DEPTH, P.P_RATE):
+            if not self.accepted & (1 << i):
+                missing.append("%s not set" % P.PARAMS[i][0])
+        return missing
+
+    def start(self, now_ms):
+        missing = self.missing_for_start()
+        if missing:
+            raise P.ProtocolError("PRECONDITION", "start refused: " + "; ".join(missing))
+        self.sup.reset()
+        self.pi.reset()
+        self.r.setpoint_chz = 0
+        self.rate_target = self.params[P.P_RATE]
+        self.depth.target_um = self.params[P.P_DEPTH]
+        self.stopping = False
+        self.run_started = now_ms
+        self.last_frame = now_ms
+        self.r.host_run = 1
+        self._set_state(P.RUNNING)
+
+    def stop(self, now_ms):
+        if self.state == P.RUNNING and not self.stopping:
+            self.stopping = True
+            self.stop_since = now_ms
+        elif self.state == P.HOMING:
+            self.depth.stop()
+            self.depth.homing = 0
+            self._set_state(P.IDLE)
+
+    def clear(self):
+        reasons = []
+        for code in range(len(P.FAULTS)):
+            if self.faults & (1 << code):
+                why = self.sup.cause_present(code, self.r)
+                if why:
+                    reasons.append("%s: %s" % (P.FAULTS[code][0], why))
+        if reasons:
+            raise P.ProtocolError("CAUSE_PERSISTS", "clear refused: " + "; ".join(reasons))
+        if self.faults:
+            self.events.append("! CLEAR faults=%s" % P.mask_names(self.faults, P.FAULTS))
+        self.faults = 0
+        self.sup.reset()
+        if self.state in (P.FAULT, P.ESTOP):
+            self._set_state(P.READY if self.depth.homed else P.IDLE)
+            if self.depth.homed:
+                self.depth.target_um = self.params[P.P_DEPTH]
+
+    def internal_fault(self, exc):
+        self.motor.off()
+        if not self.faults & (1 << P.F_INTERNAL):
+            self.trip(P.F_INTERNAL, "%s: %s" % (type(exc).__name__, exc))
+
+    # ---- reporting ------------------------------------------------------------------------------
+    def status_fields(self):
+        r = self.r
+        return "st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d up=%d" % (
+            P.STATES[self.state], P.mask_names(self.faults, P.FAULTS),
+            P.mask_names(self.sup.warnings, P.WARNINGS),
+            P.format_fixed(r.rate_chz, 2), P.format_fixed(r.setpoint_chz, 2),
+            P.format_fixed(r.depth_um, 3), P.format_fixed(self.depth.setpoint_um, 3),
+            r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
+            P.format_fixed(r.drive_u16 * 1000 // 65535, 1),
+            r.pulses_total // self.motor.ppr, ticks_diff(r.now_ms, self.boot_ms))

@@ -1,0 +1,108 @@
+# The depth actuator: an H-bridge (PWM speed, direction line) moving the needle
+# carriage between mechanical hard stops, a linear position sensor on the ADC, and a
+# home switch at the retracted end. Homing records the sensor reading at the switch,
+# so depth is measured from a known end; the setpoint moves at a bounded rate.
+from machine import ADC, PWM, Pin
+from micropython import const
+from time import ticks_diff
+
+from board import u16
+
+_HOME_IDLE = const(0)
+_HOME_LEAVE = const(1)  # started on the switch: move out until it opens
+_HOME_SEEK = const(2)  # retract until the switch closes
+_DEADBAND_UM = const(8)
+
+
+class Depth:
+    def __init__(self, board):
+        pins = board["pins"]
+        d = board["depth"]
+        self.pwm = PWM(Pin(pins["depth_pwm"]), freq=d["pwm_freq"], duty_u16=0)
+        self.dir = Pin(pins["depth_dir"], Pin.OUT, value=0)
+        self.sensor = ADC(Pin(pins["depth_adc"]), atten=ADC.ATTN_11DB)
+        self.switch = Pin(pins["home_switch"], Pin.IN, Pin.PULL_UP)
+        self.mv_per_mm = d["sensor_mv_per_mm"]
+        self.home_mv_min = d["sensor_home_mv_min"]
+        self.home_mv_max = d["sensor_home_mv_max"]
+        self.kp = u16(d["kp_duty_per_mm"] / 1000)  # duty_u16 per um of error
+        self.max_duty = u16(d["max_duty"])
+        self.home_duty = u16(d["home_duty"])
+        self.home_timeout_ms = d["home_timeout_ms"]
+        tick_ms = board["timing"]["tick_ms"]
+        self.run_step_um = max(1, int(d["run_rate_mm_per_s"] * tick_ms))  # um per tick
+        self.move_step_um = max(1, int(d["move_rate_mm_per_s"] * tick_ms))
+        self.homed = False
+        self.home_mv = 0
+        self.target_um = 0  # where the operator wants it
+        self.setpoint_um = 0  # where the loop steers now (ramps to target)
+        self.homing = _HOME_IDLE
+        self.home_started = 0
+
+    def stop(self):
+        self.pwm.duty_u16(0)
+
+    def _drive(self, duty):
+        if duty > 0:
+            self.dir.value(1)
+            self.pwm.duty_u16(duty if duty < self.max_duty else self.max_duty)
+        elif duty < 0:
+            self.dir.value(0)
+            duty = -duty
+            self.pwm.duty_u16(duty if duty < self.max_duty else self.max_duty)
+        else:
+            self.pwm.duty_u16(0)
+
+    def measure(self, r):
+        mv = self.sensor.read_uv() // 1000
+        r.depth_mv = mv
+        r.depth_um = (mv - self.home_mv) * 1000 // self.mv_per_mm if self.homed else 0
+        r.home_switch = 1 - self.switch.value()  # closed at the retracted end pulls low
+
+    # ---- homing -----------------------------------------------------------------------
+    def start_homing(self, now_ms):
+        self.homed = False
+        self.homing = _HOME_LEAVE
+        self.home_started = now_ms
+
+    def home_step(self, r, now_ms):
+        """Advance homing. Returns 1 when homed, 0 while homing, -1 on timeout,
+        -2 when the sensor reads implausibly at the switch."""
+        if ticks_diff(now_ms, self.home_started) > self.home_timeout_ms:
+            self.stop()
+            self.homing = _HOME_IDLE
+            return -1
+        if self.homing == _HOME_LEAVE:
+            if r.home_switch:
+                self._drive(self.home_duty)
+                return 0
+            self.homing = _HOME_SEEK
+        if not r.home_switch:
+            self._drive(-self.home_duty)
+            return 0
+        self.stop()
+        self.homing = _HOME_IDLE
+        if not self.home_mv_min <= r.depth_mv <= self.home_mv_max:
+            return -2
+        self.home_mv = r.depth_mv
+        self.homed = True
+        self.target_um = 0
+        self.setpoint_um = 0
+        return 1
+
+    # ---- position loop ---------------------------------------------------------------------
+    def hold(self, r, running):
+        """Ramp the setpoint toward the target and steer the actuator onto it."""
+        step = self.run_step_um if running else self.move_step_um
+        diff = self.target_um - self.setpoint_um
+        if diff > step:
+            diff = step
+        elif diff < -step:
+            diff = -step
+        self.setpoint_um += diff
+        err = self.setpoint_um - r.depth_um
+        if -_DEADBAND_UM < err < _DEADBAND_UM:
+            self.stop()
+        else:
+            self._drive(err * self.kp)
+        return err

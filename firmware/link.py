@@ -1,0 +1,71 @@
+# The serial link to the host over the REPL's UART (sys.stdin/sys.stdout): assembles
+# lines byte by byte (sys.stdin.read(n) can block on ESP32 after poll), answers repeated
+# sequence numbers with the first reply, and writes frames. No control characters are
+# ever sent, so a terminal or mpremote on the same cable sees plain text.
+import select
+import sys
+
+from micropython import const
+
+import protocol as P
+
+_NL = const(10)
+_CR = const(13)
+
+
+class Link:
+    def __init__(self):
+        self.poll = select.poll()
+        self.poll.register(sys.stdin, select.POLLIN)
+        self.stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        self.buf = bytearray(P.MAX_LINE)
+        self.len = 0
+        self.overlong = False
+        self.last_seq = -1
+        self.last_reply = ""
+        self.frames_ok = 0
+        self.frames_bad = 0
+
+    def read_line(self):
+        """One complete line as str, or None when no full line is waiting."""
+        while self.poll.poll(0):
+            b = self.stdin.read(1)
+            if not b:
+                return None
+            c = b[0]
+            if c == _NL or c == _CR:
+                if self.overlong:
+                    self.overlong = False
+                    self.len = 0
+                    self.send("- ERR MALFORMED : line longer than %d bytes" % P.MAX_LINE)
+                    continue
+                if self.len:
+                    line = bytes(self.buf[: self.len]).decode("ascii", "replace")
+                    self.len = 0
+                    return line
+                continue
+            if c < 32 or c > 126:
+                continue  # control bytes and non-ASCII never belong to a frame
+            if self.len >= P.MAX_LINE:
+                self.overlong = True
+            else:
+                self.buf[self.len] = c
+                self.len += 1
+        return None
+
+    def send(self, body):
+        sys.stdout.write(P.frame(body))
+        sys.stdout.write("\n")
+
+    def reply(self, seq, body):
+        text = "%d %s" % (seq, body)
+        self.last_seq = seq
+        self.last_reply = text
+        self.send(text)
+
+    def repeat(self, seq):
+        """True (and the first reply resent) if seq was already answered."""
+        if seq == self.last_seq:
+            self.send(self.last_reply)
+            return True
+        return False

@@ -1,0 +1,12 @@
+# Entry point on the board. On an ESP32 the PWM keeps running after main.py ends and
+# the REPL takes over (Ctrl-C from mpremote does exactly that), so whatever happens,
+# the finally below puts the motor outputs in their safe state.
+import app
+
+try:
+    app.run()
+finally:
+    import board
+    import motor
+
+    motor.force_off(board.load())

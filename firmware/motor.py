@@ -1,0 +1,68 @@
+# The needle motor: PWM into the driver, a separate driver-enable line, and the
+# tachometer counted by the pulse counter (machine.Counter, no Python IRQ per pulse).
+# Two independent means stop it: duty to zero and enable low (off()).
+from array import array
+
+from machine import PWM, Counter, Pin
+from micropython import const
+
+_MASK30 = const(0x3FFFFFFF)  # counts kept below 2**30: small ints on a 32-bit ESP32
+
+
+class Motor:
+    def __init__(self, board):
+        pins = board["pins"]
+        m = board["motor"]
+        t = board["timing"]
+        self.enable = Pin(pins["motor_enable"], Pin.OUT, value=0)
+        self.pwm = PWM(Pin(pins["motor_pwm"]), freq=m["pwm_freq"], duty_u16=0)
+        self.counter = Counter(0, Pin(pins["tach"], Pin.IN), edge=Counter.RISING, filter_ns=1000)
+        self.ppr = m["tach_ppr"]
+        self.chz_k = 10000000 // self.ppr  # pulses * k / (dt in 10 us) = cHz
+        self.window = t["rate_window_ticks"]
+        self.counts = array("i", [0] * (self.window + 1))
+        self.times = array("i", [0] * (self.window + 1))
+        self.head = 0
+        self.duty = 0
+        self.pulses_total = 0
+        self._last = self.counter.value() & _MASK30
+
+    def off(self):
+        # safe from any context, including IRQs and finally blocks
+        self.pwm.duty_u16(0)
+        self.enable.value(0)
+        self.duty = 0
+
+    def drive(self, duty_u16):
+        if duty_u16 <= 0:
+            self.off()
+            return
+        self.enable.value(1)
+        self.pwm.duty_u16(duty_u16)
+        self.duty = duty_u16
+
+    def measure(self, r, now_us, pulse_ticks):
+        """Rate over the window, pulses in the last pulse_ticks ticks, into r."""
+        count = self.counter.value() & _MASK30
+        self.pulses_total += (count - self._last) & _MASK30
+        self._last = count
+        n = len(self.counts)
+        self.head = (self.head + 1) % n
+        self.counts[self.head] = count
+        self.times[self.head] = now_us & _MASK30
+        old = (self.head + 1) % n
+        dt = ((now_us - self.times[old]) & _MASK30) // 10
+        pulses = (count - self.counts[old]) & _MASK30
+        r.rate_chz = pulses * self.chz_k // dt if dt > 0 else 0
+        back = (self.head - pulse_ticks) % n
+        r.recent_pulses = (count - self.counts[back]) & _MASK30
+        r.drive_u16 = self.duty
+        r.pulses_total = self.pulses_total
+
+
+def force_off(board):
+    """Outputs safe without a Motor object (used when building the app failed)."""
+    pins = board["pins"]
+    Pin(pins["motor_enable"], Pin.OUT, value=0)
+    PWM(Pin(pins["motor_pwm"]), freq=board["motor"]["pwm_freq"], duty_u16=0)
+

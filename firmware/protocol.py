@@ -1,0 +1,312 @@
+# The wire protocol, defined once. This file runs on the board (MicroPython) and is
+# imported by the host package (CPython) through penctl.protocol: every table the two
+# sides must agree on lives here and nowhere else.
+#
+# A frame is one line of printable ASCII:   <body> *<CRC16 as 4 hex digits>\n
+#   host -> board   "<seq> <CMD> [name=value ...]"          seq 1..65535, retries reuse it
+#   board -> host   "<seq> OK [name=value ...]"  or  "<seq> ERR <CODE> <message>"
+#                   "! <EVENT> [name=value ...] [: message]"  unsolicited event
+#                   "~ name=value ..."                         telemetry
+# Values are fixed-point decimals ("0.50"), parsed without floats so NaN and inf
+# cannot exist on the board. CRC is CRC-16/CCITT-FALSE over the body bytes.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+PROTOCOL_VERSION = const(1)
+FIRMWARE_VERSION = "0.1.0"
+SEQ_MAX = const(65535)
+MAX_LINE = const(160)
+
+# Board states, in the order of a normal session.
+STATES = ("BOOT", "IDLE", "HOMING", "READY", "RUNNING", "FAULT", "ESTOP")
+BOOT = const(0)
+IDLE = const(1)
+HOMING = const(2)
+READY = const(3)
+RUNNING = const(4)
+FAULT = const(5)
+ESTOP = const(6)
+
+# Fault codes: the index is the bit in a fault mask, so codes are appended, never
+# renamed or reordered. Text is what an operator reads next to the code.
+FAULTS = (
+    ("ESTOP", "e-stop loop open"),
+    ("CARTRIDGE", "needle cartridge absent"),
+    ("OVERCURRENT", "motor current above limit"),
+    ("STALL", "motor driven but not turning"),
+    ("TACH_LOST", "no tachometer pulses from a turning motor"),
+    ("SPEED", "stroke rate far from target"),
+    ("DEPTH_FOLLOWING", "depth actuator not following its target"),
+    ("DEPTH_SENSOR", "depth sensor reading out of range"),
+    ("OVERTEMP", "handpiece over temperature"),
+    ("THERMISTOR", "thermistor open or shorted"),
+    ("SUPPLY_LOW", "supply voltage below limit"),
+    ("SUPPLY_HIGH", "supply voltage above limit"),
+    ("LINK_LOST", "host link silent during a run"),
+    ("RUN_LIMIT", "continuous run limit reached"),
+    ("WATCHDOG", "firmware hang reset by the watchdog"),
+    ("INTERNAL", "unexpected firmware error"),
+)
+F_ESTOP = const(0)
+F_CARTRIDGE = const(1)
+F_OVERCURRENT = const(2)
+F_STALL = const(3)
+F_TACH_LOST = const(4)
+F_SPEED = const(5)
+F_DEPTH_FOLLOWING = const(6)
+F_DEPTH_SENSOR = const(7)
+F_OVERTEMP = const(8)
+F_THERMISTOR = const(9)
+F_SUPPLY_LOW = const(10)
+F_SUPPLY_HIGH = const(11)
+F_LINK_LOST = const(12)
+F_RUN_LIMIT = const(13)
+F_WATCHDOG = const(14)
+F_INTERNAL = const(15)
+
+# Warnings do not stop the needles; they are reported as events and in status.
+WARNINGS = (("HOT", "handpiece temperature at warning level"),)
+W_HOT = const(0)
+
+# Error codes in "ERR" replies: the command was refused and changed nothing.
+ERRORS = (
+    ("BAD_CRC", "frame checksum does not match; resend"),
+    ("MALFORMED", "frame is not '<seq> <CMD> [name=value ...]'"),
+    ("UNKNOWN_CMD", "no such command"),
+    ("UNKNOWN_PARAM", "no such parameter"),
+    ("BAD_VALUE", "value is not a decimal number"),
+    ("RANGE", "value outside its bounds"),
+    ("STEP", "value not on its step grid"),
+    ("CAP", "value beyond the active cap"),
+    ("STATE", "command not allowed in this state"),
+    ("PRECONDITION", "start refused: a precondition does not hold"),
+    ("CAUSE_PERSISTS", "clear refused: the fault's cause is still present"),
+    ("INTERNAL", "unexpected firmware error"),
+)
+
+# Settable parameters: name, unit, decimals on the wire, min, max, step (all in
+# wire units times 10**decimals, which is also the firmware's internal unit).
+PARAMS = (
+    ("depth", "mm", 3, 0, 3000, 50),  # internal: micrometres
+    ("rate", "Hz", 2, 2500, 15000, 10),  # internal: centi-hertz
+    ("telemetry", "Hz", 0, 0, 100, 1),  # 0 turns telemetry off
+    ("link_timeout", "ms", 0, 100, 2000, 10),
+    ("run_limit", "s", 0, 1, 1800, 1),
+)
+P_DEPTH = const(0)
+P_RATE = const(1)
+P_TELEMETRY = const(2)
+P_LINK_TIMEOUT = const(3)
+P_RUN_LIMIT = const(4)
+
+# Commands: name, parameters it takes ("*" = any settable parameter), what it does.
+COMMANDS = (
+    ("HELLO", "", "identify: protocol and firmware version, board name"),
+    ("STATUS", "", "state, faults, targets and readings"),
+    ("HOME", "", "home the depth actuator at its retracted end"),
+    ("SET", "*", "set one or more parameters"),
+    ("GET", "", "all parameters with unit and bounds"),
+    ("START", "", "start the needles (READY, homed, settings accepted)"),
+    ("STOP", "", "ramp the motor down and retract"),
+    ("CLEAR", "", "clear latched faults whose cause is gone"),
+    ("FAULTS", "", "latched faults with the readings that tripped them"),
+    ("KA", "", "keepalive: refreshes the link timeout"),
+    ("DIAG", "", "control-loop figures: tick time, bytes allocated, free heap"),
+)
+
+# Status and telemetry fields: key, unit, decimals (None for text).
+FIELDS = (
+    ("st", "", None),  # state name
+    ("f", "", None),  # latched fault names, comma separated, "-" if none
+    ("w", "", None),  # active warnings
+    ("hz", "Hz", 2),  # measured stroke rate
+    ("thz", "Hz", 2),  # rate setpoint (ramped)
+    ("dep", "mm", 3),  # measured depth
+    ("tdep", "mm", 3),  # depth setpoint
+    ("ma", "mA", 0),  # motor current
+    ("tc", "C", 1),  # handpiece temperature
+    ("mv", "mV", 0),  # supply voltage
+    ("duty", "%", 1),  # motor PWM duty
+    ("n", "", 0),  # strokes delivered since boot
+    ("up", "ms", 0),  # uptime
+)
+
+_CRC_TABLE = None
+
+
+def _crc_table():
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        t = []
+        for i in range(256):
+            c = i << 8
+            for _ in range(8):
+                c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+            t.append(c & 0xFFFF)
+        _CRC_TABLE = t
+    return _CRC_TABLE
+
+
+def crc16(data):
+    """CRC-16/CCITT-FALSE of a str or bytes."""
+    t = _crc_table()
+    c = 0xFFFF
+    for b in data.encode() if isinstance(data, str) else data:
+        c = ((c << 8) & 0xFFFF) ^ t[((c >> 8) ^ b) & 0xFF]
+    return c
+
+
+def frame(body):
+    """One wire line (without the newline) for a body."""
+    return "%s *%04X" % (body, crc16(body))
+
+
+class ProtocolError(Exception):
+    """A frame or value the receiver refuses; code is a name from ERRORS."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def unframe(line):
+    """Body of a wire line, after checking its CRC. Raises ProtocolError."""
+    line = line.strip()
+    star = line.rfind(" *")
+    if star < 0 or len(line) - star != 6:
+        raise ProtocolError("MALFORMED", "frame has no ' *CRC' trailer")
+    body = line[:star]
+    try:
+        got = int(line[star + 2 :], 16)
+    except ValueError:
+        raise ProtocolError("MALFORMED", "CRC is not 4 hex digits")
+    if got != crc16(body):
+        raise ProtocolError("BAD_CRC", "frame checksum does not match; resend")
+    return body
+
+
+def index_of(table, name):
+    for i in range(len(table)):
+        if table[i][0] == name:
+            return i
+    return -1
+
+
+def parse_fixed(text, decimals):
+    """'0.50' with decimals=3 -> 500. Plain decimal notation only."""
+    neg = text.startswith("-")
+    digits = text[1:] if neg or text.startswith("+") else text
+    whole, _, frac = digits.partition(".")
+    ok = (whole or frac) and (whole + frac).isdigit() and len(digits) <= 12
+    if not ok or len(frac) > decimals and frac[decimals:].strip("0"):
+        raise ProtocolError("BAD_VALUE", "%r is not a decimal number with at most %d decimals"
+                            % (text, decimals))
+    frac = (frac + "0" * decimals)[:decimals]
+    value = int(whole or "0") * 10**decimals + int(frac or "0")
+    return -value if neg else value
+
+
+def format_fixed(value, decimals):
+    if not decimals:
+        return str(value)
+    sign = "-" if value < 0 else ""
+    value = -value if value < 0 else value
+    scale = 10**decimals
+    return "%s%d.%0*d" % (sign, value // scale, decimals, value % scale)
+
+
+def check_param(index, value):
+    """Raise ProtocolError unless value (internal units) is within bounds and on grid."""
+    name, unit, dec, lo, hi, step = PARAMS[index]
+    if value < lo or value > hi:
+        raise ProtocolError("RANGE", "%s %s %s outside %s..%s %s" % (
+            name, format_fixed(value, dec), unit, format_fixed(lo, dec),
+            format_fixed(hi, dec), unit))
+    if (value - lo) % step:
+        raise ProtocolError("STEP", "%s %s %s is not a multiple of %s %s" % (
+            name, format_fixed(value, dec), unit, format_fixed(step, dec), unit))
+
+
+def parse_request(body):
+    """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...])."""
+    parts = body.split()
+    if len(parts) < 2 or not parts[0].isdigit() or not 0 < int(parts[0]) <= SEQ_MAX:
+        raise ProtocolError("MALFORMED", "expected '<seq 1..65535> <CMD> [name=value ...]'")
+    cmd = index_of(COMMANDS, parts[1])
+    if cmd < 0:
+        raise ProtocolError("UNKNOWN_CMD", "unknown command %r" % parts[1][:16])
+    args = []
+    for tok in parts[2:]:
+        name, eq, text = tok.partition("=")
+        if not eq or not name or not text:
+            raise ProtocolError("MALFORMED", "argument %r is not name=value" % tok[:24])
+        args.append((name, text))
+    if args and COMMANDS[cmd][1] != "*":
+        raise ProtocolError("MALFORMED", "%s takes no arguments" % parts[1])
+    return int(parts[0]), cmd, args
+
+
+def parse_settings(args):
+    """[(name, text)] -> [(param index, value)], all checked before any is applied."""
+    out = []
+    for name, text in args:
+        i = index_of(PARAMS, name)
+        if i < 0:
+            raise ProtocolError("UNKNOWN_PARAM", "unknown parameter %r" % name[:16])
+        value = parse_fixed(text, PARAMS[i][2])
+        check_param(i, value)
+        out.append((i, value))
+    if not out:
+        raise ProtocolError("MALFORMED", "SET needs at least one name=value")
+    return out
+
+
+def mask_names(mask, table):
+    names = [table[i][0] for i in range(len(table)) if mask & (1 << i)]
+    return ",".join(names) if names else "-"
+
+
+def names_mask(text, table):
+    mask = 0
+    if text != "-":
+        for name in text.split(","):
+            mask |= 1 << index_of(table, name)
+    return mask
+
+
+def parse_line(line):
+    """Host side: classify a board line. Returns (kind, seq_or_name, fields, message).
+
+    kind is "reply" (seq, fields incl. 'ok' or 'err'), "event" (event name) or "telemetry".
+    """
+    body = unframe(line)
+    head, _, message = body.partition(" : ")
+    parts = head.split()
+    if not parts:
+        raise ProtocolError("MALFORMED", "empty frame")
+    if parts[0] == "~":
+        return "telemetry", None, _pairs(parts[1:]), message
+    if parts[0] == "!" and len(parts) >= 2:
+        return "event", parts[1], _pairs(parts[2:]), message
+    if len(parts) >= 2 and (parts[0].isdigit() or parts[0] == "-"):
+        seq = int(parts[0]) if parts[0].isdigit() else None
+        if parts[1] == "ERR" and len(parts) >= 3:
+            return "reply", seq, {"err": parts[2]}, message
+        if parts[1] == "OK":
+            return "reply", seq, _pairs(parts[2:]), message
+    raise ProtocolError("MALFORMED", "unrecognised board line")
+
+
+def _pairs(tokens):
+    out = {}
+    for tok in tokens:
+        name, _, value = tok.partition("=")
+        out[name] = value
+    return out

@@ -1,0 +1,74 @@
+# Analog and switch inputs: motor current, handpiece thermistor, supply voltage,
+# e-stop loop and cartridge switch. Converts raw readings to integer units into a
+# Readings object; allocates nothing per read.
+import math
+
+from machine import ADC, Pin
+from micropython import const
+
+_TABLE_STEP_MV = const(100)
+
+
+class Readings:
+    """One tick's view of the hardware, in integer units (mA, mV, um, cHz, 0.1 C)."""
+
+    def __init__(self):
+        self.now_ms = 0
+        self.current_ma = 0
+        self.temp_mv = 0
+        self.temp_dc = 0
+        self.supply_mv = 0
+        self.estop_open = 0
+        self.cartridge = 0
+        self.depth_mv = 0
+        self.depth_um = 0
+        self.home_switch = 0
+        self.rate_chz = 0
+        self.recent_pulses = 0
+        self.drive_u16 = 0
+        self.pulses_total = 0
+
+
+def _thermistor_table(cal):
+    # deci-degrees C at every _TABLE_STEP_MV of divider voltage, built once with
+    # floats at start-up so the tick interpolates in integers.
+    vref = cal["adc_vref_mv"]
+    out = []
+    for mv in range(0, vref + _TABLE_STEP_MV, _TABLE_STEP_MV):
+        mv = min(max(mv, 1), vref - 1)
+        r = cal["thermistor_pullup"] * mv / (vref - mv)
+        inv_t = 1 / 298.15 + math.log(r / cal["thermistor_r25"]) / cal["thermistor_beta"]
+        out.append(int((1 / inv_t - 273.15) * 10))
+    return out
+
+
+class Sensors:
+    def __init__(self, board):
+        pins = board["pins"]
+        cal = board["calibration"]
+        atten = ADC.ATTN_11DB
+        self.current = ADC(Pin(pins["current_adc"]), atten=atten)
+        self.temp = ADC(Pin(pins["temp_adc"]), atten=atten)
+        self.supply = ADC(Pin(pins["supply_adc"]), atten=atten)
+        self.estop = Pin(pins["estop"], Pin.IN, Pin.PULL_UP)
+        self.cartridge = Pin(pins["cartridge"], Pin.IN, Pin.PULL_UP)
+        self.ma_per_mv_1024 = int(1024 * 1000 / cal["current_mv_per_a"])
+        self.supply_x1024 = int(1024 * cal["supply_divider"])
+        self.table = _thermistor_table(cal)
+
+    def read(self, r):
+        r.current_ma = (self.current.read_uv() // 1000 * self.ma_per_mv_1024) >> 10
+        mv = self.temp.read_uv() // 1000
+        r.temp_mv = mv
+        r.temp_dc = self.celsius_x10(mv)
+        r.supply_mv = (self.supply.read_uv() // 1000 * self.supply_x1024) >> 10
+        r.estop_open = self.estop.value()  # loop closed pulls the input low
+        r.cartridge = 1 - self.cartridge.value()  # cartridge present closes to ground
+
+    def celsius_x10(self, mv):
+        t = self.table
+        i = mv // _TABLE_STEP_MV
+        if i >= len(t) - 1:
+            return t[-1]
+        frac = mv - i * _TABLE_STEP_MV
+        return t[i] + (t[i + 1] - t[i]) * frac // _TABLE_STEP_MV

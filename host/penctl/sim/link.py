@@ -1,0 +1,149 @@
+"""The virtual board's USB-UART: a bridge between the host's PTY and the VM's PTY.
+
+It carries bytes both ways, turns Ctrl-C from the host into SIGINT for a running VM
+(as the ESP32's UART driver turns it into KeyboardInterrupt), and can drop, corrupt,
+duplicate, delay or cut the traffic to test the protocol's integrity checks.
+"""
+
+import collections
+import errno
+import os
+import random
+import select
+import threading
+import time
+import tty
+
+CTRL_C = 0x03
+_REPL_MARKERS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")
+
+
+def open_raw_pty():
+    """(master, slave) of a new pseudo-terminal in raw mode (no echo, no \\r\\n mapping)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave
+
+
+class LinkBridge:
+    def __init__(self, vm_master, on_ctrl_c):
+        self.vm_master = vm_master
+        self.host_master, self._host_slave = open_raw_pty()
+        self.host_port = os.ttyname(self._host_slave)
+        self.on_ctrl_c = on_ctrl_c
+        self.cut = False
+        self.at_repl = False
+        self._tail = collections.deque(maxlen=64)
+        self._recent = b""
+        self._stop = threading.Event()
+        self._pending = []  # (due, fd, bytes) for delayed traffic
+        self.set_faults(0.0, 0.0, 0.0, 0.0, None)
+        self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0}
+
+    def set_faults(self, drop, corrupt, duplicate, delay_s, seed):
+        self._drop, self._corrupt, self._dup, self._delay = drop, corrupt, duplicate, delay_s
+        self._rng = random.Random(seed)
+
+    def vm_started(self):
+        self.at_repl = False
+        self._recent = b""
+
+    def stop(self):
+        self._stop.set()
+
+    def close(self):
+        for fd in (self.host_master, self._host_slave, self.vm_master):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def run(self):
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.host_master, self.vm_master], [], [], 0.02)
+            if self.host_master in ready:
+                self._from_host(self._read(self.host_master))
+            if self.vm_master in ready:
+                self._from_vm(self._read(self.vm_master))
+            self._flush_pending()
+
+    @staticmethod
+    def _read(fd):
+        try:
+            return os.read(fd, 4096)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EIO):
+                return b""
+            raise
+
+    def _from_host(self, data):
+        if not data or self.cut:
+            return
+        out = bytearray()
+        for b in self._degrade(data):
+            if b == CTRL_C and not self.at_repl:
+                self.on_ctrl_c()
+            else:
+                out.append(b)
+        self.stats["to_vm"] += len(out)
+        self._send(self.vm_master, bytes(out))
+
+    def _from_vm(self, data):
+        if not data:
+            return
+        self._tail.append(data)
+        self._recent = (self._recent + data)[-64:]
+        if any(self._recent.endswith(m) for m in _REPL_MARKERS):
+            self.at_repl = True
+        if self.cut:
+            return
+        data = self._degrade(data)
+        self.stats["to_host"] += len(data)
+        self._send(self.host_master, data)
+
+    def send_to_host(self, data):
+        self._send(self.host_master, data)
+
+    def _degrade(self, data):
+        if not (self._drop or self._corrupt or self._dup):
+            return data
+        out = bytearray()
+        rng = self._rng
+        for b in data:
+            if rng.random() < self._drop:
+                self.stats["dropped"] += 1
+                continue
+            if rng.random() < self._corrupt:
+                b ^= 1 << rng.randrange(7)
+                self.stats["corrupted"] += 1
+            out.append(b)
+            if rng.random() < self._dup:
+                out.append(b)
+        return bytes(out)
+
+    def _send(self, fd, data):
+        if not data:
+            return
+        if self._delay:
+            self._pending.append((time.monotonic() + self._delay, fd, data))
+            return
+        self._write(fd, data)
+
+    def _flush_pending(self):
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            _, fd, data = self._pending.pop(0)
+            self._write(fd, data)
+
+    @staticmethod
+    def _write(fd, data):
+        # A full PTY buffer means nobody is reading: the bytes are lost, as on a UART.
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EIO):
+                raise
+
+    def vm_output_tail(self):
+        return b"".join(self._tail)[-4000:].decode("utf-8", "replace")

@@ -1,0 +1,191 @@
+"""The pen's hardware as the firmware sees it through its pins.
+
+Constants come from the board definition's "physics" section (boards/virtual.json);
+each name there carries its unit. The model is stepped in real time by a thread of
+the VirtualBoard and talks to the VM only through the register file (vm/simhw.py):
+it reads what the firmware drives (PWM duty, enable and direction lines) and writes
+what the sensors would show (ADC voltages, tachometer edge count, switch levels).
+
+- DC motor, quasi-static electrics: i = (V - Ke*w) / R (never negative: the driver is
+  one-quadrant and freewheels), torque Kt*i (Kt = Ke in SI) against Coulomb and viscous
+  friction plus the skin load while the needles stroke; J dw/dt = net torque.
+  One stroke per revolution.
+- Motor driver enable is the firmware's enable line AND the e-stop loop (the hardware
+  reference wires the loop in series with the driver's enable).
+- Depth actuator: velocity proportional to its PWM duty, signed by its direction pin,
+  between mechanical hard stops; linear position sensor with an offset; home switch
+  (active low) closed at the retracted end.
+- Handpiece temperature: one thermal RC heated by winding loss.
+- Supply: source voltage behind an internal resistance, so it sags with current.
+"""
+
+import math
+
+from .vm import simhw
+
+TWO_PI = 2 * math.pi
+
+# Injectable faults and the parameters each accepts (with defaults).
+FAULTS = {
+    "estop": {},
+    "cartridge_removed": {},
+    "stall": {},
+    "tach_lost": {},
+    "overcurrent": {"amps": None},
+    "overtemp": {"celsius": None},
+    "thermistor_open": {},
+    "thermistor_short": {},
+    "depth_jam": {},
+    "depth_sensor_open": {},
+    "supply_low": {"volts": 9.0},
+    "supply_high": {"volts": 15.0},
+    "link_cut": {},
+}
+
+
+class Physics:
+    def __init__(self, board, regs):
+        self.cfg = board["physics"]
+        self.pins = board["pins"]
+        self.cal = board["calibration"]
+        self.ppr = board["motor"]["tach_ppr"]
+        self.depth_mv_per_mm = board["depth"]["sensor_mv_per_mm"]
+        self.regs = regs  # memoryview of uint32 slots
+        self.faults = {}
+        self.power_on()
+
+    def power_on(self):
+        c = self.cfg
+        self.w = 0.0  # rad/s
+        self.revolutions = 0.0
+        self.pulses = 0.0
+        self.current = 0.0
+        self.depth_mm = c["depth_stop_max_mm"] * 0.3  # wherever the actuator was left
+        self.temp_c = c["ambient_c"]
+        self.supply = c["supply_v"]
+        self._levels = {}
+        self.write_inputs()
+
+    # ---- what the firmware drives -------------------------------------------------
+    def _out(self, name, field):
+        return self.regs[simhw.slot(self.pins[name], field)]
+
+    def motor_duty(self):
+        if not self._out("motor_pwm", simhw.G_FREQ):
+            return 0.0
+        return self._out("motor_pwm", simhw.G_DUTY) / 65535
+
+    def enable_line(self):
+        return self._out("motor_enable", simhw.G_MODE) == 2 and self._out(
+            "motor_enable", simhw.G_OUT) == 1
+
+    def driver_enabled(self):
+        return self.enable_line() and "estop" not in self.faults
+
+    def depth_velocity(self):
+        if not self._out("depth_pwm", simhw.G_FREQ):
+            return 0.0
+        duty = self._out("depth_pwm", simhw.G_DUTY) / 65535
+        direction = 1.0 if self._out("depth_dir", simhw.G_OUT) else -1.0
+        return direction * duty * self.cfg["depth_speed_mm_per_s"]
+
+    # ---- integration ----------------------------------------------------------------
+    def step(self, dt):
+        c = self.cfg
+        self.supply = self._source_volts() - c["supply_internal_ohm"] * self.current
+        volts = self.motor_duty() * self.supply if self.driver_enabled() else 0.0
+        ke, r = c["motor_ke_v_s_per_rad"], c["motor_resistance_ohm"]
+        if "stall" in self.faults:
+            self.w = 0.0
+        self.current = max(0.0, (volts - ke * self.w) / r)
+        if "stall" not in self.faults:
+            self._spin(ke * self.current, dt)
+        self.revolutions += self.w / TWO_PI * dt
+        if "tach_lost" not in self.faults:
+            self.pulses += self.w / TWO_PI * self.ppr * dt
+        if "depth_jam" not in self.faults:
+            x = self.depth_mm + self.depth_velocity() * dt
+            self.depth_mm = min(c["depth_stop_max_mm"], max(c["depth_stop_min_mm"], x))
+        heat = self.current**2 * r
+        loss = (self.temp_c - c["ambient_c"]) / c["thermal_resistance_c_per_w"]
+        self.temp_c += (heat - loss) / c["thermal_capacity_j_per_c"] * dt
+
+    def _spin(self, torque, dt):
+        c = self.cfg
+        load = c["motor_friction_nm"] + c["motor_viscous_nm_s_per_rad"] * self.w
+        if self.w > 0 and "cartridge_removed" not in self.faults:
+            load += c["skin_load_nm"] * min(1.0, self.w / 50.0)
+        if self.w <= 0 and torque <= c["motor_friction_nm"]:
+            self.w = 0.0
+            return
+        self.w = max(0.0, self.w + (torque - load) / c["motor_inertia_kg_m2"] * dt)
+
+    def _source_volts(self):
+        for name in ("supply_low", "supply_high"):
+            if name in self.faults:
+                return self.faults[name]["volts"]
+        return self.cfg["supply_v"]
+
+    # ---- what the sensors show ---------------------------------------------------------
+    def sensed_current(self):
+        extra = self.faults.get("overcurrent")
+        if extra is not None:
+            return self.current + (extra["amps"] or self.cfg["stall_overcurrent_a"])
+        return self.current
+
+    def sensed_temp(self):
+        hot = self.faults.get("overtemp")
+        if hot is not None:
+            return hot["celsius"] or self.cfg["overtemp_c"]
+        return self.temp_c
+
+    def thermistor_mv(self):
+        vref = self.cal["adc_vref_mv"]
+        if "thermistor_open" in self.faults:
+            return vref
+        if "thermistor_short" in self.faults:
+            return 0.0
+        kelvin = self.sensed_temp() + 273.15
+        ntc = self.cal["thermistor_r25"] * math.exp(
+            self.cal["thermistor_beta"] * (1 / kelvin - 1 / 298.15))
+        return vref * ntc / (ntc + self.cal["thermistor_pullup"])
+
+    def write_inputs(self):
+        p = self.pins
+        adc_mv = {
+            "current_adc": self.sensed_current() * self.cal["current_mv_per_a"],
+            "temp_adc": self.thermistor_mv(),
+            "supply_adc": self.supply * 1000 / self.cal["supply_divider"],
+            "depth_adc": 0.0 if "depth_sensor_open" in self.faults else
+            self.cfg["depth_sensor_offset_mv"] + self.depth_mm * self.depth_mv_per_mm,
+        }
+        full = self.cfg["adc_full_scale_mv"]
+        for name, mv in adc_mv.items():
+            self.regs[simhw.slot(p[name], simhw.G_ADC_UV)] = int(min(full, max(0.0, mv)) * 1000)
+        self.regs[simhw.slot(p["tach"], simhw.G_COUNT)] = int(self.pulses) & 0xFFFFFFFF
+        # switches: closed contact to ground reads 0 (inputs have pull-ups)
+        self._set_level("estop", 1 if "estop" in self.faults else 0)
+        self._set_level("cartridge", 1 if "cartridge_removed" in self.faults else 0)
+        at_home = self.depth_mm <= self.cfg["home_switch_mm"]
+        self._set_level("home_switch", 0 if at_home else 1)
+
+    def _set_level(self, name, level):
+        n = simhw.slot(self.pins[name], simhw.G_IN)
+        if self.regs[n] != level or name not in self._levels:
+            self._levels[name] = level
+            self.regs[n] = level
+            self.regs[simhw.H_IRQ_SEQ] = (self.regs[simhw.H_IRQ_SEQ] + 1) & 0xFFFFFFFF
+
+    def observe(self):
+        return {
+            "motor_duty": self.motor_duty(),
+            "motor_enable_line": self.enable_line(),
+            "motor_enabled": self.driver_enabled(),
+            "motor_hz": self.w / TWO_PI,
+            "revolutions": self.revolutions,
+            "depth_mm": self.depth_mm,
+            "current_a": self.current,
+            "temp_c": self.temp_c,
+            "supply_v": self.supply,
+            "estop_open": "estop" in self.faults,
+        }

@@ -1,0 +1,263 @@
+# Stand-in for the ESP32 port's `machine` module on the virtual board.
+# Class, method and parameter names copy the ESP32 port (checked against
+# micropython-esp32-stubs by tests/test_machine_standin.py); behind them is the
+# register file the host's physics model reads and writes (simhw.py).
+import micropython
+import time
+
+import simhw
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+_irq_pins = []
+_irq_seen = [0]
+
+
+def _regs():
+    return simhw.regs
+
+
+def _poll_irqs():
+    # ESP32 Pin.irq callbacks are soft: scheduled, run between bytecodes. Here an
+    # edge is noticed at the firmware's next peripheral access and scheduled the same way.
+    seq = simhw.regs.get(simhw.H_IRQ_SEQ)
+    if seq == _irq_seen[0]:
+        return
+    _irq_seen[0] = seq
+    for p in _irq_pins:
+        p._check_edge()
+
+
+def _gpio(pin):
+    return pin._id if isinstance(pin, Pin) else pin
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+    WAKE_LOW = 4
+    WAKE_HIGH = 5
+    DRIVE_0 = 0
+    DRIVE_1 = 1
+    DRIVE_2 = 2
+    DRIVE_3 = 3
+
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+        if not 0 <= id < simhw.GPIOS:
+            raise ValueError("invalid pin")
+        self._id = id
+        self._handler = None
+        self._trigger = 0
+        self._last = 0
+        self.init(mode, pull, value=value, drive=drive)
+
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+        r = _regs()
+        if value is not None:
+            r.put(simhw.slot(self._id, simhw.G_OUT), 1 if value else 0)
+        if mode != -1:
+            r.put(simhw.slot(self._id, simhw.G_MODE), 2 if mode in (Pin.OUT, Pin.OPEN_DRAIN) else 1)
+        if pull != -1:
+            r.put(simhw.slot(self._id, simhw.G_PULL), 0 if pull is None else (1 if pull == Pin.PULL_UP else 2))
+
+    def value(self, x=None):
+        _poll_irqs()
+        r = _regs()
+        if x is None:
+            if r.get(simhw.slot(self._id, simhw.G_MODE)) == 2:
+                return r.get(simhw.slot(self._id, simhw.G_OUT))
+            return r.get(simhw.slot(self._id, simhw.G_IN))
+        r.put(simhw.slot(self._id, simhw.G_OUT), 1 if x else 0)
+
+    def __call__(self, x=None):
+        return self.value(x)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def toggle(self):
+        self.value(1 - self.value())
+
+    def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
+        self._handler = handler
+        self._trigger = trigger
+        self._last = _regs().get(simhw.slot(self._id, simhw.G_IN))
+        if handler is not None and self not in _irq_pins:
+            _irq_pins.append(self)
+        elif handler is None and self in _irq_pins:
+            _irq_pins.remove(self)
+
+    def _check_edge(self):
+        level = _regs().get(simhw.slot(self._id, simhw.G_IN))
+        if level == self._last:
+            return
+        self._last = level
+        if self._trigger & (Pin.IRQ_RISING if level else Pin.IRQ_FALLING):
+            micropython.schedule(self._handler, self)
+
+
+class PWM:
+    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+        self._id = _gpio(dest)
+        self.init(freq=freq or 5000, duty_u16=duty_u16 or 0, duty_ns=duty_ns)
+
+    def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+        if freq is not None:
+            self.freq(freq)
+        if duty_u16 is not None:
+            self.duty_u16(duty_u16)
+        elif duty_ns is not None:
+            self.duty_ns(duty_ns)
+
+    def freq(self, value=None):
+        n = simhw.slot(self._id, simhw.G_FREQ)
+        if value is None:
+            return _regs().get(n)
+        if not 1 <= value <= 40000000:
+            raise ValueError("frequency must be from 1Hz to 40MHz")
+        _regs().put(n, value)
+
+    def duty_u16(self, value=None):
+        _poll_irqs()
+        n = simhw.slot(self._id, simhw.G_DUTY)
+        if value is None:
+            return _regs().get(n)
+        if not 0 <= value <= 65535:
+            raise ValueError("duty_u16 must be from 0 to 65535")
+        _regs().put(n, value)
+
+    def duty_ns(self, value=None):
+        period_ns = 1000000000 // (self.freq() or 1)
+        if value is None:
+            return self.duty_u16() * period_ns // 65535
+        self.duty_u16(min(65535, value * 65535 // period_ns))
+
+    def deinit(self):
+        _regs().put(simhw.slot(self._id, simhw.G_DUTY), 0)
+        _regs().put(simhw.slot(self._id, simhw.G_FREQ), 0)
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    WIDTH_9BIT = 9
+    WIDTH_10BIT = 10
+    WIDTH_11BIT = 11
+    WIDTH_12BIT = 12
+    # full-scale input of the ESP32 ADC per attenuation, microvolts
+    _FULL_UV = (950000, 1250000, 1750000, 3100000)
+
+    def __init__(self, id, *, sample_ns=None, atten=None):
+        self._id = _gpio(id)
+        if not 32 <= self._id <= 39:
+            raise ValueError("invalid pin for ADC1")
+        self._atten = ADC.ATTN_0DB if atten is None else atten
+
+    def init(self, *, sample_ns=None, atten=None):
+        if atten is not None:
+            self._atten = atten
+
+    def atten(self, atten):
+        self._atten = atten
+
+    def width(self, bits):
+        pass
+
+    def read_uv(self):
+        _poll_irqs()
+        uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
+        full = ADC._FULL_UV[self._atten]
+        return uv if uv < full else full
+
+    def read_u16(self):
+        return self.read_uv() * 4095 // ADC._FULL_UV[self._atten] * 16
+
+    def read(self):
+        return self.read_u16() >> 4
+
+    def deinit(self):
+        pass
+
+
+class Counter:
+    RISING = 1
+    FALLING = 2
+    UP = 1
+    DOWN = 2
+
+    def __init__(self, id, *args, **kwargs):
+        self._id = id
+        self._pin = -1
+        self._offset = 0
+        if args or kwargs:
+            self.init(*args, **kwargs)
+
+    def init(self, src, *args, edge=1, direction=1, filter_ns=0):
+        self._pin = _gpio(src)
+        self._offset = self._raw()
+
+    def _raw(self):
+        return _regs().get(simhw.slot(self._pin, simhw.G_COUNT))
+
+    def value(self, value=None):
+        _poll_irqs()
+        raw = self._raw()
+        current = (raw - self._offset) & 0xFFFFFFFF
+        if value is not None:
+            self._offset = (raw - value) & 0xFFFFFFFF
+        return current
+
+    def deinit(self):
+        self._pin = -1
+
+
+class WDT:
+    def __init__(self, *, id=0, timeout=5000):
+        r = _regs()
+        if r.get(simhw.H_WDT_TIMEOUT_MS) == 0:
+            r.put(simhw.H_WDT_TIMEOUT_MS, timeout)
+        self.feed()
+
+    def feed(self):
+        r = _regs()
+        r.put(simhw.H_WDT_FEEDS, r.get(simhw.H_WDT_FEEDS) + 1)
+
+
+def reset_cause():
+    return _regs().get(simhw.H_RESET_CAUSE)
+
+
+def unique_id():
+    return b"\x24\x0a\xc4\x00\x00\x01"
+
+
+def freq(*args):
+    return 240000000
+
+
+def idle():
+    time.sleep_ms(1)
+
+
+def reset():
+    _regs().put(simhw.H_REQUEST, 2)
+    time.sleep_ms(1000)
+
+
+def soft_reset():
+    _regs().put(simhw.H_REQUEST, 1)
+    raise SystemExit

@@ -1,0 +1,34 @@
+# First thing the virtual board's VM runs: wire the stand-in hardware, make the
+# board's flash directory the filesystem root, then run boot.py and main.py the
+# way MicroPython does on an ESP32. `-i` leaves the VM at the REPL afterwards.
+import sys
+
+import simhw
+
+simhw.attach(sys.argv[1])
+import machine  # noqa: E402,F401  (stand-in imported before the host's files disappear)
+import os  # noqa: E402
+import vfs  # noqa: E402
+
+vfs.mount(vfs.VfsPosix(sys.argv[2]), "/")
+os.chdir("/")
+sys.path.clear()
+sys.path.extend(["", "/lib", ".frozen"])
+
+
+def _sim_run(name):
+    try:
+        f = open(name)
+    except OSError:
+        return
+    with f:
+        source = f.read()
+    try:
+        exec(compile(source, name, "exec"), {"__name__": "__main__"})
+    except BaseException as e:  # a board prints the traceback and goes on to the REPL
+        sys.print_exception(e)
+
+
+_sim_run("boot.py")
+_sim_run("main.py")
+del _sim_run, simhw, os, vfs
