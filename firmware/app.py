@@ -68,6 +68,11 @@ class App:
         if us > self._acc_max:
             self._acc_max = us
         if self._acc_ticks >= _STATS_WINDOW:
+            self.snapshot_stats()
+
+    def snapshot_stats(self):
+        """Publish the current window's tick figures for DIAG and start a new window."""
+        if self._acc_ticks:
             self.window_ticks = self._acc_ticks
             self.tick_us_sum = self._acc_us
             self.tick_us_max = self._acc_max
@@ -117,8 +122,8 @@ class App:
 
 
 def run():
-    board = boarddef.load()
-    app = App(board)
+    app = App(boarddef.load())
+    gc.collect()
     try:
         asyncio.run(app.main())
     finally:

@@ -89,6 +89,7 @@ class Commands:
 
     def diag(self, args, now_ms):
         a = self.app
+        a.snapshot_stats()
         gc.collect()
         return "ticks=%d tick_us_mean=%d tick_us_max=%d alloc_ticks=%d alloc_bytes=%d " \
                "mem_free=%d frames_ok=%d frames_bad=%d" % (

@@ -149,7 +149,7 @@ class Controller:
         readings = "ma=%d tc=%s mv=%d hz=%s dep=%s" % (
             r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.depth_um, 3))
-        self.fault_log.append((r.now_ms, code, detail, readings))
+        self.fault_log.append((ticks_diff(r.now_ms, self.boot_ms), code, detail, readings))
         if len(self.fault_log) > 16:
             self.fault_log.pop(0)
         self.events.append("! FAULT code=%s %s : %s" % (P.FAULTS[code][0], readings, detail))

@@ -10,6 +10,8 @@
 # Values are fixed-point decimals ("0.50"), parsed without floats so NaN and inf
 # cannot exist on the board. CRC is CRC-16/CCITT-FALSE over the body bytes.
 
+from array import array
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -143,12 +145,12 @@ _CRC_TABLE = None
 def _crc_table():
     global _CRC_TABLE
     if _CRC_TABLE is None:
-        t = []
+        t = array("H", bytes(512))
         for i in range(256):
             c = i << 8
             for _ in range(8):
                 c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-            t.append(c & 0xFFFF)
+            t[i] = c & 0xFFFF
         _CRC_TABLE = t
     return _CRC_TABLE
 
@@ -271,42 +273,3 @@ def parse_settings(args):
 def mask_names(mask, table):
     names = [table[i][0] for i in range(len(table)) if mask & (1 << i)]
     return ",".join(names) if names else "-"
-
-
-def names_mask(text, table):
-    mask = 0
-    if text != "-":
-        for name in text.split(","):
-            mask |= 1 << index_of(table, name)
-    return mask
-
-
-def parse_line(line):
-    """Host side: classify a board line. Returns (kind, seq_or_name, fields, message).
-
-    kind is "reply" (seq, fields incl. 'ok' or 'err'), "event" (event name) or "telemetry".
-    """
-    body = unframe(line)
-    head, _, message = body.partition(" : ")
-    parts = head.split()
-    if not parts:
-        raise ProtocolError("MALFORMED", "empty frame")
-    if parts[0] == "~":
-        return "telemetry", None, _pairs(parts[1:]), message
-    if parts[0] == "!" and len(parts) >= 2:
-        return "event", parts[1], _pairs(parts[2:]), message
-    if len(parts) >= 2 and (parts[0].isdigit() or parts[0] == "-"):
-        seq = int(parts[0]) if parts[0].isdigit() else None
-        if parts[1] == "ERR" and len(parts) >= 3:
-            return "reply", seq, {"err": parts[2]}, message
-        if parts[1] == "OK":
-            return "reply", seq, _pairs(parts[2:]), message
-    raise ProtocolError("MALFORMED", "unrecognised board line")
-
-
-def _pairs(tokens):
-    out = {}
-    for tok in tokens:
-        name, _, value = tok.partition("=")
-        out[name] = value
-    return out

@@ -1,0 +1,81 @@
+"""HIL fixtures: a fresh virtual board per test by default, a real board with --port.
+
+Tests that inject faults or read the physics observer are marked `injects` and are
+skipped on a real board (no test rig can inject them there yet).
+"""
+
+import time
+
+import pytest
+
+from penctl import Pen
+from penctl.sim import VirtualBoard
+
+
+def pytest_addoption(parser):
+    parser.addoption("--port", default=None,
+                     help="run on a real board at this pyserial URL instead of a virtual one")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--port"):
+        skip = pytest.mark.skip(reason="needs the virtual board's fault injection/observer; "
+                                       "no test rig is configured for the real board")
+        for item in items:
+            if "injects" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def board(request):
+    if request.config.getoption("--port"):
+        yield None
+        return
+    with VirtualBoard() as b:
+        yield b
+        b.check()  # a crashed VM fails the test that caused it
+
+
+@pytest.fixture
+def port(request, board):
+    return request.config.getoption("--port") or board.port
+
+
+@pytest.fixture
+def pen(port):
+    with Pen(port) as p:
+        yield p
+
+
+@pytest.fixture
+def ready_pen(pen):
+    pen.home()
+    pen.set(depth_mm=0.5, rate_hz=100)
+    return pen
+
+
+@pytest.fixture
+def running_pen(ready_pen):
+    ready_pen.start()
+    wait_until(lambda: abs(ready_pen.status().rate_hz - 100) < 5, 3, "motor up to speed")
+    return ready_pen
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(0.02)
+
+
+def motor_stopped(board):
+    obs = board.observe()
+    return obs["motor_duty"] == 0 and not obs["motor_enable_line"]

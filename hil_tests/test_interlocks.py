@@ -1,0 +1,91 @@
+"""Every interlock, tripped by injecting its hazard: the motor stops (seen from the
+physics side: PWM duty 0 and driver enable low), the fault latches with its code and
+readings, and clearing is refused while the cause persists and accepted after."""
+
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+
+from penctl import RefusedError
+
+pytestmark = pytest.mark.injects
+
+# injection -> (fault code, state after, cause visible at rest so clear is refused)
+HAZARDS = {
+    "estop": ("ESTOP", "ESTOP", True),
+    "cartridge_removed": ("CARTRIDGE", "FAULT", True),
+    "stall": ("STALL", "FAULT", False),
+    "tach_lost": ("TACH_LOST", "FAULT", False),
+    "overcurrent": ("OVERCURRENT", "FAULT", True),
+    "overtemp": ("OVERTEMP", "FAULT", True),
+    "thermistor_open": ("THERMISTOR", "FAULT", True),
+    "thermistor_short": ("THERMISTOR", "FAULT", True),
+    "depth_sensor_open": ("DEPTH_SENSOR", "FAULT", True),
+    "supply_low": ("SUPPLY_LOW", "FAULT", True),
+    "supply_high": ("SUPPLY_HIGH", "FAULT", True),
+}
+
+
+@pytest.mark.parametrize("hazard", sorted(HAZARDS))
+def test_interlock_stops_latches_and_clears_only_after_cause_gone(running_pen, board, hazard):
+    code, state, visible_at_rest = HAZARDS[hazard]
+    assert board.observe()["motor_duty"] > 0
+    board.inject(hazard)
+    wait_until(lambda: motor_stopped(board), 1.0, "motor off after %s" % hazard)
+    st = running_pen.status()
+    assert st.state == state
+    assert code in st.faults
+    latched = {f["code"]: f for f in running_pen.faults()}
+    assert code in latched and latched[code]["readings"].startswith("ma=")
+    events = [e for e in running_pen.events() if e[0] == "FAULT"]
+    assert any(e[1]["code"] == code for e in events)
+    if visible_at_rest:
+        with pytest.raises(RefusedError) as refused:
+            running_pen.clear()
+        assert refused.value.code == "CAUSE_PERSISTS"
+        assert code in str(refused.value)
+    board.remove(hazard)
+    time.sleep(0.1)
+    wait_until(lambda: _clears(running_pen), 2.0, "clear accepted once %s is gone" % hazard)
+    assert running_pen.status().faults == []
+    assert motor_stopped(board)
+
+
+def _clears(pen):
+    try:
+        pen.clear()
+        return True
+    except RefusedError:
+        return False
+
+
+def test_depth_jam_trips_following_error(running_pen, board):
+    board.inject("depth_jam")
+    running_pen.set(depth_mm=1.5)
+    wait_until(lambda: motor_stopped(board), 2.0, "motor off after jam")
+    st = running_pen.status()
+    assert "DEPTH_FOLLOWING" in st.faults
+    board.remove("depth_jam")
+    assert running_pen.clear() == "IDLE"  # position no longer trusted: home again
+
+
+def test_estop_cuts_driver_in_hardware_and_firmware(running_pen, board):
+    board.inject("estop")
+    obs = board.observe()
+    assert not obs["motor_enabled"]  # the loop cuts the driver before any software runs
+    wait_until(lambda: motor_stopped(board), 1.0, "firmware layer drops PWM and enable")
+
+
+def test_fault_retracts_needles(running_pen, board):
+    wait_until(lambda: board.observe()["depth_mm"] > 0.4, 2, "needles out")
+    board.inject("overcurrent")
+    wait_until(lambda: board.observe()["depth_mm"] < 0.05, 3, "needles retracted")
+
+
+def test_run_limit_stops_the_motor(ready_pen, board):
+    ready_pen.set(run_limit=1)
+    ready_pen.start()
+    wait_until(lambda: "RUN_LIMIT" in ready_pen.status().faults, 3, "run limit")
+    assert motor_stopped(board)
+    assert ready_pen.clear() == "READY"

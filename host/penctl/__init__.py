@@ -1,0 +1,15 @@
+"""penctl: host side of the microneedling pen controller.
+
+    from penctl import Pen
+    with Pen("/dev/ttyUSB0") as pen:
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100)
+        pen.start()
+"""
+
+from .client import Pen, Status
+from .errors import FaultError, LinkError, PenError, RefusedError, UsageError, VirtualBoardError
+
+__version__ = "0.1.0"
+__all__ = ["Pen", "Status", "PenError", "RefusedError", "FaultError", "LinkError",
+           "UsageError", "VirtualBoardError", "__version__"]

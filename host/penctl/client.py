@@ -1,0 +1,262 @@
+"""penctl.Pen: the pen over a serial port, one method per protocol command."""
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import protocol as P
+from .errors import FaultError, LinkError, RefusedError
+from .transport import Transport
+
+_DECIMALS = {key: dec for key, _, dec in P.FIELDS}
+
+
+def _value(fields, key, default=0.0):
+    text = fields.get(key)
+    if text is None:
+        return default
+    dec = _DECIMALS.get(key)
+    return P.parse_fixed(text, dec) / 10**dec if dec is not None else text
+
+
+def _names(text):
+    return [] if not text or text == "-" else text.split(",")
+
+
+@dataclass
+class Status:
+    """One snapshot of the board, from a STATUS reply or a telemetry line."""
+
+    state: str
+    faults: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    rate_hz: float = 0.0
+    target_rate_hz: float = 0.0
+    depth_mm: float = 0.0
+    target_depth_mm: float = 0.0
+    current_ma: float = 0.0
+    temperature_c: float = 0.0
+    supply_v: float = 0.0
+    duty_pct: float = 0.0
+    strokes: int = 0
+    uptime_ms: int = 0
+
+    @classmethod
+    def from_fields(cls, f):
+        return cls(
+            state=f.get("st", "?"), faults=_names(f.get("f")), warnings=_names(f.get("w")),
+            rate_hz=_value(f, "hz"), target_rate_hz=_value(f, "thz"),
+            depth_mm=_value(f, "dep"), target_depth_mm=_value(f, "tdep"),
+            current_ma=_value(f, "ma"), temperature_c=_value(f, "tc"),
+            supply_v=_value(f, "mv") / 1000, duty_pct=_value(f, "duty"),
+            strokes=int(_value(f, "n")), uptime_ms=int(_value(f, "up")))
+
+
+def _wire_value(value):
+    if isinstance(value, bool):
+        raise RefusedError("a parameter value must be a number, not %r" % value, "BAD_VALUE")
+    if isinstance(value, float):
+        return repr(value)  # the board refuses nan, inf and off-grid values itself
+    return str(value)
+
+
+class Pen:
+    """Context manager over one serial port (any pyserial URL).
+
+    Every method sends one command and returns when the board answered; refusals raise
+    RefusedError, faults FaultError, link trouble LinkError, each with `.code`.
+    """
+
+    def __init__(self, port, timeout=0.5, retries=4, connect_timeout=8.0, baudrate=115200):
+        self.timeout = timeout
+        self.retries = retries
+        self.link = Transport(port, baudrate)
+        self._seq = random.randrange(1, P.SEQ_MAX)
+        self._seq_lock = threading.Lock()
+        self._keepalive = None
+        self.info = {}
+        try:
+            self._connect(connect_timeout)
+        except BaseException:
+            self.link.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Close the port; a motor still running is stopped first."""
+        try:
+            latest = self.link.latest or {}
+            if self._keepalive is not None or latest.get("st") == "RUNNING":
+                self.request("STOP")
+        except LinkError:
+            pass
+        finally:
+            self._stop_keepalive()
+            self.link.close()
+
+    # ---- requests -------------------------------------------------------------------------
+    def _next_seq(self):
+        with self._seq_lock:
+            self._seq = self._seq % P.SEQ_MAX + 1
+            return self._seq
+
+    def request(self, command, **params):
+        """Send a command; returns (fields, message) of its OK reply. Retries reuse the
+        sequence number, so the board never runs a command twice."""
+        seq = self._next_seq()
+        body = " ".join([str(seq), command] + ["%s=%s" % (k, _wire_value(v))
+                                                for k, v in params.items()])
+        line = P.frame(body)
+        for _ in range(self.retries + 1):
+            self.link.write_line(line)
+            reply = self.link.wait_reply(seq, self.timeout)
+            if reply is None or reply[0].get("garbled"):
+                continue  # lost, or the board could not read our frame: send it again
+            fields, message = reply
+            if "err" in fields:
+                raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
+                                   fields["err"])
+            return fields, message
+        raise self._no_answer(command)
+
+    def _no_answer(self, command):
+        if self.link.at_repl:
+            return LinkError("the board is at the MicroPython REPL, not running the pen "
+                             "firmware: soft-reset it (Ctrl-D) or power-cycle it", "REPL")
+        return LinkError("no answer to %s from %s after %d tries; check the cable and that "
+                         "the pen firmware is running" % (command, self.link.port,
+                                                          self.retries + 1), "NO_ANSWER")
+
+    def _connect(self, deadline_s):
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                fields, _ = self.request("HELLO")
+                break
+            except LinkError:
+                if time.monotonic() > deadline or self.link.at_repl:
+                    raise
+        if int(fields.get("proto", -1)) != P.PROTOCOL_VERSION:
+            raise LinkError("board speaks protocol %s, this host speaks %d: deploy matching "
+                            "firmware" % (fields.get("proto"), P.PROTOCOL_VERSION), "PROTOCOL")
+        self.info = fields
+
+    # ---- commands ---------------------------------------------------------------------------
+    def status(self):
+        fields, _ = self.request("STATUS")
+        return Status.from_fields(fields)
+
+    def home(self, timeout=10.0):
+        """Home the depth actuator; returns the status once READY."""
+        self.request("HOME")
+        return self.wait_for("READY", timeout)
+
+    def set(self, depth_mm=None, rate_hz=None, **params):
+        """Set parameters (depth_mm, rate_hz, telemetry, link_timeout, run_limit)."""
+        if depth_mm is not None:
+            params["depth"] = depth_mm
+        if rate_hz is not None:
+            params["rate"] = rate_hz
+        if not params:
+            raise RefusedError("set() needs at least one parameter", "MALFORMED")
+        self.request("SET", **params)
+
+    def get(self):
+        fields, _ = self.request("GET")
+        return fields
+
+    def start(self):
+        """Start the needles; a keepalive runs until stop(), a fault or close()."""
+        self.request("START")
+        self._start_keepalive()
+
+    def stop(self, timeout=5.0):
+        """Ramp the motor down; returns the status once the board left RUNNING."""
+        self.request("STOP")
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                st = self.status()
+                if st.state != "RUNNING" or time.monotonic() > deadline:
+                    return st
+                time.sleep(0.05)
+        finally:
+            self._stop_keepalive()
+
+    def clear(self):
+        fields, _ = self.request("CLEAR")
+        return fields.get("st")
+
+    def faults(self):
+        """Latched faults: list of dicts with code, detail and readings."""
+        fields, message = self.request("FAULTS")
+        out = []
+        for part in filter(None, (p.strip() for p in message.split(";"))):
+            code, _, rest = part.partition(" ")
+            detail, _, readings = rest.rpartition(" [")
+            out.append({"code": code, "detail": detail, "readings": readings.rstrip("]")})
+        return out
+
+    def diag(self):
+        fields, _ = self.request("DIAG")
+        return {k: int(v) for k, v in fields.items()}
+
+    def telemetry(self, timeout=1.0):
+        """Iterate Status objects from telemetry lines as they arrive."""
+        while True:
+            try:
+                fields = self.link.telemetry.get(timeout=timeout)
+            except Exception:
+                raise LinkError("no telemetry for %.1f s; is telemetry off (SET telemetry=0)?"
+                                % timeout, "NO_TELEMETRY") from None
+            yield Status.from_fields(fields)
+
+    def events(self):
+        """Events received so far: list of (name, fields, message)."""
+        out = []
+        while not self.link.events.empty():
+            out.append(self.link.events.get_nowait())
+        return out
+
+    def wait_for(self, state, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if st.state == state:
+                return st
+            if st.state in ("FAULT", "ESTOP"):
+                raise FaultError("board went to %s with %s while waiting for %s" % (
+                    st.state, ",".join(st.faults), state),
+                    st.faults[0] if st.faults else st.state)
+            if time.monotonic() > deadline:
+                raise LinkError("board still %s after %.1f s, expected %s" % (
+                    st.state, timeout, state), "TIMEOUT")
+            time.sleep(0.05)
+
+    # ---- keepalive ----------------------------------------------------------------------------
+    def _start_keepalive(self, period=0.15):
+        self._stop_keepalive()
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(period):
+                try:
+                    self.request("KA")
+                except (LinkError, RefusedError):
+                    pass
+
+        t = threading.Thread(target=loop, daemon=True, name="pen-keepalive")
+        self._keepalive = (stop, t)
+        t.start()
+
+    def _stop_keepalive(self):
+        ka, self._keepalive = self._keepalive, None
+        if ka is not None:
+            ka[0].set()
+            ka[1].join(timeout=2)

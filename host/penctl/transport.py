@@ -1,0 +1,111 @@
+"""Line transport over pyserial: opens any pyserial URL, reads board lines on a thread
+and sorts them into replies (by sequence number), events and telemetry."""
+
+import collections
+import queue
+import threading
+
+import serial
+
+from . import protocol as P
+from .errors import LinkError
+
+REPL_MARKERS = (">>> ", "raw REPL; CTRL-B to exit")
+
+
+class Transport:
+    def __init__(self, port, baudrate=115200):
+        try:
+            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05,
+                                                exclusive=True)
+        except serial.SerialException as e:
+            raise LinkError("cannot open %s: %s; check the port name and that no other "
+                            "program (mpremote, a terminal) holds it" % (port, e)) from e
+        self.port = port
+        self.serial.reset_input_buffer()
+        self._replies = {}
+        self._cond = threading.Condition()
+        self.events = queue.Queue()
+        self.telemetry = queue.Queue(maxsize=1000)
+        self.latest = None  # last telemetry fields
+        self.noise = collections.deque(maxlen=40)  # lines that were not frames
+        self.counts = collections.Counter()
+        self.at_repl = False
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read_loop, daemon=True, name="pen-reader")
+        self._thread.start()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.serial.close()
+
+    def write_line(self, line):
+        with self._write_lock:
+            try:
+                self.serial.write(line.encode("ascii") + b"\n")
+                self.serial.flush()
+            except (serial.SerialException, OSError) as e:
+                raise LinkError("writing to %s failed: %s" % (self.port, e)) from e
+
+    def write_raw(self, data):
+        with self._write_lock:
+            self.serial.write(data)
+
+    def _read_loop(self):
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                chunk = self.serial.read(self.serial.in_waiting or 1)
+            except (serial.SerialException, OSError, TypeError):
+                if self._stop.is_set():
+                    return
+                self.counts["read_errors"] += 1
+                self._stop.wait(0.05)
+                continue
+            if not chunk:
+                if any(pending.decode("ascii", "replace").endswith(m) for m in REPL_MARKERS):
+                    self.at_repl = True
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._dispatch(raw.decode("ascii", "replace").strip())
+
+    def _dispatch(self, line):
+        if not line:
+            return
+        try:
+            kind, key, fields, message = P.parse_line(line)
+        except P.ProtocolError:
+            self.counts["bad_lines"] += 1
+            self.noise.append(line)
+            if any(m in line for m in REPL_MARKERS):
+                self.at_repl = True
+            return
+        self.at_repl = False
+        self.counts[kind] += 1
+        if kind == "reply":
+            with self._cond:
+                self._replies[key] = (fields, message)
+                self._cond.notify_all()
+        elif kind == "event":
+            self.events.put((key, fields, message))
+        else:
+            self.latest = fields
+            if self.telemetry.full():
+                self.telemetry.get_nowait()
+            self.telemetry.put(fields)
+
+    def wait_reply(self, seq, timeout):
+        """(fields, message) for seq, or None on timeout. A '-' error (garbled frame)
+        is returned too, so the caller can resend at once."""
+        with self._cond:
+            self._cond.wait_for(lambda: seq in self._replies or None in self._replies, timeout)
+            if seq in self._replies:
+                return self._replies.pop(seq)
+            if None in self._replies:
+                fields, message = self._replies.pop(None)
+                return dict(fields, garbled=True), message
+            return None
