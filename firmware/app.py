@@ -1,19 +1,18 @@
 # Builds the pen from the board definition and runs it under asyncio: the control
 # tick at a fixed period, the serial link, and telemetry. Outputs are made safe on
 # every way out (see main.py).
+import asyncio
 import gc
 import time
 
-import asyncio
-import machine
-from micropython import const
-
 import board as boarddef
+import machine
 import protocol as P
 from commands import Commands
 from controller import Controller
 from depth import Depth
 from link import Link
+from micropython import const
 from motor import Motor
 from sensors import Sensors
 from supervisor import Supervisor

@@ -2,12 +2,12 @@
 # supervisor judge the readings, cut the motor at once on a fault, then run the state:
 # homing, depth hold, rate ramp and PI. Commands from the host arrive as method calls
 # that either change state or raise ProtocolError (and change nothing).
-from machine import Pin
-from micropython import const
 from time import ticks_diff
 
 import protocol as P
 from board import u16
+from machine import Pin
+from micropython import const
 from pi import PI, fixed
 from sensors import Readings
 
@@ -249,7 +249,8 @@ class Controller:
     # ---- reporting ------------------------------------------------------------------------------
     def status_fields(self):
         r = self.r
-        return "st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d up=%d" % (
+        return ("st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d "
+                "up=%d") % (
             P.STATES[self.state], P.mask_names(self.faults, P.FAULTS),
             P.mask_names(self.sup.warnings, P.WARNINGS),
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.setpoint_chz, 2),

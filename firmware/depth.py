@@ -2,11 +2,11 @@
 # carriage between mechanical hard stops, a linear position sensor on the ADC, and a
 # home switch at the retracted end. Homing records the sensor reading at the switch,
 # so depth is measured from a known end; the setpoint moves at a bounded rate.
-from machine import ADC, PWM, Pin
-from micropython import const
 from time import ticks_diff
 
 from board import u16
+from machine import ADC, PWM, Pin
+from micropython import const
 
 _HOME_IDLE = const(0)
 _HOME_LEAVE = const(1)  # started on the switch: move out until it opens

@@ -5,9 +5,8 @@
 import select
 import sys
 
-from micropython import const
-
 import protocol as P
+from micropython import const
 
 _NL = const(10)
 _CR = const(13)

@@ -188,7 +188,7 @@ def unframe(line):
     try:
         got = int(line[star + 2 :], 16)
     except ValueError:
-        raise ProtocolError("MALFORMED", "CRC is not 4 hex digits")
+        raise ProtocolError("MALFORMED", "CRC is not 4 hex digits") from None
     if got != crc16(body):
         raise ProtocolError("BAD_CRC", "frame checksum does not match; resend")
     return body

@@ -1,9 +1,8 @@
 # Safety supervisor: pure logic on one tick's Readings, no hardware access.
 # check() runs every control tick and returns the first fault whose condition holds
 # (after its debounce), or -1. The caller stops the motor in the same tick.
-from micropython import const
-
 import protocol as P
+from micropython import const
 
 _NONE = const(-1)
 

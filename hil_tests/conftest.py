@@ -7,7 +7,6 @@ skipped on a real board (no test rig can inject them there yet).
 import time
 
 import pytest
-
 from penctl import Pen
 from penctl.sim import VirtualBoard
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 from conftest import motor_stopped, wait_until
-
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects

@@ -2,9 +2,9 @@
 # Class, method and parameter names copy the ESP32 port (checked against
 # micropython-esp32-stubs by tests/test_machine_standin.py); behind them is the
 # register file the host's physics model reads and writes (simhw.py).
-import micropython
 import time
 
+import micropython
 import simhw
 
 PWRON_RESET = 1
@@ -67,7 +67,8 @@ class Pin:
         if mode != -1:
             r.put(simhw.slot(self._id, simhw.G_MODE), 2 if mode in (Pin.OUT, Pin.OPEN_DRAIN) else 1)
         if pull != -1:
-            r.put(simhw.slot(self._id, simhw.G_PULL), 0 if pull is None else (1 if pull == Pin.PULL_UP else 2))
+            code = 0 if pull is None else (1 if pull == Pin.PULL_UP else 2)
+            r.put(simhw.slot(self._id, simhw.G_PULL), code)
 
     def value(self, x=None):
         _poll_irqs()

@@ -6,8 +6,9 @@ import sys
 import simhw
 
 simhw.attach(sys.argv[1])
-import machine  # noqa: E402,F401  (stand-in imported before the host's files disappear)
 import os  # noqa: E402
+
+import machine  # noqa: E402,F401  (stand-in imported before the host's files disappear)
 import vfs  # noqa: E402
 
 vfs.mount(vfs.VfsPosix(sys.argv[2]), "/")
