@@ -183,6 +183,7 @@ class Controller:
 
     def missing_for_start(self):
         r = self.r
+        self.sensors.read(r)  # judge the switches as they are now, not at the last tick
         missing = []
         if self.state != P.READY:
             missing.append("state is %s, not READY" % P.STATES[self.state])
@@ -224,6 +225,8 @@ class Controller:
             self._set_state(P.IDLE)
 
     def clear(self):
+        self.sensors.read(self.r)
+        self.depth.measure(self.r)
         reasons = []
         for code in range(len(P.FAULTS)):
             if self.faults & (1 << code):

@@ -10,6 +10,7 @@ from micropython import const
 
 _NL = const(10)
 _CR = const(13)
+_REMEMBER = const(8)  # replies kept for retries: more than the host has in flight
 
 
 class Link:
@@ -20,8 +21,7 @@ class Link:
         self.buf = bytearray(P.MAX_LINE)
         self.len = 0
         self.overlong = False
-        self.last_seq = -1
-        self.last_reply = ""
+        self.answered = []  # (seq, reply) of the last _REMEMBER commands
         self.frames_ok = 0
         self.frames_bad = 0
 
@@ -58,13 +58,15 @@ class Link:
 
     def reply(self, seq, body):
         text = "%d %s" % (seq, body)
-        self.last_seq = seq
-        self.last_reply = text
+        self.answered.append((seq, text))
+        if len(self.answered) > _REMEMBER:
+            self.answered.pop(0)
         self.send(text)
 
     def repeat(self, seq):
         """True (and the first reply resent) if seq was already answered."""
-        if seq == self.last_seq:
-            self.send(self.last_reply)
-            return True
+        for done, text in self.answered:
+            if done == seq:
+                self.send(text)
+                return True
         return False

@@ -1,0 +1,69 @@
+"""Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
+
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+
+from penctl import protocol as P
+
+
+def test_corrupted_frame_refused_and_not_executed(pen):
+    line = P.frame("%d HOME" % pen._next_seq())
+    corrupted = line[:-1] + ("0" if line[-1] != "0" else "1")
+    pen.link.write_line(corrupted)
+    reply = pen.link.wait_reply(-1, 1.0)
+    assert reply[0]["err"] == "BAD_CRC" and reply[0]["garbled"]
+    time.sleep(0.1)
+    assert pen.status().state == "IDLE"
+
+
+def test_garbage_and_overlong_lines_do_not_break_the_link(pen):
+    pen.link.write_raw(b"\x00\xff garbage \x1b[2J\n" + b"x" * 500 + b"\n")
+    time.sleep(0.2)
+    assert pen.status().state == "IDLE"
+
+
+def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
+    seq = pen._next_seq()
+    line = P.frame("%d HOME" % seq)
+    pen.link.write_line(line)
+    first = pen.link.wait_reply(seq, 1.0)
+    time.sleep(1.5)  # homing done; no other command in between, as in a real retry
+    pen.link.write_line(line)  # a retry of a reply we "lost"
+    again = pen.link.wait_reply(seq, 1.0)
+    assert again == first
+    time.sleep(0.2)
+    assert pen.status().state == "READY"  # a second HOME would have gone back to HOMING
+    homing = [e for e in pen.events() if e[0] == "STATE" and e[1]["to"] == "HOMING"]
+    assert len(homing) == 1
+
+
+@pytest.mark.injects
+def test_silent_host_during_run_stops_motor_within_link_timeout(running_pen, board):
+    running_pen._stop_keepalive()  # the host goes silent
+    t0 = time.monotonic()
+    wait_until(lambda: motor_stopped(board), 2.0, "motor off after link timeout")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0
+    assert "LINK_LOST" in running_pen.status().faults
+
+
+@pytest.mark.injects
+def test_cut_link_during_run_stops_motor(running_pen, board):
+    board.inject("link_cut")
+    wait_until(lambda: motor_stopped(board), 2.0, "motor off after link cut")
+    board.remove("link_cut")
+    assert "LINK_LOST" in running_pen.status().faults
+
+
+@pytest.mark.injects
+def test_client_retries_through_a_lossy_link(pen, board):
+    pen.set(telemetry=0)
+    pen.retries, pen.timeout = 12, 0.2
+    board.link_faults(drop=0.005, corrupt=0.005, seed=7)
+    for i in range(40):
+        pen.set(link_timeout=100 + 10 * (i % 50))
+    board.link_faults()
+    assert pen.get()["link_timeout"] == str(100 + 10 * 39)
+    assert board.bridge.stats["corrupted"] + board.bridge.stats["dropped"] > 0
