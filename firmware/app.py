@@ -17,7 +17,7 @@ from motor import Motor
 from sensors import Sensors
 from supervisor import Supervisor
 
-_STATS_WINDOW = const(1000)  # ticks per DIAG window (keeps sums small ints on ESP32)
+_STATS_WINDOW = const(100000)  # ticks before the figures roll over (small ints on ESP32)
 
 
 class App:

@@ -5,7 +5,6 @@ import time
 
 import pytest
 from conftest import motor_stopped, wait_until
-
 from penctl import Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
@@ -38,7 +37,10 @@ def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     shutil.copytree(FIRMWARE_DIR, fw)
     (fw / "main.py").write_text("import app\napp.run()\n")
     app_src = (fw / "app.py").read_text()
-    (fw / "app.py").write_text(app_src.replace("    finally:\n        app.safe()\n", "    except KeyboardInterrupt:\n        raise\n"))
+    unsafe = app_src.replace("    finally:\n        app.safe()\n",
+                             "    except KeyboardInterrupt:\n        raise\n")
+    assert unsafe != app_src
+    (fw / "app.py").write_text(unsafe)
     with VirtualBoard(firmware_dir=fw) as board:
         pen = start_run(board.port)
         pen._stop_keepalive()

@@ -4,7 +4,6 @@ import time
 
 import pytest
 from conftest import motor_stopped, wait_until
-
 from penctl import protocol as P
 
 

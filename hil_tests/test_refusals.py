@@ -3,7 +3,6 @@ and no change of state or parameters."""
 
 import pytest
 from conftest import motor_stopped, wait_until
-
 from penctl import RefusedError
 from penctl import protocol as P
 

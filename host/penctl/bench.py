@@ -1,0 +1,89 @@
+"""`make bench`: figures, not assertions. Fault-to-motor-off, control tick cost and
+allocation, free heap, command round trip against the wire time, telemetry load."""
+
+import argparse
+import statistics
+import time
+
+from . import Pen
+from . import protocol as P
+from .sim import VirtualBoard
+
+BAUD_BYTES_PER_S = 115200 / 10  # 8N1
+
+
+def fault_to_off(board, pen, hazard):
+    pen.home()
+    pen.set(depth_mm=0.5, rate_hz=100)
+    pen.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    board.inject(hazard)
+    while True:
+        obs = board.observe()
+        if obs["motor_duty"] == 0 and not obs["motor_enable_line"]:
+            break
+    elapsed = time.perf_counter() - t0
+    board.remove(hazard)
+    return elapsed
+
+
+def round_trips(pen, n=200):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        pen.request("KA")
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    wire = (len(P.frame("12345 KA")) + 1 + len(P.frame("12345 OK")) + 1) / BAUD_BYTES_PER_S
+    return statistics.median(times), times[int(n * 0.99) - 1], wire
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--board", default="virtual")
+    args = parser.parse_args(argv)
+    rows = []
+    t_suite = time.perf_counter()
+    with VirtualBoard(args.board) as board, Pen(board.port) as pen:
+        tick_ms = board.definition["timing"]["tick_ms"]
+        rows.append(("heap free after boot (128 KB VM heap)", "%d B" % pen.diag()["mem_free"]))
+        med, p99, wire = round_trips(pen)
+        rows.append(("KA round trip over the PTY, median / p99",
+                     "%.2f / %.2f ms" % (med * 1e3, p99 * 1e3)))
+        rows.append(("same frames' wire time at 115200 baud", "%.2f ms" % (wire * 1e3)))
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100, telemetry=100)
+        pen.start()
+        time.sleep(1.0)
+        pen.diag()  # starts a fresh window of steady RUNNING ticks
+        before = pen.link.counts["telemetry"]
+        time.sleep(5.5)
+        d = pen.diag()
+        lines = pen.link.counts["telemetry"] - before
+        rows.append(("control tick while RUNNING, mean / max",
+                     "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))
+        rows.append(("bytes allocated per tick while RUNNING",
+                     "%.2f (over %d ticks)" % (d["alloc_bytes"] / max(1, d["alloc_ticks"]),
+                                              d["alloc_ticks"])))
+        latest = " ".join("%s=%s" % kv for kv in pen.link.latest.items())
+        line_len = len(P.frame("~ " + latest)) + 1
+        rate = lines / 5.5
+        rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",
+                     "%.1f /s of %d B, %.0f %%" % (rate, line_len,
+                                                  100 * rate * line_len / BAUD_BYTES_PER_S)))
+        pen.stop()
+        pen.set(telemetry=20)
+    for hazard in ("thermistor_open", "estop", "overcurrent"):
+        with VirtualBoard(args.board) as board, Pen(board.port) as pen:
+            s = fault_to_off(board, pen, hazard)
+            rows.append(("%s -> PWM 0 and enable low" % hazard,
+                         "%.1f ms = %.1f ticks" % (s * 1e3, s * 1e3 / tick_ms)))
+    rows.append(("bench wall time", "%.1f s" % (time.perf_counter() - t_suite)))
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print("%-*s  %s" % (width, name, value))
+
+
+if __name__ == "__main__":
+    main()
