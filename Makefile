@@ -8,7 +8,7 @@ PORT ?=
 BOARD ?= virtual
 JOBS ?= 2
 
-.PHONY: setup demo test lint unit hil-sim hil bench sim flash deploy clean
+.PHONY: setup demo test lint hil bench sim flash deploy clean
 
 setup: $(STAMP)
 
