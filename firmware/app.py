@@ -17,6 +17,7 @@ from motor import Motor
 from sensors import Sensors
 from supervisor import Supervisor
 
+_LINK_SHARE = const(75)  # percent of the UART telemetry may use
 _STATS_WINDOW = const(100000)  # ticks before the figures roll over (small ints on ESP32)
 
 
@@ -25,6 +26,7 @@ class App:
         self.board_name = board["name"]
         t = board["timing"]
         self.tick_ms = t["tick_ms"]
+        self.baud = t["baud"]
         self.motor = Motor(board)
         self.depth = Depth(board)
         self.sensors = Sensors(board)
@@ -106,11 +108,16 @@ class App:
             await asyncio.sleep_ms(2)
 
     async def telemetry_task(self):
+        # Telemetry never takes more than _LINK_SHARE % of the UART, whatever rate is
+        # asked for, so replies and events always find room on the line.
+        baud = self.baud
         while True:
             hz = self.ctl.params[P.P_TELEMETRY]
             if hz:
-                self.link.send("~ " + self.ctl.status_fields())
-                await asyncio.sleep_ms(1000 // hz)
+                line = "~ " + self.ctl.status_fields()
+                self.link.send(line)
+                wire_ms = (len(line) + 8) * 10 * 1000 * 100 // (baud * _LINK_SHARE)
+                await asyncio.sleep_ms(max(1000 // hz, wire_ms))
             else:
                 await asyncio.sleep_ms(100)
 

@@ -52,7 +52,6 @@ class Controller:
         self.stop_since = 0
         self.run_started = 0
         self.last_frame = 0
-        self.estop_irq_us = 0
         self.warned = 0
         self.boot_ms = 0  # set by the app at its first tick
         self.reset_cause = _RESET_NAMES[reset_cause] if 0 <= reset_cause < 6 else "?"
@@ -112,7 +111,7 @@ class Controller:
             if r.rate_chz < _STOPPED_CHZ or ticks_diff(now_ms, self.stop_since) > 1000:
                 self._set_state(P.READY)
             return
-        self.motor.drive(self.pi.update(sp, r.rate_chz))
+        self.motor.drive(self.pi.update(sp, r.rate_chz, not r.ramping))
 
     def _home(self, r, now_ms):
         self.motor.off()
@@ -128,9 +127,12 @@ class Controller:
                       % (r.depth_mv, self.depth.home_mv_min, self.depth.home_mv_max))
 
     def _estop_irq(self, pin):
-        # soft IRQ: the e-stop loop already cut the driver in hardware; this is layer two
+        # Soft IRQ (scheduled, like every Pin.irq on ESP32): the e-stop loop has already
+        # cut the driver in hardware; this second layer drops PWM and enable and latches
+        # the fault now, without waiting for the next tick.
         self.motor.off()
-        self.estop_irq_us = 1
+        if not self.faults & (1 << P.F_ESTOP):
+            self.trip(P.F_ESTOP, "e-stop input opened (pin interrupt)")
 
     # ---- faults ------------------------------------------------------------------------------
     def trip(self, code, detail):

@@ -28,7 +28,9 @@ class PI:
         self.integ = 0
         self.out = 0
 
-    def update(self, setpoint, measured):
+    def update(self, setpoint, measured, integrate=True):
+        """integrate=False while the setpoint ramps: the measured rate lags a moving
+        setpoint, and integrating that lag winds up into an overshoot."""
         if setpoint <= 0:
             self.integ = 0
             self.out = 0
@@ -38,7 +40,8 @@ class PI:
         p = (err * self.kp) >> _SHIFT
         unclamped = ff + p + (self.integ >> _SHIFT)
         # anti-windup: integrate only when the output is not pushed further into a limit
-        if not ((unclamped >= self.out_max and err > 0) or (unclamped <= 0 and err < 0)):
+        saturated = (unclamped >= self.out_max and err > 0) or (unclamped <= 0 and err < 0)
+        if integrate and not saturated:
             self.integ += err * self.ki
             lim = self.out_max << _SHIFT
             if self.integ > lim:

@@ -30,17 +30,23 @@ def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
     pen.link.close()
 
 
+def patched_firmware(tmp_path, name, old, new):
+    """A copy of the firmware with one edit, deployed like the real one."""
+    fw = tmp_path / "fw"
+    if not fw.exists():
+        shutil.copytree(FIRMWARE_DIR, fw)
+    src = (fw / name).read_text()
+    assert old in src, "the patch no longer matches %s" % name
+    (fw / name).write_text(src.replace(old, new))
+    return fw
+
+
 def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
-    fw = tmp_path / "fw"
-    shutil.copytree(FIRMWARE_DIR, fw)
-    (fw / "main.py").write_text("import app\napp.run()\n")
-    app_src = (fw / "app.py").read_text()
-    unsafe = app_src.replace("    finally:\n        app.safe()\n",
-                             "    except KeyboardInterrupt:\n        raise\n")
-    assert unsafe != app_src
-    (fw / "app.py").write_text(unsafe)
+    patched_firmware(tmp_path, "main.py", "try:\n    app.run()\nfinally:", "app.run()\nif 0:")
+    fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
+                          "    except KeyboardInterrupt:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:
         pen = start_run(board.port)
         pen._stop_keepalive()
@@ -66,3 +72,38 @@ def test_watchdog_reset_is_reported_after_a_hang(board):
         assert pen.info["reset"] == "WATCHDOG"
         assert "WATCHDOG" in pen.status().faults
         assert motor_stopped(board)
+
+
+def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
+    # a bug that only bites at 133 Hz, planted in a deployed copy of the controller
+    fw = patched_firmware(tmp_path, "controller.py", "        sp = r.setpoint_chz\n",
+                          "        sp = r.setpoint_chz\n        if self.rate_target == 13300:\n"
+                          "            raise ZeroDivisionError('planted bug')\n")
+    with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100)
+        pen.start()
+        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+        pen.set(rate_hz=133)
+        wait_until(lambda: motor_stopped(board), 1, "motor off after the exception")
+        st = pen.status()
+        assert st.state == "FAULT" and "INTERNAL" in st.faults
+        assert "planted bug" in pen.faults()[0]["detail"]
+        time.sleep(0.3)
+        assert motor_stopped(board)  # stays off although the tick keeps raising
+        board.check()
+
+
+def test_estop_pin_interrupt_alone_stops_and_latches(tmp_path):
+    # second layer on its own: the supervisor's e-stop check removed, the IRQ remains
+    fw = patched_firmware(tmp_path, "supervisor.py", "        if r.estop_open:\n",
+                          "        if False:\n")
+    with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100)
+        pen.start()
+        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+        board.inject("estop")
+        wait_until(lambda: motor_stopped(board), 1, "motor off from the pin interrupt")
+        assert "ESTOP" in pen.status().faults
+        assert "pin interrupt" in pen.faults()[0]["detail"]
