@@ -22,14 +22,7 @@ class Controller:
         self.sensors = sensors
         self.sup = supervisor
         self.events = []  # lines for the link task to send; the tick never writes
-        self.r = r = Readings()
-        r.setpoint_chz = 0
-        r.following_um = 0
-        r.link_age_ms = 0
-        r.run_ms = 0
-        r.depth_active = 0
-        r.ramping = 0
-        r.host_run = 0
+        self.r = Readings()
         self.state = P.BOOT
         self.faults = 0
         self.fault_log = []  # (uptime ms, code, detail) of latched faults

@@ -17,7 +17,7 @@ class Link:
     def __init__(self):
         self.poll = select.poll()
         self.poll.register(sys.stdin, select.POLLIN)
-        self.stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        self.stdin = sys.stdin.buffer  # bytes, one at a time
         self.buf = bytearray(P.MAX_LINE)
         self.len = 0
         self.overlong = False

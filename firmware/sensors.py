@@ -27,6 +27,14 @@ class Readings:
         self.recent_pulses = 0
         self.drive_u16 = 0
         self.pulses_total = 0
+        # the controller's own figures, judged by the supervisor alongside the sensors
+        self.setpoint_chz = 0
+        self.following_um = 0
+        self.link_age_ms = 0
+        self.run_ms = 0
+        self.depth_active = 0
+        self.ramping = 0
+        self.host_run = 0
 
 
 def _thermistor_table(cal):
