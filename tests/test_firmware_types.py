@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from mypy import api as mypy_api
-
 from penctl.paths import FIRMWARE_DIR
 
 SITE = Path(sysconfig.get_paths()["purelib"])
