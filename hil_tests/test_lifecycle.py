@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import motor_stopped, wait_until
-from penctl import Pen, VirtualBoardError
+from penctl import LinkError, Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
 
@@ -28,6 +28,13 @@ def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after Ctrl-C")
     wait_until(lambda: ">>> " in board.output(), 2.0, "REPL prompt")
     pen.link.close()
+    with pytest.raises(LinkError) as info:
+        Pen(board.port, connect_timeout=2)
+    assert info.value.code == "REPL" and "REPL" in str(info.value)
+    assert motor_stopped(board)
+    # as on an ESP32, the watchdog the firmware started keeps running at the REPL
+    # and resets the board once nobody feeds it
+    wait_until(lambda: 3 in board.observe()["resets"], 5.0, "watchdog reset at the REPL")
 
 
 def patched_firmware(tmp_path, name, old, new):

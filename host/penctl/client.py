@@ -116,6 +116,8 @@ class Pen:
         for _ in range(self.retries + 1):
             self.link.write_line(line)
             reply = self.link.wait_reply(seq, self.timeout)
+            if reply is None and self.link.at_repl:
+                break  # frames typed into a Python prompt will never be answered
             if reply is None or reply[0].get("garbled"):
                 continue  # lost, or the board could not read our frame: send it again
             fields, message = reply

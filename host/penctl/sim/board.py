@@ -9,6 +9,7 @@ restarts. The VM's flash is a directory; its peripherals are a register file sha
 with the physics thread (vm/simhw.py).
 """
 
+import ctypes
 import mmap
 import os
 import shutil
@@ -30,6 +31,13 @@ from .vm import simhw
 VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
+
+
+def _die_with_parent():
+    # runs in the VM's child process before exec: if the host process dies without
+    # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def find_micropython():
@@ -149,7 +157,7 @@ class VirtualBoard:
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         self.proc = subprocess.Popen(
             cmd, stdin=self._vm_slave, stdout=self._vm_slave, stderr=self._vm_slave,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         self.bridge.vm_started()
         self.resets.append(cause)
 
