@@ -15,14 +15,18 @@ console = Console()
 
 
 def status_table(st, elapsed):
-    table = Table(title="pen  %.1f s" % elapsed, show_header=True)
-    for col in ("state", "rate Hz", "target", "depth mm", "target", "current mA", "temp C",
-                "supply V", "strokes", "faults"):
-        table.add_column(col)
-    table.add_row(st.state, "%.2f" % st.rate_hz, "%.2f" % st.target_rate_hz,
-                  "%.3f" % st.depth_mm, "%.3f" % st.target_depth_mm, "%.0f" % st.current_ma,
-                  "%.1f" % st.temperature_c, "%.2f" % st.supply_v, str(st.strokes),
-                  ",".join(st.faults) or "-")
+    table = Table(title="live status  %.1f s" % elapsed)
+    table.add_column("reading")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("state", st.state, "")
+    table.add_row("stroke rate", "%.2f Hz" % st.rate_hz, "%.2f Hz" % st.target_rate_hz)
+    table.add_row("needle depth", "%.3f mm" % st.depth_mm, "%.3f mm" % st.target_depth_mm)
+    table.add_row("motor current", "%.0f mA" % st.current_ma, "")
+    table.add_row("handpiece temperature", "%.1f C" % st.temperature_c, "")
+    table.add_row("supply", "%.2f V" % st.supply_v, "")
+    table.add_row("strokes", str(st.strokes), "")
+    table.add_row("faults", ",".join(st.faults) or "none", "")
     return table
 
 
@@ -51,6 +55,7 @@ def treatment(pen, depth_mm, rate_hz, seconds):
 def summary(ran, strokes, samples, final, depth_mm, faults):
     rates = [s.rate_hz for s in samples] or [0.0]
     depth_err = [abs(s.depth_mm - depth_mm) for s in samples] or [0.0]
+    console.print()
     table = Table(title="treatment summary", show_header=False)
     table.add_row("time run", "%.1f s" % ran)
     table.add_row("strokes delivered", str(strokes))
