@@ -83,3 +83,27 @@ def test_depth_change_while_running_is_rate_limited(running_pen, board):
     # run_rate_mm_per_s is 0.5 mm/s: after 0.4 s the setpoint cannot be past ~0.72 mm
     assert st.target_depth_mm < 0.8
     assert st.state == "RUNNING"
+
+
+@pytest.mark.injects
+def test_closing_the_client_while_running_stops_the_motor(port, board):
+    from penctl import Pen
+
+    with Pen(port) as pen:
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100)
+        pen.start()
+        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+    wait_until(lambda: motor_stopped(board), 3, "motor off after close")
+    with Pen(port) as pen:
+        assert pen.status().state == "READY"
+        assert pen.status().faults == []  # a clean stop, not a link-lost fault
+
+
+@pytest.mark.injects
+def test_warm_handpiece_warns_without_stopping(running_pen, board):
+    board.inject("overtemp", celsius=47.0)
+    wait_until(lambda: "HOT" in running_pen.status().warnings, 2, "HOT warning")
+    assert any(e[0] == "WARN" for e in running_pen.events())
+    assert running_pen.status().state == "RUNNING"
+    assert board.observe()["motor_duty"] > 0
