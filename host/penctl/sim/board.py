@@ -72,6 +72,7 @@ class VirtualBoard:
         self._stop = threading.Event()
         self._threads = []
         self._regs_file = None
+        self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
 
     # ---- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -193,7 +194,30 @@ class VirtualBoard:
                     self.physics.step(dt)
                     elapsed -= dt
                 self.physics.write_inputs()
+                self._time_reaction()
                 self._watch_vm(now)
+
+    def _time_reaction(self):
+        # Counted in control ticks, not seconds: the firmware feeds the watchdog once per
+        # tick, so the feed counter is its tick clock, immune to a busy host.
+        # If the motor comes back on (a control loop, not the interlock, turned it off),
+        # the count starts over: what is kept is the tick of the last, lasting cut.
+        r = self._reaction
+        if r is None:
+            return
+        if self.physics.motor_duty() > 0 or self.physics.enable_line():
+            r[2] = None
+        elif r[2] is None:
+            pins = self.definition["pins"]
+            cut = max(self.regs[simhw.slot(pins[name], simhw.G_STAMP)]
+                      for name in ("motor_pwm", "motor_enable"))
+            r[2] = cut - r[1] + 1  # the tick that wrote the cut counts
+
+
+    def reaction_ticks(self):
+        """Control ticks from the last inject() to PWM 0 and enable low (None: not yet,
+        or the motor was not running when the fault was injected)."""
+        return None if self._reaction is None else self._reaction[2]
 
     def _watch_vm(self, now):
         proc = self.proc
@@ -234,6 +258,9 @@ class VirtualBoard:
         if unknown:
             raise UsageError("fault %r takes no parameter %s" % (name, ", ".join(sorted(unknown))))
         with self._lock:
+            running = self.physics.motor_duty() > 0 or self.physics.enable_line()
+            feeds = self.regs[simhw.H_WDT_FEEDS]
+            self._reaction = [name, feeds, None] if running else None
             self.physics.faults[name] = dict(FAULTS[name], **params)
             if name == "link_cut":
                 self.bridge.cut = True
@@ -253,6 +280,7 @@ class VirtualBoard:
     def observe(self):
         """What the hardware is doing, read from the physics side."""
         with self._lock:
+            self._time_reaction()
             state = self.physics.observe()
         state["vm_running"] = self.proc is not None and self.proc.poll() is None
         state["resets"] = list(self.resets)

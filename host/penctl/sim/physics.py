@@ -40,6 +40,7 @@ FAULTS = {
     "supply_low": {"volts": 9.0},
     "supply_high": {"volts": 15.0},
     "link_cut": {},
+    "driver_short": {},  # a shorted driver transistor: full voltage whenever enabled
 }
 
 
@@ -93,7 +94,8 @@ class Physics:
     def step(self, dt):
         c = self.cfg
         self.supply = self._source_volts() - c["supply_internal_ohm"] * self.current
-        volts = self.motor_duty() * self.supply if self.driver_enabled() else 0.0
+        duty = 1.0 if "driver_short" in self.faults else self.motor_duty()
+        volts = duty * self.supply if self.driver_enabled() else 0.0
         ke, r = c["motor_ke_v_s_per_rad"], c["motor_resistance_ohm"]
         if "stall" in self.faults:
             self.w = 0.0

@@ -77,7 +77,8 @@ class Pin:
             if r.get(simhw.slot(self._id, simhw.G_MODE)) == 2:
                 return r.get(simhw.slot(self._id, simhw.G_OUT))
             return r.get(simhw.slot(self._id, simhw.G_IN))
-        r.put(simhw.slot(self._id, simhw.G_OUT), 1 if x else 0)
+        simhw.drive(simhw.slot(self._id, simhw.G_OUT), simhw.slot(self._id, simhw.G_STAMP),
+                    1 if x else 0)
 
     def __call__(self, x=None):
         return self.value(x)
@@ -137,7 +138,7 @@ class PWM:
             return _regs().get(n)
         if not 0 <= value <= 65535:
             raise ValueError("duty_u16 must be from 0 to 65535")
-        _regs().put(n, value)
+        simhw.drive(n, simhw.slot(self._id, simhw.G_STAMP), value)
 
     def duty_ns(self, value=None):
         period_ns = 1000000000 // (self.freq() or 1)

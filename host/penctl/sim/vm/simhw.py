@@ -28,7 +28,8 @@ G_DUTY = const(4)  # PWM duty_u16
 G_FREQ = const(5)  # PWM frequency, 0 = no PWM
 G_ADC_UV = const(6)  # voltage on the pin, microvolts
 G_COUNT = const(7)  # rising edges seen on the pin since power-on (wraps at 2**32)
-PER_GPIO = const(8)
+G_STAMP = const(8)  # watchdog feeds (= control ticks done) when the output last changed
+PER_GPIO = const(9)
 GPIOS = const(40)
 SLOTS = HEADER + GPIOS * PER_GPIO
 SIZE = SLOTS * 4
@@ -36,6 +37,15 @@ SIZE = SLOTS * 4
 
 def slot(gpio, field):
     return HEADER + gpio * PER_GPIO + field
+
+
+def drive(n_value, n_stamp, value):
+    """Write an output register; on a change, stamp it with the tick count, like a logic
+    analyser next to the pin (how the tests count reaction times in ticks)."""
+    r = regs
+    if r.get(n_value) != value:
+        r.put(n_value, value)
+        r.put(n_stamp, r.get(H_WDT_FEEDS))
 
 
 class Regs:

@@ -1,0 +1,145 @@
+"""Hazard table: hazard -> cause -> interlock -> fault code -> tests.
+
+Data, kept next to the tests that give the evidence. `test_hazard_table.py` fails if a
+fault code defined in the protocol has no test that trips it, or if a test named here
+does not exist; `make safety-report` prints the table with each test's last result.
+
+`reaction` is the stated reaction time in control ticks from the hazard appearing to PWM 0
+and driver enable low: "immediate" (judged in the tick under way or the next: 2 ticks), or
+the board limit whose debounce applies, plus those 2 ticks.
+"""
+
+import math
+
+INTERLOCK_TEST = "hil_tests/test_interlocks.py::test_interlock_stops_latches_and_clears[%s]"
+
+# injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
+INTERLOCKS = {
+    "estop": ("ESTOP", "immediate", "ESTOP", True),
+    "cartridge_removed": ("CARTRIDGE", "immediate", "FAULT", True),
+    "stall": ("STALL", ("no_pulse_ms", 2), "FAULT", False),
+    "tach_lost": ("TACH_LOST", ("no_pulse_ms", 2), "FAULT", False),
+    "driver_short": ("SPEED", ("speed_error_ms", 1, 20), "FAULT", False),
+    "overcurrent": ("OVERCURRENT", ("overcurrent_ms", 1), "FAULT", True),
+    "overtemp": ("OVERTEMP", "immediate", "FAULT", True),
+    "thermistor_open": ("THERMISTOR", "immediate", "FAULT", True),
+    "thermistor_short": ("THERMISTOR", "immediate", "FAULT", True),
+    "depth_sensor_open": ("DEPTH_SENSOR", "immediate", "FAULT", True),
+    "supply_low": ("SUPPLY_LOW", ("supply_ms", 1), "FAULT", True),
+    "supply_high": ("SUPPLY_HIGH", ("supply_ms", 1), "FAULT", True),
+}
+
+
+def stated_reaction_ticks(injection, board):
+    """Ticks within which the motor must be off: 2 for immediate checks; for debounced
+    ones, the debounce in ticks times how many windows it spans, plus any rise time the
+    reading needs to cross its limit, plus 2."""
+    reaction = INTERLOCKS[injection][1]
+    if reaction == "immediate":
+        return 2
+    limit, windows, *rise = reaction
+    tick = board["timing"]["tick_ms"]
+    return math.ceil(board["limits"][limit] / tick) * windows + (rise[0] if rise else 0) + 2
+
+
+HAZARDS = [
+    {
+        "hazard": "needles run with no cartridge (exposed drive, wrong needle stop)",
+        "cause": "cartridge not fitted, or pulled out while running",
+        "interlock": "cartridge switch: start precondition; trips while running",
+        "faults": ["CARTRIDGE"],
+        "tests": [INTERLOCK_TEST % "cartridge_removed",
+                  "hil_tests/test_refusals.py::test_start_refused_without_cartridge"],
+    },
+    {
+        "hazard": "needles run too deep",
+        "cause": "operator sets a depth beyond the area's safe depth; actuator jams or "
+                 "its sensor fails",
+        "interlock": "cap enforced on the board (CAP); closed depth loop with following-error "
+                     "and sensor-range checks; retract on any fault; mechanical hard stop",
+        "faults": ["DEPTH_FOLLOWING", "DEPTH_SENSOR"],
+        "tests": ["hil_tests/test_refusals.py::test_bad_values_refused_and_nothing_changes"
+                  "[params1-CAP-words1]",
+                  "hil_tests/test_interlocks.py::test_depth_jam_trips_following_error",
+                  INTERLOCK_TEST % "depth_sensor_open",
+                  "hil_tests/test_session.py::test_depth_holds_within_tolerance",
+                  "hil_tests/test_interlocks.py::test_fault_retracts_needles"],
+    },
+    {
+        "hazard": "needles run too fast, or drag and tear skin when slowed or stalled",
+        "cause": "shorted driver transistor; locked rotor; skin drag",
+        "interlock": "closed-loop rate with speed-error check; stall detection (drive, no "
+                     "tach pulses, high current); two means to stop: PWM 0 and enable low",
+        "faults": ["SPEED", "STALL", "OVERCURRENT"],
+        "tests": [INTERLOCK_TEST % "driver_short", INTERLOCK_TEST % "stall",
+                  INTERLOCK_TEST % "overcurrent"],
+    },
+    {
+        "hazard": "handpiece overheats against the skin",
+        "cause": "long run, overload, cooling blocked",
+        "interlock": "thermistor: warning level, then trip level",
+        "faults": ["OVERTEMP"],
+        "tests": [INTERLOCK_TEST % "overtemp",
+                  "hil_tests/test_session.py::test_warm_handpiece_warns_without_stopping"],
+    },
+    {
+        "hazard": "needles keep running with the e-stop pressed",
+        "cause": "operator hits the e-stop",
+        "interlock": "e-stop loop cuts the driver enable in hardware; firmware Pin.irq and "
+                     "the supervisor latch ESTOP",
+        "faults": ["ESTOP"],
+        "tests": [INTERLOCK_TEST % "estop",
+                  "hil_tests/test_interlocks.py::test_estop_cuts_driver_in_hardware_and_firmware",
+                  "hil_tests/test_lifecycle.py::test_estop_pin_interrupt_alone_stops_and_latches"],
+    },
+    {
+        "hazard": "needles keep running after the operator lost control",
+        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
+        "interlock": "link timeout during host-started runs; watchdog fed only after the "
+                     "supervisor ran; exceptions end in the safe state; continuous run limit",
+        "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
+        "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
+                  "_link_timeout",
+                  "hil_tests/test_link.py::test_cut_link_during_run_stops_motor",
+                  "hil_tests/test_lifecycle.py::test_watchdog_reset_is_reported_after_a_hang",
+                  "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
+                  "_reports_internal",
+                  "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"],
+    },
+    {
+        "hazard": "needles run on a failed sensor",
+        "cause": "thermistor open or shorted, depth sensor open, tachometer stuck",
+        "interlock": "range checks on every reading; no-pulse check while driving",
+        "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
+        "tests": [INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
+                  INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost"],
+    },
+    {
+        "hazard": "needles run on a bad supply (weak strokes, erratic control)",
+        "cause": "flat battery, wrong adapter",
+        "interlock": "supply voltage window, debounced",
+        "faults": ["SUPPLY_LOW", "SUPPLY_HIGH"],
+        "tests": [INTERLOCK_TEST % "supply_low", INTERLOCK_TEST % "supply_high"],
+    },
+    {
+        "hazard": "corrupted settings or commands move the needles wrongly",
+        "cause": "line noise, half-written frames, a retried command running twice",
+        "interlock": "CRC on every frame; bounds and step grid checked before anything is "
+                     "applied; repeated sequence numbers answered, not re-run. Settings "
+                     "storage with CRC arrives with the settings work (open).",
+        "faults": [],
+        "tests": ["hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed",
+                  "hil_tests/test_link.py::test_repeated_sequence_number_gets_first_answer"
+                  "_without_running_twice",
+                  "hil_tests/test_refusals.py::test_unknown_and_malformed_commands_refused"],
+    },
+    {
+        "hazard": "a used cartridge is run again (cross-contamination)",
+        "cause": "cartridge not replaced between clients",
+        "interlock": "open: the cartridge switch sees only presence; a cartridge ID is "
+                     "needed to refuse reuse. Mitigated by labeling (single use).",
+        "faults": [],
+        "tests": ["hil_tests/test_refusals.py::test_start_refused_without_cartridge"],
+    },
+]
