@@ -8,7 +8,7 @@ PORT ?=
 BOARD ?= virtual
 JOBS ?= 2
 
-.PHONY: setup demo test lint hil bench sim flash deploy clean
+.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check host firmware tests hil_tests
+
+safety-report: $(STAMP)
+	$(BIN)/python hil_tests/safety_report.py
 
 bench: $(STAMP)
 	$(BIN)/python -m penctl.bench --board $(BOARD)

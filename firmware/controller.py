@@ -214,6 +214,7 @@ class Controller:
         if self.state == P.RUNNING and not self.stopping:
             self.stopping = True
             self.stop_since = now_ms
+            self.r.host_run = 0  # stopping already: a silent host changes nothing now
         elif self.state == P.HOMING:
             self.depth.stop()
             self.depth.homing = 0

@@ -4,7 +4,9 @@ Tests that inject faults or read the physics observer are marked `injects` and a
 skipped on a real board (no test rig can inject them there yet).
 """
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from penctl import Pen
@@ -78,3 +80,25 @@ def wait_until(predicate, timeout, what):
 def motor_stopped(board):
     obs = board.observe()
     return obs["motor_duty"] == 0 and not obs["motor_enable_line"]
+
+
+# ---- last result of every test, for `make safety-report` -------------------------------------
+RESULTS = Path(__file__).parents[1] / ".pen-results" / "hil.json"
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _outcomes[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput") or not _outcomes:
+        return  # xdist workers report to the controller, which writes the file
+    RESULTS.parent.mkdir(exist_ok=True)
+    known = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    known.update({nodeid: {"outcome": o, "at": stamp} for nodeid, o in _outcomes.items()})
+    RESULTS.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+_outcomes = {}

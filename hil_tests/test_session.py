@@ -94,10 +94,9 @@ def test_closing_the_client_while_running_stops_the_motor(port, board):
         pen.set(depth_mm=0.5, rate_hz=100)
         pen.start()
         wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
-    wait_until(lambda: motor_stopped(board), 3, "motor off after close")
     with Pen(port) as pen:
-        assert pen.status().state == "READY"
-        assert pen.status().faults == []  # a clean stop, not a link-lost fault
+        assert pen.wait_for("READY", 3).faults == []  # a clean stop, not a link-lost fault
+    assert motor_stopped(board)
 
 
 @pytest.mark.injects
