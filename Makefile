@@ -8,7 +8,7 @@ PORT ?=
 BOARD ?= virtual
 JOBS ?= 2
 
-.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report
+.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 safety-report: $(STAMP)
 	$(BIN)/python hil_tests/safety_report.py
+
+safety-mutants: $(STAMP)
+	$(BIN)/python hil_tests/mutants.py
 
 bench: $(STAMP)
 	$(BIN)/python -m penctl.bench --board $(BOARD)

@@ -5,6 +5,7 @@ skipped on a real board (no test rig can inject them there yet).
 """
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def board(request):
     if request.config.getoption("--port"):
         yield None
         return
-    with VirtualBoard() as b:
+    # PEN_FIRMWARE_DIR: a patched firmware copy, as `make safety-mutants` deploys
+    with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR")) as b:
         yield b
         b.check()  # a crashed VM fails the test that caused it
 

@@ -1,5 +1,6 @@
 """What happens around the firmware: Ctrl-C to the REPL, the main.py finally, crashes."""
 
+import os
 import shutil
 import time
 
@@ -40,8 +41,8 @@ def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
 def patched_firmware(tmp_path, name, old, new):
     """A copy of the firmware with one edit, deployed like the real one."""
     fw = tmp_path / "fw"
-    if not fw.exists():
-        shutil.copytree(FIRMWARE_DIR, fw)
+    if not fw.exists():  # on top of a mutant's firmware when `make safety-mutants` runs
+        shutil.copytree(os.environ.get("PEN_FIRMWARE_DIR") or FIRMWARE_DIR, fw)
     src = (fw / name).read_text()
     assert old in src, "the patch no longer matches %s" % name
     (fw / name).write_text(src.replace(old, new))

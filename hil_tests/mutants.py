@@ -1,0 +1,119 @@
+"""`make safety-mutants`: each interlock disabled in a deployed copy of the firmware must
+make its test fail. A mutant that survives means a test that cannot see its interlock.
+
+Runs every mutant's tests in a fresh pytest on the virtual board; prints a table; exits
+non-zero if any mutant survived.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hazards import INTERLOCK_TEST  # noqa: E402
+from penctl.paths import FIRMWARE_DIR  # noqa: E402
+
+ROOT = Path(__file__).parents[1]
+
+
+def no_trip(code):
+    """Every place the supervisor would trip `code` returns 'no fault' instead."""
+    old = "return self._trip(P.F_%s, " % code
+    return ("supervisor.py", old, "return _NONE if 1 else self._trip(P.F_%s, " % code)
+
+
+MUTANTS = [
+    ("ESTOP: supervisor check and pin IRQ removed",
+     [no_trip("ESTOP"),
+      ("controller.py", 'self.trip(P.F_ESTOP, "e-stop input opened (pin interrupt)")', "pass")],
+     [INTERLOCK_TEST % "estop"]),
+    ("CARTRIDGE: trip while running removed", [no_trip("CARTRIDGE")],
+     [INTERLOCK_TEST % "cartridge_removed"]),
+    ("CARTRIDGE: start precondition removed",
+     [("controller.py", 'missing.append("no cartridge")', "pass")],
+     ["hil_tests/test_refusals.py::test_start_refused_without_cartridge"]),
+    ("OVERCURRENT", [no_trip("OVERCURRENT")], [INTERLOCK_TEST % "overcurrent"]),
+    ("STALL", [no_trip("STALL")], [INTERLOCK_TEST % "stall"]),
+    ("TACH_LOST", [no_trip("TACH_LOST")], [INTERLOCK_TEST % "tach_lost"]),
+    ("SPEED", [no_trip("SPEED")], [INTERLOCK_TEST % "driver_short"]),
+    ("OVERTEMP", [no_trip("OVERTEMP")], [INTERLOCK_TEST % "overtemp"]),
+    ("THERMISTOR", [no_trip("THERMISTOR")], [INTERLOCK_TEST % "thermistor_open"]),
+    ("DEPTH_SENSOR", [no_trip("DEPTH_SENSOR")], [INTERLOCK_TEST % "depth_sensor_open"]),
+    ("DEPTH_FOLLOWING", [no_trip("DEPTH_FOLLOWING")],
+     ["hil_tests/test_interlocks.py::test_depth_jam_trips_following_error"]),
+    ("SUPPLY_LOW", [no_trip("SUPPLY_LOW")], [INTERLOCK_TEST % "supply_low"]),
+    ("SUPPLY_HIGH", [no_trip("SUPPLY_HIGH")], [INTERLOCK_TEST % "supply_high"]),
+    ("LINK_LOST", [no_trip("LINK_LOST")],
+     ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within_link_timeout"]),
+    ("RUN_LIMIT", [no_trip("RUN_LIMIT")],
+     ["hil_tests/test_interlocks.py::test_run_limit_stops_the_motor"]),
+    ("WATCHDOG: never started or fed",
+     [("app.py", 'machine.WDT(timeout=t["watchdog_ms"])', "None"),
+      ("app.py", "self.wdt.feed()", "pass")],
+     ["hil_tests/test_lifecycle.py::test_watchdog_reset_is_reported_after_a_hang"]),
+    ("INTERNAL: exceptions in the tick ignored",
+     [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
+     ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
+    ("Ctrl-C: no finally in main.py nor app.run()",
+     [("main.py", "try:\n    app.run()\nfinally:", "app.run()\nif 0:"),
+      ("app.py", "    finally:\n        app.safe()\n",
+       "    except KeyboardInterrupt:\n        raise\n")],
+     ["hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"]),
+    ("STOP: both means of stopping reduced to PWM only",
+     [("motor.py", "        self.pwm.duty_u16(0)\n        self.enable.value(0)\n",
+       "        self.pwm.duty_u16(0)\n")],
+     [INTERLOCK_TEST % "driver_short"]),
+]
+
+
+def build(patches, into):
+    shutil.copytree(FIRMWARE_DIR, into)
+    for name, old, new in patches:
+        src = (into / name).read_text()
+        if old not in src:
+            raise SystemExit("mutant patch no longer matches %s: %r" % (name, old))
+        (into / name).write_text(src.replace(old, new))
+
+
+def run(name, patches, tests):
+    with tempfile.TemporaryDirectory(prefix="pen-mutant-") as tmp:
+        fw = Path(tmp) / "fw"
+        build(patches, fw)
+        env = dict(os.environ, PEN_FIRMWARE_DIR=str(fw))
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:xdist",
+                               "-p", "no:cacheprovider", *tests], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        # killed means a test failed on its assertions; a firmware that no longer boots
+        # or a test that errors in setup proves nothing about the interlock
+        if " failed" in summary:
+            verdict = "killed"
+        elif done.returncode == 0:
+            verdict = "SURVIVED"
+        else:
+            verdict = "BROKEN (%s)" % summary
+        return verdict, time.monotonic() - t0
+
+
+def main():
+    print("| mutant | test | result | s |")
+    print("|---|---|---|---|")
+    survivors = 0
+    for name, patches, tests in MUTANTS:
+        verdict, seconds = run(name, patches, tests)
+        survivors += verdict != "killed"
+        short = ", ".join(t.split("::", 1)[1] for t in tests)
+        print("| %s | %s | %s | %.1f |" % (name, short, verdict, seconds), flush=True)
+    print("\n%d mutants, %d killed, %d not killed" % (len(MUTANTS), len(MUTANTS) - survivors,
+                                                       survivors))
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
