@@ -8,7 +8,7 @@ PORT ?=
 BOARD ?= virtual
 JOBS ?= 2
 
-.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants
+.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ safety-report: $(STAMP)
 
 safety-mutants: $(STAMP)
 	$(BIN)/python hil_tests/mutants.py
+
+fuzz: $(STAMP)
+	PEN_FUZZ_N=$(or $(N),2000) $(BIN)/pytest -q hil_tests/test_fuzz.py --hypothesis-show-statistics
+
+soak: $(STAMP)
+	PEN_SOAK_N=$(or $(N),500) PEN_SOAK_STEPS=$(or $(STEPS),30) $(BIN)/pytest -q \
+		hil_tests/test_stateful.py --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(BIN)/python -m penctl.bench --board $(BOARD)

@@ -31,6 +31,7 @@ class Commands:
             self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
             if link.repeat(seq):
                 return
+            link.executed += 1  # each sequence number runs once, however often it is sent
             out = self.handlers[P.COMMANDS[cmd][0]](args, now_ms)
             link.reply(seq, "OK" + (" " + out if out else ""))
         except P.ProtocolError as e:
@@ -92,7 +93,7 @@ class Commands:
         a.snapshot_stats()
         gc.collect()
         return "ticks=%d tick_us_mean=%d tick_us_max=%d alloc_ticks=%d alloc_bytes=%d " \
-               "mem_free=%d frames_ok=%d frames_bad=%d" % (
+               "mem_free=%d frames_ok=%d frames_bad=%d executed=%d" % (
                    a.ticks, a.tick_us_sum // max(1, a.window_ticks), a.tick_us_max,
                    a.window_ticks, a.alloc_bytes, gc.mem_free(), self.link.frames_ok,
-                   self.link.frames_bad)
+                   self.link.frames_bad, self.link.executed)

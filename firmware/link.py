@@ -24,6 +24,7 @@ class Link:
         self.answered = []  # (seq, reply) of the last _REMEMBER commands
         self.frames_ok = 0
         self.frames_bad = 0
+        self.executed = 0
 
     def read_line(self):
         """One complete line as str, or None when no full line is waiting."""

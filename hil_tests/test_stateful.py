@@ -1,0 +1,133 @@
+"""Stateful property testing: random sequences of commands and injected faults against a
+virtual board, with invariants checked from the physics side after every step.
+
+- the motor turns only while the firmware says RUNNING and every precondition holds;
+- the needles never go deeper than the cap;
+- an injected fault ends with the motor off within its stated reaction, in control ticks;
+- the firmware never crashes and always answers.
+
+`make test` runs a few short examples; `make soak` runs many (PEN_SOAK_N).
+"""
+
+import os
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+from hazards import INTERLOCKS, stated_reaction_ticks
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from penctl import Pen, PenError
+from penctl.sim import VirtualBoard
+
+pytestmark = pytest.mark.injects
+EXAMPLES = int(os.environ.get("PEN_SOAK_N", "3"))
+STEPS = int(os.environ.get("PEN_SOAK_STEPS", "12"))
+VISIBLE = sorted(k for k in INTERLOCKS if k not in ("driver_short",))  # SPEED takes 0.5 s+
+
+depths = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.5, 2.5, 2.55, 3.0, 3.5, -0.1]),
+                   st.floats(allow_nan=True, allow_infinity=True))
+rates = st.one_of(st.sampled_from([25, 60.5, 100, 150, 150.1, 10, 0]),
+                  st.floats(allow_nan=True, allow_infinity=True))
+
+
+class PenMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        fw = os.environ.get("PEN_FIRMWARE_DIR")
+        self.board = VirtualBoard(firmware_dir=fw).__enter__()
+        self.pen = Pen(self.board.port)
+        self.injected = set()
+        self.cap = self.board.definition["depth"]["cap_mm"]
+        self.ticks = []  # reaction counts seen
+        self.settings_accepted = False
+
+    def teardown(self):
+        try:
+            self.pen.close()
+        finally:
+            self.board.__exit__(None, None, None)
+
+    def _try(self, call, *args, **kwargs):
+        try:
+            result = call(*args, **kwargs)
+            self._last_ok = True
+            return result
+        except PenError:
+            self._last_ok = False
+            return None  # refusals are fine; the invariants judge what happened
+
+    @rule()
+    def home(self):
+        self._try(self.pen.home, timeout=6)
+
+    @rule(depth=depths, rate=rates)
+    def set(self, depth, rate):
+        if self._try(self.pen.set, depth_mm=depth, rate_hz=rate) is not False:
+            self.settings_accepted |= self._last_ok
+
+    @rule()
+    def start(self):
+        self._try(self.pen.start)
+
+    @rule()
+    def stop(self):
+        self._try(self.pen.stop)
+
+    @rule()
+    def clear(self):
+        self._try(self.pen.clear)
+
+    @rule(seconds=st.sampled_from([0.05, 0.2, 0.5]))
+    def wait(self, seconds):
+        time.sleep(seconds)
+
+    @rule()
+    def silence(self):
+        # the host stops talking during a run: the board must stop on its own
+        self.pen._stop_keepalive()
+        time.sleep(0.7)
+
+    @precondition(lambda self: len(self.injected) < 2)
+    @rule(fault=st.sampled_from(VISIBLE))
+    def inject(self, fault):
+        running = self.board.observe()["motor_duty"] > 0
+        self.board.inject(fault)
+        self.injected.add(fault)
+        code = INTERLOCKS[fault][0]
+        if running:
+            wait_until(lambda: motor_stopped(self.board), 2, "motor off after %s" % fault)
+            ticks = self.board.reaction_ticks()
+            assert ticks <= stated_reaction_ticks(fault, self.board.definition)
+            self.ticks.append(ticks)
+        wait_until(lambda: code in self.pen.status().faults or not running, 2, code)
+
+    @precondition(lambda self: self.injected)
+    @rule(data=st.data())
+    def remove(self, data):
+        fault = data.draw(st.sampled_from(sorted(self.injected)))
+        self.board.remove(fault)
+        self.injected.discard(fault)
+
+    @invariant()
+    def motor_only_turns_when_running(self):
+        st_ = self.pen.status()
+        obs = self.board.observe()
+        if st_.state != "RUNNING":
+            assert motor_stopped(self.board), "motor on in state %s" % st_.state
+        if obs["motor_duty"] > 0:
+            assert not st_.faults
+            assert self.settings_accepted, "motor on before depth and rate were accepted"
+            assert not {"estop", "cartridge_removed"} & self.injected
+        self.board.check()
+
+    @invariant()
+    def never_deeper_than_the_cap(self):
+        assert self.board.observe()["depth_mm"] <= self.cap + 0.05
+
+
+PenMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+    derandomize="PEN_SOAK_N" not in os.environ, suppress_health_check=list(HealthCheck))
+test_pen_state_machine = PenMachine.TestCase
