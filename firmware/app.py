@@ -35,6 +35,7 @@ class App:
         self.link = Link()
         self.commands = Commands(self)
         self.wdt = machine.WDT(timeout=t["watchdog_ms"])
+        self.reset_pending = False
         self.ticks = 0
         self.window_ticks = 0
         self.tick_us_sum = 0
@@ -105,6 +106,10 @@ class App:
                 while events:
                     link.send(events.pop(0))
                 line = link.read_line()
+            if self.reset_pending:
+                self.safe()
+                await asyncio.sleep_ms(50)  # let the reply leave the UART
+                machine.reset()
             await asyncio.sleep_ms(2)
 
     async def telemetry_task(self):

@@ -14,6 +14,7 @@ class Commands:
             "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
             "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
             "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
+            "RESET": self.reset,
         }
 
     def handle(self, line, now_ms):
@@ -84,6 +85,12 @@ class Commands:
         latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in ctl.fault_log
                             if ctl.faults & (1 << c))
         return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
+
+    def reset(self, args, now_ms):
+        if self.ctl.state in (P.RUNNING, P.HOMING):
+            raise P.ProtocolError("STATE", "RESET refused while %s: STOP first"
+                                  % P.STATES[self.ctl.state])
+        self.app.reset_pending = True  # after this reply has gone out
 
     def keepalive(self, args, now_ms):
         pass

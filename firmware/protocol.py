@@ -120,6 +120,7 @@ COMMANDS = (
     ("FAULTS", "", "latched faults with the readings that tripped them"),
     ("KA", "", "keepalive: refreshes the link timeout"),
     ("DIAG", "", "control-loop figures: tick time, bytes allocated, free heap"),
+    ("RESET", "", "restart the board, as the EN button does (refused while running)"),
 )
 
 # Status and telemetry fields: key, unit, decimals (None for text).

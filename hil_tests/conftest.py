@@ -49,8 +49,12 @@ def port(request, board):
 
 
 @pytest.fixture
-def pen(port):
+def pen(request, port):
     with Pen(port) as p:
+        if request.config.getoption("--port"):
+            # a real board is not fresh: stop it and restart it as the EN button would
+            p.stop()
+            p.reset()
         yield p
 
 

@@ -11,7 +11,7 @@ def test_boot_state_is_idle_with_motor_off(pen, board):
     st = pen.status()
     assert st.state == "IDLE"
     assert st.faults == []
-    assert pen.info["reset"] == "PWRON"
+    assert pen.info["reset"] in ("PWRON", "HARD")  # HARD: reset between tests on a real board
     if board:
         assert motor_stopped(board)
 

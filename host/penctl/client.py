@@ -205,6 +205,14 @@ class Pen:
             out.append({"code": code, "detail": detail, "readings": readings.rstrip("]")})
         return out
 
+    def reset(self, timeout=8.0):
+        """Restart the board (refused while running) and reconnect; returns HELLO's fields."""
+        self.request("RESET")
+        self.link.at_repl = False
+        time.sleep(0.2)
+        self._connect(timeout)
+        return self.info
+
     def diag(self):
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}
