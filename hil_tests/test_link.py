@@ -77,3 +77,16 @@ def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board):
     assert pen.diag()["executed"] - before == LOSSY_COMMANDS + 2  # + the GET and this DIAG
     stats = board.bridge.stats
     assert stats["corrupted"] > 0 and stats["dropped"] > 0
+
+
+@pytest.mark.injects
+def test_delayed_and_duplicated_bytes_still_run_each_command_once(pen, board):
+    pen.set(telemetry=0)
+    before = pen.diag()["executed"]
+    pen.retries, pen.timeout = 30, 0.3
+    board.link_faults(duplicate=0.01, delay_s=0.08, seed=5)
+    for i in range(20):
+        pen.set(run_limit=100 + i)
+    board.link_faults()
+    assert pen.get()["run_limit"] == "119"
+    assert pen.diag()["executed"] - before == 20 + 2
