@@ -50,8 +50,12 @@ hil: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make hil PORT=/dev/ttyUSB0"; exit 2; }
 	$(BIN)/pytest -q hil_tests --port "$(PORT)"
 
-flash deploy: $(STAMP)
-	@echo "'make $@' arrives with the flash/deploy work (issue 4); nothing was changed."; exit 2
+flash: $(STAMP)
+	@test -n "$(PORT)" -a -n "$(FW)" || { echo "usage: make flash PORT=/dev/ttyUSB0 FW=micropython-esp32.bin [BOARD=esp32-devkitc]"; exit 2; }
+	$(BIN)/pen --port "$(PORT)" flash --firmware "$(FW)" --board $(or $(filter-out virtual,$(BOARD)),esp32-devkitc)
+
+deploy: $(STAMP)
+	@echo "'make deploy' arrives with the deploy work (issue 4); nothing was changed."; exit 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache .ruff_cache .hypothesis

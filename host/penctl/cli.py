@@ -29,18 +29,51 @@ def _pen(ctx):
 
 @cli.command()
 @click.option("--board", default="virtual", show_default=True)
-def sim(board):
+@click.option("--download", is_flag=True, help="start in the ROM bootloader (for esptool)")
+def sim(board, download):
     """Run a virtual board in the foreground and print its port."""
     from .sim import VirtualBoard
 
     with VirtualBoard(board) as b:
-        click.echo("virtual board %r at %s  (Ctrl-C to stop)" % (board, b.port))
+        if download:
+            b.enter_download_mode()
+        click.echo("virtual board %r at %s%s  (Ctrl-C to stop)" % (
+            board, b.port, " in download mode" if download else ""))
         try:
             while True:
                 time.sleep(0.5)
                 b.check()
         except KeyboardInterrupt:
             pass
+
+
+@cli.command("flash")
+@click.option("--firmware", "firmware", required=True, type=click.Path(dir_okay=False),
+              help="MicroPython .bin for the board's chip (from micropython.org/download)")
+@click.option("--board", default="esp32-devkitc", show_default=True)
+@click.option("--erase", is_flag=True, help="erase the whole flash first")
+@click.option("--no-stub", is_flag=True, help="talk only to the ROM bootloader (slower; the "
+              "virtual board has no stub)")
+@click.option("--before", default="default-reset", show_default=True,
+              type=click.Choice(["default-reset", "no-reset"]),
+              help="no-reset on a PTY, where DTR/RTS cannot reset the board")
+@click.option("--after", default="hard-reset", show_default=True,
+              type=click.Choice(["hard-reset", "no-reset"]))
+@click.pass_context
+def flash_cmd(ctx, firmware, board, erase, no_stub, before, after):
+    """Flash a MicroPython image (checked first), verify it, report the chip."""
+    from .flash import flash
+
+    if not ctx.obj["port"]:
+        raise click.UsageError("no port: pass --port PORT or set PEN_PORT")
+    report = flash(ctx.obj["port"], firmware, board, erase, not no_stub, before, after,
+                   echo=lambda line: click.echo(line, err=True))
+    if ctx.obj["json"]:
+        click.echo(json.dumps(report))
+    else:
+        click.echo("flashed %d bytes at 0x%x and verified: %s, MAC %s, flash %s" % (
+            report["bytes"], report["offset"], report["chip"], report["mac"],
+            report["flash_size"]))
 
 
 @cli.command()

@@ -21,11 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-from .. import boards
+from .. import boards, chips
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
 from .link import LinkBridge, open_raw_pty
 from .physics import FAULTS, Physics
+from .rom import BANNER, ROMS, RomLoader
 from .vm import simhw
 
 VM_DIR = Path(__file__).parent / "vm"
@@ -73,6 +74,11 @@ class VirtualBoard:
         self._threads = []
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
+        self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
+        self.chip = self.definition["chip"]
+        self.app_offset = ROMS[self.chip].spec.app_offset
+        self.flash_size = 4 * 1024 * 1024
+        self.booted_app = True
 
     # ---- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -87,6 +93,7 @@ class VirtualBoard:
         self.close()
 
     def start(self):
+        self._factory_flash()
         self._deploy_firmware()
         self._map_registers()
         self.physics = Physics(self.definition, self.regs)
@@ -120,6 +127,35 @@ class VirtualBoard:
             os.unlink(self.regs_path)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def _factory_flash(self):
+        # erased flash holding a MicroPython-like image header at the app offset, as a
+        # board arrives: magic 0xE9, one segment, chip id in the extended header
+        header = bytearray(b"\xff" * 24)
+        header[0:4] = bytes([0xE9, 1, 2, 0x20])
+        header[12:14] = ROMS[self.chip].spec.image_chip_id.to_bytes(2, "little")
+        with open(self.flash_image, "wb") as f:
+            f.write(b"\xff" * self.flash_size)
+            f.seek(self.app_offset)
+            f.write(bytes(header))
+
+    def app_image_valid(self):
+        """The ROM boots the app only if a valid image header sits at the app offset."""
+        with open(self.flash_image, "rb") as f:
+            f.seek(self.app_offset)
+            header = f.read(24)
+        chip_id = int.from_bytes(header[12:14], "little")
+        return header[0] == chips.IMAGE_MAGIC and chip_id == ROMS[self.chip].spec.image_chip_id
+
+    def enter_download_mode(self):
+        """Hold IO0 low and pulse EN: the chip starts its ROM serial bootloader."""
+        with self._lock:
+            self._kill_vm()
+            self.bridge.at_repl = False
+            chip = ROMS[self.chip](mac=bytes.fromhex("240ac4000001"))
+            self.bridge.rom = RomLoader(self.flash_image, chip, self.flash_size)
+            self._clear_outputs()
+            self.bridge.send_to_host(BANNER)
+
     def _deploy_firmware(self):
         self.flash_dir.mkdir(parents=True)
         for src in sorted(self.firmware_dir.glob("*.py")):
@@ -142,12 +178,23 @@ class VirtualBoard:
         self.regs[simhw.H_MAGIC] = simhw.MAGIC
 
     # ---- the VM ------------------------------------------------------------------------
-    def _spawn(self, cause):
+    def _clear_outputs(self):
         regs = self.regs
         for n in range(simhw.HEADER, simhw.SLOTS):  # outputs float at reset, inputs stay
             field = (n - simhw.HEADER) % simhw.PER_GPIO
             if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
                 regs[n] = 0
+
+    def _spawn(self, cause):
+        regs = self.regs
+        self._clear_outputs()
+        self.bridge.rom = None
+        self.booted_app = self.app_image_valid()
+        if not self.booted_app:
+            self.proc = None
+            self.bridge.send_to_host(b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET)"
+                                     b"\r\ninvalid header: 0xffffffff\r\n")
+            return
         regs[simhw.H_RESET_CAUSE] = cause
         regs[simhw.H_WDT_TIMEOUT_MS] = 0
         regs[simhw.H_WDT_FEEDS] = 0

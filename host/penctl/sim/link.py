@@ -34,6 +34,7 @@ class LinkBridge:
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
+        self.rom = None  # a RomLoader while the chip sits in its serial bootloader
         self._tail = collections.deque(maxlen=64)
         self._recent = b""
         self._stop = threading.Event()
@@ -79,6 +80,9 @@ class LinkBridge:
 
     def _from_host(self, data):
         if not data or self.cut:
+            return
+        if self.rom is not None:  # the ROM bootloader owns the UART; the VM is not running
+            self._send(self.host_master, self.rom.feed(self._degrade(data)))
             return
         out = bytearray()
         for b in self._degrade(data):

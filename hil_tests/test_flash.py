@@ -1,0 +1,97 @@
+"""Flashing with the real esptool against the virtual board's ROM bootloader."""
+
+import hashlib
+import os
+
+import pytest
+import serial
+from conftest import wait_until
+from penctl import LinkError, Pen, RefusedError, UsageError
+from penctl.flash import flash
+
+pytestmark = pytest.mark.injects
+PTY = {"stub": False, "before": "no-reset", "after": "no-reset"}
+
+
+def esp_image(path, chip_id=0, size=50000, magic=0xE9, compressible=False):
+    header = bytearray(24)
+    header[0:4] = bytes([magic, 3, 2, 0x20])
+    header[12:14] = chip_id.to_bytes(2, "little")
+    body = (bytes(range(256)) * (size // 256 + 1))[:size - 24] if compressible else \
+        os.urandom(size - 24)
+    path.write_bytes(bytes(header) + body)
+    return path
+
+
+def flash_bytes(board):
+    return board.flash_image.read_bytes()
+
+
+def test_esptool_writes_verifies_and_the_board_boots_the_image(board, tmp_path):
+    image = esp_image(tmp_path / "fw.bin")
+    board.enter_download_mode()
+    lines = []
+    report = flash(board.port, image, "virtual", echo=lines.append, **PTY)
+    assert report["chip"].startswith("ESP32") and report["mac"] == "24:0a:c4:00:00:01"
+    assert report["flash_size"] == "4MB" and report["offset"] == 0x1000
+    assert any("Hash of data verified" in line for line in lines)
+    data = flash_bytes(board)
+    assert data[0x1000:0x1000 + image.stat().st_size] == image.read_bytes()
+    board.reset()
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE"
+
+
+def test_erase_then_compressed_write(board, tmp_path):
+    image = esp_image(tmp_path / "fw.bin", compressible=True)
+    board.enter_download_mode()
+    flash(board.port, image, "virtual", erase=True, compress=True, **PTY)
+    assert any(op == 0x11 for op, _ in board.bridge.rom.log)  # FLASH_DEFL_DATA was used
+    data = flash_bytes(board)
+    assert data[0x1000:0x1000 + image.stat().st_size] == image.read_bytes()
+    assert data[0x100000:0x100010] == b"\xff" * 16
+
+
+@pytest.mark.parametrize("magic, chip_id, words", [
+    (0x00, 0, "not an ESP firmware image"),
+    (0xE9, 9, "built for esp32s3"),
+])
+def test_wrong_images_are_refused_before_anything_is_written(board, tmp_path, magic, chip_id,
+                                                               words):
+    image = esp_image(tmp_path / "bad.bin", chip_id=chip_id, magic=magic)
+    board.enter_download_mode()
+    before = hashlib.sha256(flash_bytes(board)).digest()
+    with pytest.raises(RefusedError, match=words):
+        flash(board.port, image, "virtual", **PTY)
+    assert hashlib.sha256(flash_bytes(board)).digest() == before
+    assert board.bridge.rom.log == []  # esptool was never even started
+
+
+def test_missing_image_and_missing_port(board, tmp_path):
+    with pytest.raises(UsageError, match="no firmware image"):
+        flash(board.port, tmp_path / "none.bin", "virtual", **PTY)
+    with pytest.raises(LinkError, match="cannot open"):
+        flash(str(tmp_path / "ttyNOPE"), esp_image(tmp_path / "fw.bin"), "virtual", **PTY)
+
+
+def test_busy_port_and_board_not_in_download_mode(board, tmp_path):
+    image = esp_image(tmp_path / "fw.bin")
+    with serial.serial_for_url(board.port, exclusive=True):
+        with pytest.raises(LinkError, match="busy"):
+            flash(board.port, image, "virtual", **PTY)
+    with pytest.raises(LinkError, match="did not answer the ROM bootloader"):
+        flash(board.port, image, "virtual", connect_attempts=1, **PTY)
+    with Pen(board.port) as pen:  # the firmware shrugged off esptool's bytes
+        assert pen.status().state == "IDLE"
+
+
+def test_blank_flash_does_not_boot(board, tmp_path):
+    board.enter_download_mode()
+    flash(board.port, esp_image(tmp_path / "fw.bin"), "virtual", erase=True, **PTY)
+    with open(board.flash_image, "r+b") as f:  # then the app header gets wiped
+        f.seek(0x1000)
+        f.write(b"\xff" * 32)
+    board.reset()
+    wait_until(lambda: "invalid header" in board.bridge.vm_output_tail() or
+               not board.booted_app, 2, "boot refused")
+    assert not board.booted_app and not board.observe()["vm_running"]
