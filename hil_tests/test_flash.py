@@ -2,6 +2,9 @@
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import serial
@@ -95,3 +98,22 @@ def test_blank_flash_does_not_boot(board, tmp_path):
     wait_until(lambda: "invalid header" in board.bridge.vm_output_tail() or
                not board.booted_app, 2, "boot refused")
     assert not board.booted_app and not board.observe()["vm_running"]
+
+
+def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
+    # DTR/RTS travel over RFC 2217 to the emulated auto-reset circuit: esptool's own
+    # reset sequence enters the ROM bootloader, its hard reset boots the new image.
+    # (Slow: pyserial's RFC 2217 client waits up to 50 ms for each purge acknowledgement.)
+    image = esp_image(tmp_path / "fw.bin", size=2048)
+    url = board.rfc2217_url
+    done = subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32", "--port", url,
+                           "--no-stub", "write-flash", "0x1000", str(image)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "Hash of data verified" in done.stdout and "Hard resetting" in done.stdout
+    assert flash_bytes(board)[0x1000:0x1000 + 2048] == image.read_bytes()
+    wait_until(lambda: board.observe()["vm_running"], 5, "board boots after the hard reset")
+    time.sleep(0.5)
+    with Pen(url) as pen:
+        assert pen.info["reset"] == "PWRON"
+        assert pen.status().state == "IDLE"

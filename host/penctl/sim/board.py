@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -79,6 +80,8 @@ class VirtualBoard:
         self.app_offset = ROMS[self.chip].spec.app_offset
         self.flash_size = 4 * 1024 * 1024
         self.booted_app = True
+        self._rfc2217 = None
+        self._boot_request = None  # True: ROM bootloader, False: MicroPython
 
     # ---- lifecycle ----------------------------------------------------------------------
     def __enter__(self):
@@ -108,6 +111,8 @@ class VirtualBoard:
 
     def close(self):
         self._stop.set()
+        if self._rfc2217 is not None:
+            self._rfc2217.close()
         if getattr(self, "bridge", None):
             self.bridge.stop()
         self._kill_vm()
@@ -145,6 +150,28 @@ class VirtualBoard:
             header = f.read(24)
         chip_id = int.from_bytes(header[12:14], "little")
         return header[0] == chips.IMAGE_MAGIC and chip_id == ROMS[self.chip].spec.image_chip_id
+
+    @property
+    def rfc2217_url(self):
+        """The board as rfc2217://127.0.0.1:PORT, carrying DTR/RTS to its reset circuit."""
+        if self._rfc2217 is None:
+            from .rfc2217 import Rfc2217Server
+
+            self._rfc2217 = Rfc2217Server(self)
+        return self._rfc2217.url
+
+    def hold_in_reset(self):
+        """EN held low: the chip stops; nothing runs until release_reset()."""
+        with self._lock:
+            self._kill_vm()
+            self.bridge.rom = None
+            self._clear_outputs()
+
+    def release_reset(self, download=False):
+        """EN released: boot the ROM bootloader if IO0 is held low, else MicroPython.
+        The physics thread does the boot: a VM dies with the thread that started it
+        (PR_SET_PDEATHSIG), so only long-lived threads may start one."""
+        self._boot_request = bool(download)
 
     def enter_download_mode(self):
         """Hold IO0 low and pulse EN: the chip starts its ROM serial bootloader."""
@@ -186,6 +213,8 @@ class VirtualBoard:
                 regs[n] = 0
 
     def _spawn(self, cause):
+        if self._stop.is_set():
+            return
         regs = self.regs
         self._clear_outputs()
         self.bridge.rom = None
@@ -201,6 +230,7 @@ class VirtualBoard:
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
         self._wdt_seen = (0, time.monotonic())
+        termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         self.proc = subprocess.Popen(
@@ -267,6 +297,12 @@ class VirtualBoard:
         return None if self._reaction is None else self._reaction[2]
 
     def _watch_vm(self, now):
+        boot, self._boot_request = self._boot_request, None
+        if boot is not None:
+            if boot:
+                self.enter_download_mode()
+            else:
+                self._spawn(PWRON_RESET)
         proc = self.proc
         if proc is None:
             return
