@@ -3,6 +3,7 @@
 import gc
 
 import protocol as P
+from app_mode import SERVICE_FLAG
 
 
 class Commands:
@@ -14,7 +15,7 @@ class Commands:
             "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
             "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
             "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
-            "RESET": self.reset,
+            "RESET": self.reset, "SERVICE": self.service,
         }
 
     def handle(self, line, now_ms):
@@ -91,6 +92,13 @@ class Commands:
             raise P.ProtocolError("STATE", "RESET refused while %s: STOP first"
                                   % P.STATES[self.ctl.state])
         self.app.reset_pending = True  # after this reply has gone out
+
+    def service(self, args, now_ms):
+        # machine.WDT cannot be stopped once started; only a reset into a boot that never
+        # starts it frees the REPL for file transfers
+        self.reset(args, now_ms)
+        with open(SERVICE_FLAG, "w") as f:
+            f.write("remove this file and reset to run the pen firmware\n")
 
     def keepalive(self, args, now_ms):
         pass

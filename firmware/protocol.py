@@ -121,6 +121,7 @@ COMMANDS = (
     ("KA", "", "keepalive: refreshes the link timeout"),
     ("DIAG", "", "control-loop figures: tick time, bytes allocated, free heap"),
     ("RESET", "", "restart the board, as the EN button does (refused while running)"),
+    ("SERVICE", "", "restart into service mode: no app, no watchdog, REPL free for mpremote"),
 )
 
 # Status and telemetry fields: key, unit, decimals (None for text).

@@ -52,7 +52,8 @@ def patched_firmware(tmp_path, name, old, new):
 def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
-    patched_firmware(tmp_path, "main.py", "try:\n    app.run()\nfinally:", "app.run()\nif 0:")
+    patched_firmware(tmp_path, "main.py", "finally:\n    import board",
+                     "except KeyboardInterrupt:\n    raise\nif 0:\n    import board")
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
                           "    except KeyboardInterrupt:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:

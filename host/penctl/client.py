@@ -213,6 +213,11 @@ class Pen:
         self._connect(timeout)
         return self.info
 
+    def service(self):
+        """Restart the board into service mode (no app, no watchdog): the REPL is free for
+        mpremote. Leave it by removing /service on the board and resetting."""
+        self.request("SERVICE")
+
     def diag(self):
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}

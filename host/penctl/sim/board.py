@@ -212,7 +212,7 @@ class VirtualBoard:
             if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
                 regs[n] = 0
 
-    def _spawn(self, cause):
+    def _spawn(self, cause, raw=False):
         if self._stop.is_set():
             return
         regs = self.regs
@@ -225,18 +225,20 @@ class VirtualBoard:
                                      b"\r\ninvalid header: 0xffffffff\r\n")
             return
         regs[simhw.H_RESET_CAUSE] = cause
-        regs[simhw.H_WDT_TIMEOUT_MS] = 0
-        regs[simhw.H_WDT_FEEDS] = 0
+        if cause != SOFT_RESET:  # machine.WDT survives a soft reset, as on an ESP32
+            regs[simhw.H_WDT_TIMEOUT_MS] = 0
+            regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
         self._wdt_seen = (0, time.monotonic())
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
+        cmd += ["raw"] if raw else []
         self.proc = subprocess.Popen(
             cmd, stdin=self._vm_slave, stdout=self._vm_slave, stderr=self._vm_slave,
             start_new_session=True, preexec_fn=_die_with_parent)
-        self.bridge.vm_started()
+        self.bridge.vm_started(raw)
         self.resets.append(cause)
 
     def _kill_vm(self):
@@ -310,7 +312,7 @@ class VirtualBoard:
         if code is not None:
             if code == 0 and self.bridge.at_repl:  # Ctrl-D at the REPL: soft reset
                 self.bridge.send_to_host(b"MPY: soft reboot\r\n")
-                self._spawn(SOFT_RESET)
+                self._spawn(SOFT_RESET, raw=self.bridge.raw_repl)
             elif self.crash is None:
                 self.crash = "the MicroPython VM exited (code %s); its last output:\n%s" % (
                     code, self.bridge.vm_output_tail())

@@ -35,6 +35,7 @@ class LinkBridge:
         self.cut = False
         self.at_repl = False
         self.rom = None  # a RomLoader while the chip sits in its serial bootloader
+        self.raw_repl = False
         self._tail = collections.deque(maxlen=64)
         self._recent = b""
         self._stop = threading.Event()
@@ -46,9 +47,12 @@ class LinkBridge:
         self._drop, self._corrupt, self._dup, self._delay = drop, corrupt, duplicate, delay_s
         self._rng = random.Random(seed)
 
-    def vm_started(self):
+    def vm_started(self, raw=False):
         self.at_repl = False
+        self.raw_repl = False
         self._recent = b""
+        if raw:  # back into the raw REPL the soft reset came from
+            self._write(self.vm_master, b"\x01")
 
     def stop(self):
         self._stop.set()
@@ -100,6 +104,7 @@ class LinkBridge:
         self._recent = (self._recent + data)[-64:]
         if any(self._recent.endswith(m) for m in _REPL_MARKERS):
             self.at_repl = True
+            self.raw_repl = self._recent.endswith(_REPL_MARKERS[1])
         if self.cut:
             return
         data = self._degrade(data)

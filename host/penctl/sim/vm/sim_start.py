@@ -31,5 +31,6 @@ def _sim_run(name):
 
 
 _sim_run("boot.py")
-_sim_run("main.py")
+if sys.argv[3:] != ["raw"]:  # a soft reset from the raw REPL skips main.py, as on a board
+    _sim_run("main.py")
 del _sim_run, simhw, os, vfs

@@ -1,0 +1,47 @@
+"""Service mode: the watchdog cannot be stopped once the firmware started it, so file
+transfers need a boot that never starts it. mpremote (unmodified) then owns the REPL."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+from penctl import Pen, RefusedError
+
+pytestmark = pytest.mark.injects
+
+
+def mpremote(port, *args):
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tmp_path):
+    with Pen(board.port) as pen:
+        pen.service()
+    wait_until(lambda: "service mode" in board.output(), 5, "service-mode boot")
+    listing = mpremote(board.port, "fs", "ls")
+    assert "main.py" in listing and "service" in listing
+    assert mpremote(board.port, "exec", "print(6 * 7)").strip() == "42"
+    note = tmp_path / "note.txt"
+    note.write_text("hello board\n")
+    mpremote(board.port, "fs", "cp", str(note), ":note.txt")
+    assert (board.flash_dir / "note.txt").read_text() == "hello board\n"
+    time.sleep(2.5)  # longer than the watchdog's 2 s: in service mode nothing resets
+    assert board.observe()["resets"][-1] != 3
+    assert motor_stopped(board)
+    mpremote(board.port, "fs", "rm", ":service")
+    mpremote(board.port, "reset")
+    time.sleep(0.5)
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE"  # the firmware runs again
+
+
+def test_service_refused_while_running(running_pen, board):
+    with pytest.raises(RefusedError) as refused:
+        running_pen.service()
+    assert refused.value.code == "STATE"
+    assert board.observe()["motor_duty"] > 0
