@@ -125,6 +125,8 @@ class LinkBridge:
                 continue
             if rng.random() < self._corrupt:
                 b ^= 1 << rng.randrange(7)
+                if b == CTRL_C:  # noise that forges Ctrl-C stops the firmware (safe, and a
+                    b ^= 0x40  # test of its own in test_lifecycle); here it stays garbage
                 self.stats["corrupted"] += 1
             out.append(b)
             if rng.random() < self._dup:
