@@ -68,7 +68,7 @@ class Pen:
     RefusedError, faults FaultError, link trouble LinkError, each with `.code`.
     """
 
-    def __init__(self, port, timeout=0.5, retries=4, connect_timeout=8.0, baudrate=115200):
+    def __init__(self, port, timeout=1.0, retries=4, connect_timeout=8.0, baudrate=115200):
         self.timeout = timeout
         self.retries = retries
         self.link = Transport(port, baudrate)
