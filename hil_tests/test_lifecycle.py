@@ -13,17 +13,17 @@ from penctl.sim import VirtualBoard
 pytestmark = pytest.mark.injects
 
 
-def start_run(port):
-    pen = Pen(port)
+def start_run(pen, board):
+    """Home, set 0.5 mm / 100 Hz, start, and return once the motor is driven."""
     pen.home()
     pen.set(depth_mm=0.5, rate_hz=100)
     pen.start()
-    time.sleep(0.6)
+    wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
     return pen
 
 
 def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
-    pen = start_run(board.port)
+    pen = start_run(Pen(board.port), board)
     pen._stop_keepalive()
     pen.link.write_raw(b"\x03")
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after Ctrl-C")
@@ -57,7 +57,7 @@ def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
                           "    except KeyboardInterrupt:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:
-        pen = start_run(board.port)
+        pen = start_run(Pen(board.port), board)
         pen._stop_keepalive()
         pen.link.write_raw(b"\x03")
         wait_until(lambda: ">>> " in board.output(), 2.0, "REPL prompt")
@@ -89,10 +89,7 @@ def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
                           "        sp = r.setpoint_chz\n        if self.rate_target == 13300:\n"
                           "            raise ZeroDivisionError('planted bug')\n")
     with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
-        pen.home()
-        pen.set(depth_mm=0.5, rate_hz=100)
-        pen.start()
-        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+        start_run(pen, board)
         pen.set(rate_hz=133)
         wait_until(lambda: motor_stopped(board), 1, "motor off after the exception")
         st = pen.status()
@@ -108,10 +105,7 @@ def test_estop_pin_interrupt_alone_stops_and_latches(tmp_path):
     fw = patched_firmware(tmp_path, "supervisor.py", "        if r.estop_open:\n",
                           "        if False:\n")
     with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
-        pen.home()
-        pen.set(depth_mm=0.5, rate_hz=100)
-        pen.start()
-        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+        start_run(pen, board)
         board.inject("estop")
         wait_until(lambda: motor_stopped(board), 1, "motor off from the pin interrupt")
         assert "ESTOP" in pen.status().faults

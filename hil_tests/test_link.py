@@ -60,33 +60,32 @@ def test_cut_link_during_run_stops_motor(running_pen, board):
 LOSSY_COMMANDS = int(os.environ.get("PEN_LOSSY_COMMANDS", "200"))
 
 
-@pytest.mark.injects
-def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board):
-    # 1 % of bytes dropped and 1 % corrupted, both ways: the client's retries with the
-    # same sequence number get every command through, and the board's own count shows
-    # none ran twice.
+def run_each_once(pen, board, name, values, retries, timeout, **link_faults):
+    """SET `name` to each value through a degraded link; the client's retries must get
+    every command through and the board's own counter must show each ran once."""
     pen.set(telemetry=0)
     before = pen.diag()["executed"]
-    pen.retries, pen.timeout = 30, 0.1
-    board.link_faults(drop=0.01, corrupt=0.01, seed=11)
-    for i in range(LOSSY_COMMANDS):
-        pen.set(link_timeout=100 + 10 * (i % 190))
+    pen.retries, pen.timeout = retries, timeout
+    board.link_faults(**link_faults)
+    for value in values:
+        pen.set(**{name: value})
     board.link_faults()
-    pen.retries, pen.timeout = 4, 0.5
-    assert pen.get()["link_timeout"] == str(100 + 10 * ((LOSSY_COMMANDS - 1) % 190))
-    assert pen.diag()["executed"] - before == LOSSY_COMMANDS + 2  # + the GET and this DIAG
+    pen.retries, pen.timeout = 4, 1.0
+    assert pen.get()[name] == str(values[-1])
+    assert pen.diag()["executed"] - before == len(values) + 2  # + the GET and this DIAG
+
+
+@pytest.mark.injects
+def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board):
+    # 1 % of bytes dropped and 1 % corrupted, both ways
+    values = [100 + 10 * (i % 190) for i in range(LOSSY_COMMANDS)]
+    run_each_once(pen, board, "link_timeout", values, 30, 0.1, drop=0.01, corrupt=0.01,
+                  seed=11)
     stats = board.bridge.stats
     assert stats["corrupted"] > 0 and stats["dropped"] > 0
 
 
 @pytest.mark.injects
 def test_delayed_and_duplicated_bytes_still_run_each_command_once(pen, board):
-    pen.set(telemetry=0)
-    before = pen.diag()["executed"]
-    pen.retries, pen.timeout = 30, 0.3
-    board.link_faults(duplicate=0.01, delay_s=0.08, seed=5)
-    for i in range(20):
-        pen.set(run_limit=100 + i)
-    board.link_faults()
-    assert pen.get()["run_limit"] == "119"
-    assert pen.diag()["executed"] - before == 20 + 2
+    run_each_once(pen, board, "run_limit", list(range(100, 120)), 30, 0.3, duplicate=0.01,
+                  delay_s=0.08, seed=5)

@@ -10,6 +10,7 @@ with the physics thread (vm/simhw.py).
 """
 
 import ctypes
+import json
 import mmap
 import os
 import shutil
@@ -118,10 +119,9 @@ class VirtualBoard:
         self._kill_vm()
         for t in self._threads:
             t.join(timeout=2)
-        for fd in (getattr(self, "_vm_slave", None),):
-            if fd is not None:
-                os.close(fd)
-                self._vm_slave = None
+        if getattr(self, "_vm_slave", None) is not None:
+            os.close(self._vm_slave)
+            self._vm_slave = None
         if getattr(self, "bridge", None):
             self.bridge.close()
         if self._regs_file is not None:
@@ -187,8 +187,6 @@ class VirtualBoard:
         self.flash_dir.mkdir(parents=True)
         for src in sorted(self.firmware_dir.glob("*.py")):
             shutil.copy(src, self.flash_dir / src.name)
-        import json
-
         board_json = json.dumps(boards.firmware_definition(self.definition), indent=1)
         (self.flash_dir / "board.json").write_text(board_json)
 
