@@ -11,3 +11,8 @@ def service_mode():
         return True
     except OSError:
         return False
+
+
+def set_service_mode():
+    with open(SERVICE_FLAG, "w") as f:
+        f.write("remove this file and reset to run the pen firmware\n")

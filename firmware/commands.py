@@ -3,7 +3,7 @@
 import gc
 
 import protocol as P
-from app_mode import SERVICE_FLAG
+from app_mode import set_service_mode
 
 
 class Commands:
@@ -97,8 +97,7 @@ class Commands:
         # machine.WDT cannot be stopped once started; only a reset into a boot that never
         # starts it frees the REPL for file transfers
         self.reset(args, now_ms)
-        with open(SERVICE_FLAG, "w") as f:
-            f.write("remove this file and reset to run the pen firmware\n")
+        set_service_mode()
 
     def keepalive(self, args, now_ms):
         pass

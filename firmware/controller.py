@@ -12,7 +12,6 @@ from pi import PI, fixed
 from sensors import Readings
 
 _STOPPED_CHZ = const(100)  # below 1 Hz the motor counts as stopped
-_RESET_NAMES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT")
 
 
 class Controller:
@@ -47,7 +46,7 @@ class Controller:
         self.last_frame = 0
         self.warned = 0
         self.boot_ms = 0  # set by the app at its first tick
-        self.reset_cause = _RESET_NAMES[reset_cause] if 0 <= reset_cause < 6 else "?"
+        self.reset_cause = P.reset_name(reset_cause)
         sensors.estop.irq(handler=self._estop_irq, trigger=Pin.IRQ_RISING)
 
     # ---- the control tick (allocates nothing unless the state changes) --------------------------

@@ -1,17 +1,33 @@
 # Entry point on the board. On an ESP32 the PWM keeps running after main.py ends and
 # the REPL takes over (Ctrl-C from mpremote does exactly that), so whatever happens,
-# the finally below puts the motor outputs in their safe state.
+# the finally below puts the motor outputs in their safe state. Before any module of the
+# pen runs, the deployed files are checked against their manifest (integrity.py).
 import app_mode
 
+problems = []
 try:
     if app_mode.service_mode():
         print("pen: service mode; the firmware is not running (remove /service, then reset)")
     else:
-        import app
+        import integrity
 
-        app.run()
+        problems = integrity.check()
+        if not problems:
+            import app
+
+            app.run()
+        elif integrity.trusted(problems, "protocol", "link", "lockout", "app_mode"):
+            import lockout
+
+            lockout.run(problems)
+        else:
+            print("pen: INTEGRITY %s %s: the firmware cannot run; deploy it again (pen deploy)"
+                  % problems[0])
 finally:
-    import board
-    import motor
+    # a module that failed its check never runs, not even to stop the motor: the app never
+    # started it, and the driver's enable pin is pulled low at reset (hardware reference)
+    if not problems:
+        import board
+        import motor
 
-    motor.force_off(board.load())
+        motor.force_off(board.load())

@@ -54,6 +54,7 @@ FAULTS = (
     ("RUN_LIMIT", "continuous run limit reached"),
     ("WATCHDOG", "firmware hang reset by the watchdog"),
     ("INTERNAL", "unexpected firmware error"),
+    ("INTEGRITY", "deployed files do not match their manifest"),
 )
 F_ESTOP = const(0)
 F_CARTRIDGE = const(1)
@@ -71,6 +72,15 @@ F_LINK_LOST = const(12)
 F_RUN_LIMIT = const(13)
 F_WATCHDOG = const(14)
 F_INTERNAL = const(15)
+F_INTEGRITY = const(16)
+
+# Why the board last restarted, indexed by machine.reset_cause() (ESP32 port values).
+RESET_CAUSES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT")
+
+
+def reset_name(cause):
+    return RESET_CAUSES[cause] if 0 <= cause < len(RESET_CAUSES) else "?"
+
 
 # Warnings do not stop the needles; they are reported as events and in status.
 WARNINGS = (("HOT", "handpiece temperature at warning level"),)

@@ -72,6 +72,15 @@ def running_pen(ready_pen):
     return ready_pen
 
 
+def start_run(pen, board):
+    """Home, set 0.5 mm / 100 Hz, start, and return once the motor is driven."""
+    pen.home()
+    pen.set(depth_mm=0.5, rate_hz=100)
+    pen.start()
+    wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
+    return pen
+
+
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while True:

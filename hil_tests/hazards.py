@@ -12,6 +12,8 @@ the board limit whose debounce applies, plus those 2 ticks.
 import math
 
 INTERLOCK_TEST = "hil_tests/test_interlocks.py::test_interlock_stops_latches_and_clears[%s]"
+DEPLOY_TEST = "hil_tests/test_deploy.py::test_damaged_file_locks_the_motor_out_until_a_good" \
+              "_deploy[%s]"
 
 # injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
 INTERLOCKS = {
@@ -121,6 +123,17 @@ HAZARDS = [
         "interlock": "supply voltage window, debounced",
         "faults": ["SUPPLY_LOW", "SUPPLY_HIGH"],
         "tests": [INTERLOCK_TEST % "supply_low", INTERLOCK_TEST % "supply_high"],
+    },
+    {
+        "hazard": "needles run on firmware other than the one verified",
+        "cause": "a file on the board edited, a deploy interrupted half-way, a stale .py "
+                 "shadowing a deployed .mpy",
+        "interlock": "at boot every deployed file is checked against the SHA-256 manifest "
+                     "that pen deploy writes last; on a mismatch no module that drives the "
+                     "motor is imported (the lockout only reports), until a good deploy",
+        "faults": ["INTEGRITY"],
+        "tests": [DEPLOY_TEST % "supervisor-edited", DEPLOY_TEST % "controller-half-copied",
+                  DEPLOY_TEST % "protocol-half-copied"],
     },
     {
         "hazard": "corrupted settings or commands move the needles wrongly",

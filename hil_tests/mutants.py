@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hazards import INTERLOCK_TEST  # noqa: E402
+from hazards import DEPLOY_TEST, INTERLOCK_TEST  # noqa: E402
 from penctl.paths import FIRMWARE_DIR  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -60,11 +60,13 @@ MUTANTS = [
      [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
      ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
     ("Ctrl-C: no finally in main.py nor app.run()",
-     [("main.py", "finally:\n    import board",
-                       "except KeyboardInterrupt:\n    raise\nif 0:\n    import board"),
+     [("main.py", "finally:\n    #", "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
       ("app.py", "    finally:\n        app.safe()\n",
        "    except KeyboardInterrupt:\n        raise\n")],
      ["hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"]),
+    ("INTEGRITY: boot check finds nothing wrong",
+     [("integrity.py", "    return problems\n", "    return []\n")],
+     [DEPLOY_TEST % "supervisor-edited"]),
     ("Sequence numbers: repeated frames run again",
      [("link.py", "            if done == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),

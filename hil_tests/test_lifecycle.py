@@ -5,21 +5,12 @@ import shutil
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import motor_stopped, start_run, wait_until
 from penctl import LinkError, Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
-
-
-def start_run(pen, board):
-    """Home, set 0.5 mm / 100 Hz, start, and return once the motor is driven."""
-    pen.home()
-    pen.set(depth_mm=0.5, rate_hz=100)
-    pen.start()
-    wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running")
-    return pen
 
 
 def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
@@ -52,8 +43,8 @@ def patched_firmware(tmp_path, name, old, new):
 def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
-    patched_firmware(tmp_path, "main.py", "finally:\n    import board",
-                     "except KeyboardInterrupt:\n    raise\nif 0:\n    import board")
+    patched_firmware(tmp_path, "main.py", "finally:\n    #",
+                     "except KeyboardInterrupt:\n    raise\nif 0:\n    #")
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
                           "    except KeyboardInterrupt:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:

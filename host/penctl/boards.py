@@ -33,3 +33,8 @@ def _merge(base, own):
 def firmware_definition(board):
     """What the board's flash holds as board.json: everything but the simulator's physics."""
     return {k: v for k, v in board.items() if k != "physics"}
+
+
+def to_json(definition):
+    """board.json as deployed: one spelling, so identical definitions hash the same."""
+    return json.dumps(definition, indent=1, sort_keys=True)

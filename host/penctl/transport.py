@@ -20,7 +20,7 @@ class Transport:
                                                 exclusive=True)
         except serial.SerialException as e:
             raise LinkError("cannot open %s: %s; check the port name and that no other "
-                            "program (mpremote, a terminal) holds it" % (port, e)) from e
+                            "program (mpremote, a terminal) holds it" % (port, e), "OPEN") from e
         self.port = port
         self.serial.reset_input_buffer()
         self._replies = {}

@@ -10,7 +10,6 @@ with the physics thread (vm/simhw.py).
 """
 
 import ctypes
-import json
 import mmap
 import os
 import shutil
@@ -23,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import boards, chips
+from .. import boards, chips, deploy
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
 from .link import LinkBridge, open_raw_pty
@@ -184,11 +183,12 @@ class VirtualBoard:
             self.bridge.send_to_host(BANNER)
 
     def _deploy_firmware(self):
+        """The flash as a finished `pen deploy` leaves it (the same bundle and manifest)."""
         self.flash_dir.mkdir(parents=True)
-        for src in sorted(self.firmware_dir.glob("*.py")):
-            shutil.copy(src, self.flash_dir / src.name)
-        board_json = json.dumps(boards.firmware_definition(self.definition), indent=1)
-        (self.flash_dir / "board.json").write_text(board_json)
+        files = deploy.bundle(self.name, firmware_dir=self.firmware_dir)
+        for name, data in files.items():
+            (self.flash_dir / name).write_bytes(data)
+        (self.flash_dir / deploy.integrity.MANIFEST).write_text(deploy.manifest(files))
 
     def _map_registers(self):
         shm = Path("/dev/shm")

@@ -1,0 +1,86 @@
+# Boot-time check of the deployed files against the manifest `pen deploy` writes last,
+# so a tampered or half-copied file never gets to run the motor. The manifest has the
+# format of sha256sum ("<hex>  <name>" per line): `sha256sum -c` checks a copy on a PC.
+# Imports nothing of the firmware: no module may run before it has been judged. The
+# host builds manifests with this same module, so both sides share one format.
+import binascii
+import hashlib
+import os
+
+MANIFEST = "manifest.sha256"
+_CHUNK = 512
+
+
+def digest(name, buf=None):
+    """Hex SHA-256 of a file's bytes, or None if it cannot be read."""
+    if buf is None:
+        buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    h = hashlib.sha256()
+    try:
+        with open(name, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(view[:n])
+    except OSError:
+        return None
+    return binascii.hexlify(h.digest()).decode()
+
+
+def format_manifest(entries):
+    """Manifest text from [(name, hexdigest)]."""
+    return "".join("%s  %s\n" % (hexdigest, name) for name, hexdigest in entries)
+
+
+def parse_manifest(text):
+    """[(name, hexdigest)] from manifest text; ValueError on a malformed line."""
+    entries = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        hexdigest, sep, name = line.partition("  ")
+        if len(hexdigest) != 64 or not sep or not name or "/" in name:
+            raise ValueError("malformed manifest line")
+        int(hexdigest, 16)
+        entries.append((name, hexdigest))
+    return entries
+
+
+def check():
+    """What is wrong, as [(file, reason)]; empty when every listed file matches and no
+    unlisted .py shadows a listed .mpy (import takes the .py first)."""
+    try:
+        with open(MANIFEST) as f:
+            entries = parse_manifest(f.read())
+    except OSError:
+        return [(MANIFEST, "missing")]
+    except ValueError:
+        return [(MANIFEST, "corrupt")]
+    if not entries:
+        return [(MANIFEST, "empty")]
+    buf = bytearray(_CHUNK)
+    problems = []
+    listed = set()
+    for name, want in entries:
+        listed.add(name)
+        got = digest(name, buf)
+        if got != want:
+            problems.append((name, "missing" if got is None else "hash mismatch"))
+    for name in os.listdir():
+        if name.endswith(".py") and name not in listed and name[:-3] + ".mpy" in listed:
+            problems.append((name, "shadows the deployed .mpy"))
+    return problems
+
+
+def trusted(problems, *modules):
+    """True if none of these modules (by name, .py or .mpy) is among the problems; nothing
+    is trusted when the manifest itself is wrong."""
+    for name, _ in problems:
+        if name == MANIFEST:
+            return False
+        for module in modules:
+            if name.startswith(module + "."):
+                return False
+    return True

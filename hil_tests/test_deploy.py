@@ -1,0 +1,141 @@
+"""pen deploy: mpremote (as a library) copies the firmware and the board definition, the
+manifest goes last, the board then runs what was deployed. A damaged file keeps the
+motor locked out (INTEGRITY) until a good deploy."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import motor_stopped, start_run, wait_until
+from penctl import LinkError, Pen, RefusedError
+from penctl.deploy import deploy
+from penctl.paths import FIRMWARE_DIR
+
+
+def firmware_tree(tmp_path):
+    """The firmware the board under test was built from (a mutant's, under safety-mutants)."""
+    return Path(os.environ.get("PEN_FIRMWARE_DIR") or FIRMWARE_DIR)
+
+
+def firmware_copy(tmp_path, version):
+    fw = tmp_path / "fw"
+    shutil.copytree(firmware_tree(tmp_path), fw, ignore=shutil.ignore_patterns(".*", "__py*"))
+    src = (fw / "protocol.py").read_text()
+    (fw / "protocol.py").write_text(src.replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "%s+'
+                                                % version, 1))
+    return fw
+
+
+def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, tmp_path):
+    fw = firmware_copy(tmp_path, "t%d" % os.getpid())
+    try:
+        first = deploy(port, firmware_dir=fw)
+        assert first.copied == ["protocol.py"]  # the only file that differs
+        with Pen(port) as pen:
+            assert pen.info["fw"] == first.version and first.version.startswith("t")
+        second = deploy(port, firmware_dir=fw)
+        assert second.copied == [] and second.bytes_copied == 0 and not second.removed
+        assert "protocol.py" in second.unchanged and "board.json" in second.unchanged
+    finally:
+        deploy(port, firmware_dir=firmware_tree(tmp_path))  # a real board is left as found
+
+
+def test_mpy_deploy_runs_and_a_source_deploy_replaces_it(port, tmp_path):
+    compiled = deploy(port, mpy=True, firmware_dir=firmware_tree(tmp_path))
+    assert compiled.mpy_arch  # what the board itself said it loads
+    assert "controller.mpy" in compiled.copied and "controller.py" in compiled.removed
+    assert "main.py" not in compiled.removed  # the boot files stay source
+    with Pen(port) as pen:
+        assert pen.home().state == "READY"  # the compiled firmware controls the pen
+    source = deploy(port, firmware_dir=firmware_tree(tmp_path))
+    assert "controller.py" in source.copied and "controller.mpy" in source.removed
+
+
+DAMAGE = {
+    "supervisor-edited": ("supervisor.py", lambda b: b.replace(b"return self._trip(", b"return "
+                                                               b"_NONE or self._trip(", 1)),
+    "controller-half-copied": ("controller.py", lambda b: b[: len(b) // 2]),
+    "protocol-half-copied": ("protocol.py", lambda b: b[: len(b) // 2]),
+}
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
+    name, change = DAMAGE[damage]
+    target = board.flash_dir / name
+    target.write_bytes(change(target.read_bytes()))
+    board.reset()
+    if name == "protocol.py":  # the lockout itself cannot speak: it says so and stops
+        wait_until(lambda: "INTEGRITY protocol.py hash mismatch" in board.output(), 5,
+                   "the integrity message")
+        with pytest.raises(LinkError):
+            Pen(board.port, connect_timeout=2)
+    else:
+        with Pen(board.port) as pen:
+            assert pen.status().faults == ["INTEGRITY"]
+            assert name in pen.faults()[0]["detail"]
+            for command in ("HOME", "START", "CLEAR"):
+                with pytest.raises(RefusedError):
+                    pen.request(command)
+    time.sleep(0.3)
+    assert motor_stopped(board) and board.observe()["motor_duty"] == 0
+    fixed = deploy(board.port, firmware_dir=board.firmware_dir)
+    assert fixed.copied == [name]
+    with Pen(board.port) as pen:
+        assert pen.status().faults == []
+        assert pen.home().state == "READY"
+
+
+@pytest.mark.injects
+def test_deploy_from_a_board_left_at_the_repl_with_its_watchdog_running(board):
+    with Pen(board.port) as pen:
+        pen.link.write_raw(b"\x03")  # as a terminal or mpremote would: the app stops
+    wait_until(lambda: ">>> " in board.output(), 2, "the REPL prompt")
+    report = deploy(board.port, firmware_dir=board.firmware_dir)
+    assert report.copied == []
+    assert 3 not in board.observe()["resets"]  # no watchdog reset cut the deploy short
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE"
+
+
+@pytest.mark.injects
+def test_watchdog_survives_soft_reset_so_mpremote_needs_service_mode(board):
+    # what a deploy that forgot service mode would meet: mpremote's soft reset keeps the
+    # watchdog the firmware started, the raw REPL never feeds it, the board resets
+    mpremote = subprocess.Popen([sys.executable, "-m", "mpremote", "connect", board.port,
+                                 "exec", "import time\ntime.sleep(4)\nprint('survived')"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: 3 in board.observe()["resets"], 8, "a watchdog reset")  # WDT_RESET
+    finally:
+        mpremote.kill()  # it waits for ever for the end of an exec the reset cut off
+        out, _ = mpremote.communicate()
+    assert "survived" not in out
+
+
+@pytest.mark.injects
+def test_deploy_refused_while_the_needles_run(board):
+    pen = start_run(Pen(board.port), board)
+    pen._stop_keepalive()
+    pen.link.close()  # the host program ended without STOP: the run lasts to the link timeout
+    with pytest.raises(RefusedError) as refused:
+        deploy(board.port)
+    assert "stop the pen" in str(refused.value) and refused.value.code == "STATE"
+    assert not (board.flash_dir / "service").exists()
+
+
+@pytest.mark.injects
+def test_deploy_errors_are_clear(board, tmp_path):
+    with pytest.raises(LinkError, match="cannot open"):
+        deploy(str(tmp_path / "no-such-port"))
+    with Pen(board.port):  # another program holds the port
+        with pytest.raises(LinkError, match="no other program"):
+            deploy(board.port)
+    board.hold_in_reset()
+    with pytest.raises(LinkError, match="no MicroPython REPL"):
+        deploy(board.port)
