@@ -55,7 +55,8 @@ flash: $(STAMP)
 	$(BIN)/pen --port "$(PORT)" flash --firmware "$(FW)" --board $(or $(filter-out virtual,$(BOARD)),esp32-devkitc)
 
 deploy: $(STAMP)
-	@echo "'make deploy' arrives with the deploy work (issue 4); nothing was changed."; exit 2
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [MPY=1]"; exit 2; }
+	$(BIN)/pen --port "$(PORT)" deploy $(if $(filter-out virtual,$(BOARD)),--board $(BOARD)) $(if $(MPY),--mpy)
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -2,6 +2,7 @@
 manifest goes last, the board then runs what was deployed. A damaged file keeps the
 motor locked out (INTEGRITY) until a good deploy."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -139,3 +140,17 @@ def test_deploy_errors_are_clear(board, tmp_path):
     board.hold_in_reset()
     with pytest.raises(LinkError, match="no MicroPython REPL"):
         deploy(board.port)
+
+
+def test_pen_deploy_and_pen_version_commands(port):
+    def pen(*args):
+        done = subprocess.run([sys.executable, "-m", "penctl", "--port", port, *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    report = pen("--json", "deploy")
+    assert report["copied"] == [] and report["version"]
+    version = pen("--json", "version")
+    assert version["board_firmware"] == report["version"] and version["match"] is True
+    assert "match" in pen("version")

@@ -11,6 +11,7 @@ import serial
 from conftest import wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.flash import flash
+from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
 PTY = {"stub": False, "before": "no-reset", "after": "no-reset"}
@@ -117,3 +118,19 @@ def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
     with Pen(url) as pen:
         assert pen.info["reset"] == "PWRON"
         assert pen.status().state == "IDLE"
+
+
+def test_esp32s3_is_detected_by_its_chip_id_and_flashed_at_0x0(tmp_path):
+    image = esp_image(tmp_path / "fw-s3.bin", chip_id=9)
+    with VirtualBoard(chip="esp32s3") as board:
+        board.enter_download_mode()
+        lines = []
+        report = flash(board.port, image, "esp32s3-devkitc", echo=lines.append, **PTY)
+        assert report["chip"].startswith("ESP32-S3") and report["offset"] == 0
+        assert report["mac"] == "24:0a:c4:00:00:01"
+        assert board.flash_image.read_bytes()[:image.stat().st_size] == image.read_bytes()
+        with pytest.raises(RefusedError, match="built for esp32, but the board has an esp32s3"):
+            flash(board.port, esp_image(tmp_path / "fw.bin"), "esp32s3-devkitc", **PTY)
+        board.reset()  # the S3 boots what sits at 0x0
+        with Pen(board.port) as pen:
+            assert pen.status().state == "IDLE"

@@ -21,10 +21,20 @@ def cli(ctx, port, as_json):
     ctx.obj = {"port": port, "json": as_json}
 
 
-def _pen(ctx):
+def _port(ctx):
     if not ctx.obj["port"]:
         raise click.UsageError("no port: pass --port PORT or set PEN_PORT (try `pen sim`)")
-    return Pen(ctx.obj["port"])
+    return ctx.obj["port"]
+
+
+def _pen(ctx):
+    return Pen(_port(ctx))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @cli.command()
@@ -64,9 +74,7 @@ def flash_cmd(ctx, firmware, board, erase, no_stub, before, after):
     """Flash a MicroPython image (checked first), verify it, report the chip."""
     from .flash import flash
 
-    if not ctx.obj["port"]:
-        raise click.UsageError("no port: pass --port PORT or set PEN_PORT")
-    report = flash(ctx.obj["port"], firmware, board, erase, not no_stub, before, after,
+    report = flash(_port(ctx), firmware, board, erase, not no_stub, before, after,
                    echo=lambda line: click.echo(line, err=True))
     if ctx.obj["json"]:
         click.echo(json.dumps(report))
@@ -74,6 +82,60 @@ def flash_cmd(ctx, firmware, board, erase, no_stub, before, after):
         click.echo("flashed %d bytes at 0x%x and verified: %s, MAC %s, flash %s" % (
             report["bytes"], report["offset"], report["chip"], report["mac"],
             report["flash_size"]))
+
+
+@cli.command("deploy")
+@click.option("--board", default=None, help="board definition to install (default: the one "
+              "on the board, else esp32-devkitc)")
+@click.option("--mpy", is_flag=True, help="compile the modules to .mpy for the board's own "
+              "bytecode format and architecture (mpy-cross)")
+@click.pass_context
+def deploy_cmd(ctx, board, mpy):
+    """Copy the firmware and board definition (only what changed), verify, restart."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from .deploy import deploy
+
+    port = _port(ctx)
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(), DownloadColumn(),
+                  console=_console(), transient=True) as bar:
+        tasks = {}
+
+        def progress(name, done, total):
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        report = deploy(port, board, mpy, log=bar.console.print if not ctx.obj["json"]
+                        else None, progress=progress)
+    if ctx.obj["json"]:
+        click.echo(json.dumps(report.__dict__))
+    else:
+        click.echo("deployed firmware %s (%s) for %s in %.1f s: %d copied (%d bytes), "
+                   "%d unchanged, %d removed" % (
+                       report.version, "mpy " + report.mpy_arch if report.mpy_arch else
+                       "source", report.board, report.seconds, len(report.copied),
+                       report.bytes_copied, len(report.unchanged), len(report.removed)))
+
+
+@cli.command()
+@click.pass_context
+def version(ctx):
+    """Host version, the firmware on the board, and whether they match."""
+    from . import __version__
+    from .deploy import firmware_version
+
+    host_fw = firmware_version()
+    with _pen(ctx) as pen:
+        board_fw, proto = pen.info.get("fw", "?"), pen.info.get("proto", "?")
+    info = {"host": __version__, "host_firmware": host_fw, "board_firmware": board_fw,
+            "protocol": int(proto), "match": board_fw == host_fw}
+    if ctx.obj["json"]:
+        click.echo(json.dumps(info))
+        return
+    click.echo("host penctl %s (deploys firmware %s), board firmware %s, protocol %s: %s" % (
+        __version__, host_fw, board_fw, proto,
+        "match" if info["match"] else "MISMATCH, run pen deploy"))
 
 
 @cli.command()
@@ -108,3 +170,4 @@ def main():
     except PenError as e:
         click.echo("error: %s" % e, err=True)
         sys.exit(next((c for t, c in EXIT.items() if isinstance(e, t)), 1))
+

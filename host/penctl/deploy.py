@@ -154,11 +154,14 @@ class BoardRepl:
 
         self.port = port
         self.error = TransportError
-        try:
-            self.t = SerialTransport(port, baudrate=115200)
-        except TransportError:
-            raise LinkError("cannot open %s: check the port name and that no other program "
-                            "(pen monitor, mpremote, a terminal) holds it" % port, "OPEN") from None
+        for _ in range(5):  # a port just closed by the client may take a moment
+            try:
+                self.t = SerialTransport(port, baudrate=115200)
+                return
+            except TransportError:
+                time.sleep(0.2)
+        raise LinkError("cannot open %s: check the port name and that no other program "
+                        "(pen monitor, mpremote, a terminal) holds it" % port, "OPEN")
 
     def close(self):
         self.t.close()

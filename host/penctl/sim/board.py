@@ -27,7 +27,7 @@ from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
 from .link import LinkBridge, open_raw_pty
 from .physics import FAULTS, Physics
-from .rom import BANNER, ROMS, RomLoader
+from .rom import ROMS, RomLoader
 from .vm import simhw
 
 VM_DIR = Path(__file__).parent / "vm"
@@ -57,7 +57,7 @@ def find_micropython():
 class VirtualBoard:
     """Context manager running one virtual pen board. `.port` is what pyserial opens."""
 
-    def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None):
+    def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
@@ -76,7 +76,10 @@ class VirtualBoard:
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
-        self.chip = self.definition["chip"]
+        self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
+        if self.chip not in ROMS:
+            raise UsageError("the virtual board has no ROM model for chip %r; it has: %s"
+                             % (self.chip, ", ".join(sorted(ROMS))))
         self.app_offset = ROMS[self.chip].spec.app_offset
         self.flash_size = 4 * 1024 * 1024
         self.booted_app = True
@@ -180,7 +183,7 @@ class VirtualBoard:
             chip = ROMS[self.chip](mac=bytes.fromhex("240ac4000001"))
             self.bridge.rom = RomLoader(self.flash_image, chip, self.flash_size)
             self._clear_outputs()
-            self.bridge.send_to_host(BANNER)
+            self.bridge.send_to_host(chip.banner)
 
     def _deploy_firmware(self):
         """The flash as a finished `pen deploy` leaves it (the same bundle and manifest)."""

@@ -32,11 +32,14 @@ class Esp32Rom:
     """What the ROM of one chip answers. One class per target, as esptool keeps them."""
 
     spec = chips.ESP32
+    banner = BANNER
     detect_magic = 0x00F01D83
     efuse_base = 0x3FF5A000
     uart_clkdiv = 0x3FF40014
     spi_base = 0x3FF42000
-    answers_security_info = False
+    spi_usr2_offs = 0x24  # the user command register
+    spi_w0_offs = 0x80  # where its result lands
+    status_len = 4  # the ESP32 ROM sends four status bytes; later ROMs two
 
     def __init__(self, mac):
         self.mac = mac
@@ -50,8 +53,37 @@ class Esp32Rom:
             self.uart_clkdiv: 347,  # 40 MHz crystal at 115200 baud
         }
 
+    def security_info(self):
+        """GET_SECURITY_INFO's data, or None where the ROM does not know the command."""
+        return None
 
-ROMS = {"esp32": Esp32Rom}
+
+class Esp32S3Rom(Esp32Rom):
+    spec = chips.ESP32S3
+    banner = (b"ESP-ROM:esp32s3-20210327\r\nBuild:Mar 27 2021\r\nrst:0x1 (POWERON),boot:0x0 "
+              b"(DOWNLOAD(USB/UART0))\r\nwaiting for download\r\n")
+    detect_magic = 0x00000009
+    efuse_base = 0x60007000
+    spi_base = 0x60002000
+    spi_usr2_offs = 0x20
+    spi_w0_offs = 0x58
+    status_len = 2
+
+    def registers(self):
+        m = self.mac
+        return {  # MAC in BLOCK1: low word first, then the top two bytes
+            0x40001000: self.detect_magic,
+            self.efuse_base + 0x44: (m[2] << 24) | (m[3] << 16) | (m[4] << 8) | m[5],
+            self.efuse_base + 0x48: (m[0] << 8) | m[1],
+        }
+
+    def security_info(self):
+        # flags, flash_crypt_cnt, 7 key purposes, chip id, API version: nothing secured
+        return struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                           self.spec.image_chip_id, 0)
+
+
+ROMS = {"esp32": Esp32Rom, "esp32s3": Esp32S3Rom}
 
 
 def slip_encode(payload):
@@ -101,7 +133,7 @@ class RomLoader:
         return out
 
     def _reply(self, op, value=0, data=b"", error=0):
-        status = bytes([1 if error else 0, error, 0, 0])
+        status = bytes([1 if error else 0, error, 0, 0])[: self.chip.status_len]
         body = data + status
         self.log.append((op, error))
         return slip_encode(struct.pack("<BBHI", 1, op, len(body), value) + body)
@@ -121,10 +153,17 @@ class RomLoader:
             FLASH_DATA: self._flash_data, FLASH_DEFL_DATA: self._flash_data,
             FLASH_END: self._flash_end, FLASH_DEFL_END: self._flash_end,
             SPI_FLASH_MD5: self._md5, READ_FLASH_SLOW: self._read_flash,
+            GET_SECURITY_INFO: self._security_info,
         }.get(op)
-        if handler is None or (op == GET_SECURITY_INFO and not self.chip.answers_security_info):
+        if handler is None:
             return self._reply(op, error=ERR_INVALID)
         return handler(op, data, checksum)
+
+    def _security_info(self, op, data, checksum):
+        info = self.chip.security_info()
+        if info is None:  # the ESP32 ROM predates the command: esptool needs the error
+            return self._reply(op, error=ERR_INVALID)
+        return self._reply(op, data=info)
 
     def _ok(self, op, data, checksum):
         return self._reply(op)
@@ -143,8 +182,8 @@ class RomLoader:
         self.regs[addr] = value
         base = self.chip.spi_base
         if addr == base and value & (1 << 18):  # SPI_CMD_USR: run the user command
-            command = self.regs.get(base + 0x24, 0) & 0xFFFF
-            self.regs[base + 0x80] = self.jedec_id if command == 0x9F else 0
+            command = self.regs.get(base + self.chip.spi_usr2_offs, 0) & 0xFFFF
+            self.regs[base + self.chip.spi_w0_offs] = self.jedec_id if command == 0x9F else 0
             self.regs[base] = 0  # done at once
         return self._reply(op)
 

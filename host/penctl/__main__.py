@@ -1,0 +1,5 @@
+"""`python -m penctl` is the `pen` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""The deploy bundle and the boot-time integrity check, in CPython: the manifest the host
+writes is exactly what the firmware's check accepts, and every kind of damage is named."""
+
+import hashlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from penctl import boards
+from penctl.deploy import bundle, firmware_version, manifest, mpy_cross_version, mpy_target
+from penctl.errors import UsageError
+from penctl.paths import firmware_module
+
+integrity = firmware_module("integrity")
+
+
+def write_bundle(files, into):
+    for name, data in files.items():
+        (into / name).write_bytes(data)
+    (into / integrity.MANIFEST).write_text(manifest(files))
+
+
+@pytest.fixture
+def flash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the check runs in the board's filesystem root
+    write_bundle(bundle("esp32-devkitc"), tmp_path)
+    return tmp_path
+
+
+def test_a_deployed_bundle_passes_the_boot_check(flash):
+    assert integrity.check() == []
+
+
+def test_bundle_holds_firmware_and_board_definition():
+    files = bundle("esp32-devkitc")
+    assert {"main.py", "boot.py", "integrity.py", "board.json"} <= set(files)
+    board = json.loads(files["board.json"])
+    assert board == boards.firmware_definition(boards.load("esp32-devkitc"))
+    assert "physics" not in json.loads(bundle("virtual")["board.json"])
+
+
+def test_mpy_bundle_compiles_modules_but_not_the_boot_files():
+    files = bundle("esp32-devkitc", mpy_arch="xtensawin")
+    assert "controller.mpy" in files and "controller.py" not in files
+    assert files["controller.mpy"][:2] == b"M\x06"  # .mpy magic and format 6
+    assert "main.py" in files and "boot.py" in files
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda d: (d / "supervisor.py").write_text("# edited\n"), ("supervisor.py", "hash mismatch")),
+    (lambda d: (d / "motor.py").unlink(), ("motor.py", "missing")),
+    (lambda d: (d / integrity.MANIFEST).unlink(), (integrity.MANIFEST, "missing")),
+    (lambda d: (d / integrity.MANIFEST).write_text("nonsense\n"), (integrity.MANIFEST, "corrupt")),
+    (lambda d: (d / integrity.MANIFEST).write_text(""), (integrity.MANIFEST, "empty")),
+])
+def test_every_kind_of_damage_is_named(flash, damage, problem):
+    damage(flash)
+    assert problem in integrity.check()
+
+
+def test_a_stray_py_shadowing_a_deployed_mpy_is_caught(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_bundle(bundle("esp32-devkitc", mpy_arch=""), tmp_path)
+    assert integrity.check() == []
+    (tmp_path / "controller.py").write_text("# an old copy\n")
+    (tmp_path / "notes.py").write_text("# the user's own file, never imported\n")
+    assert integrity.check() == [("controller.py", "shadows the deployed .mpy")]
+
+
+def test_only_undamaged_modules_are_trusted():
+    problems = [("controller.py", "hash mismatch")]
+    assert integrity.trusted(problems, "protocol", "link")
+    assert not integrity.trusted(problems, "link", "controller")
+    assert not integrity.trusted([(integrity.MANIFEST, "missing")], "protocol")
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z_]{1,12}\.(py|mpy|json)", fullmatch=True),
+                       st.binary(max_size=64), max_size=8))
+def test_manifest_round_trips(files):
+    entries = integrity.parse_manifest(manifest(files))
+    assert entries == [(name, hashlib.sha256(data).hexdigest()) for name, data in files.items()]
+
+
+@pytest.mark.parametrize("line", ["abc  x.py", "%s x.py" % ("0" * 64), "%s  " % ("0" * 64),
+                                  "%s  lib/x.py" % ("0" * 64), "%s  x.py" % ("g" * 64)])
+def test_malformed_manifest_lines_are_refused(line):
+    with pytest.raises(ValueError):
+        integrity.parse_manifest(line + "\n")
+
+
+def test_mpy_target_from_the_boards_own_report():
+    major, minor = mpy_cross_version()
+    word = lambda arch: major | minor << 8 | arch << 10  # noqa: E731
+    assert mpy_target(word(10)) == "xtensawin"  # an ESP32
+    assert mpy_target(word(2)) == "x64"  # the virtual board's VM on this machine
+    assert mpy_target(word(0)) == ""  # bytecode only, loads anywhere
+    with pytest.raises(UsageError, match="mpy-cross emits"):
+        mpy_target(word(10) ^ 1)
+    with pytest.raises(UsageError, match="does not say"):
+        mpy_target(0)
+
+
+def test_firmware_version_is_read_from_the_tree():
+    assert firmware_version() == firmware_module("protocol").FIRMWARE_VERSION
