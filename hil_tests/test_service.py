@@ -30,6 +30,12 @@ def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tm
     note.write_text("hello board\n")
     mpremote(board.port, "fs", "cp", str(note), ":note.txt")
     assert (board.flash_dir / "note.txt").read_text() == "hello board\n"
+    script = tmp_path / "script.py"
+    script.write_text("print(open('note.txt').read().strip().upper())\nkept = 41\n")
+    assert mpremote(board.port, "run", str(script)).strip() == "HELLO BOARD"
+    mpremote(board.port, "soft-reset")
+    mpremote(board.port, "exec", "kept = 42")
+    assert mpremote(board.port, "resume", "exec", "print(kept)").strip() == "42"  # no reset
     time.sleep(2.5)  # longer than the watchdog's 2 s: in service mode nothing resets
     assert board.observe()["resets"][-1] != 3
     assert motor_stopped(board)
