@@ -222,8 +222,11 @@ class Pen:
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}
 
-    def telemetry(self, timeout=1.0):
-        """Iterate Status objects from telemetry lines as they arrive."""
+    def telemetry(self, timeout=1.0, fresh=False):
+        """Iterate Status objects from telemetry lines as they arrive (with fresh=True,
+        only lines that arrive from now on)."""
+        while fresh and not self.link.telemetry.empty():
+            self.link.telemetry.get_nowait()
         while True:
             try:
                 fields = self.link.telemetry.get(timeout=timeout)

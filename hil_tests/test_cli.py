@@ -1,0 +1,75 @@
+"""The `pen` command as an operator or a script meets it: human and --json output, one
+clear sentence per failure, a distinct exit code per failure class."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+
+USAGE, REFUSED, FAULT, LINK = 2, 3, 4, 5
+
+
+def pen(port, *args, timeout=60):
+    cmd = [sys.executable, "-m", "penctl"] + (["--port", port] if port else []) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_status_set_and_get_as_json(port):
+    done = pen(port, "status", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] in ("IDLE", "READY")
+    done = pen(port, "--json", "set", "--depth", "0.5", "--rate", "120")
+    values = json.loads(done.stdout)
+    assert done.returncode == 0 and values["depth"] == "0.500" and values["rate"] == "120.00"
+
+
+def test_timed_run_reports_what_was_delivered(port):
+    done = pen(port, "--json", "run", "--depth", "0.5", "--rate", "110", "--for", "1.5s")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ended_by"] == "time" and 1.5 <= report["ran_s"] < 3
+    assert report["strokes"] > 60 and abs(report["mean_rate_hz"] - 110) < 3
+    assert report["final_state"] == "READY" and report["faults"] == []
+
+
+@pytest.mark.injects
+def test_run_ends_on_a_fault_with_exit_code_4(board):
+    run = subprocess.Popen([sys.executable, "-m", "penctl", "--port", board.port, "--json",
+                            "run", "--depth", "0.5", "--rate", "100", "--for", "30s"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: board.observe()["motor_duty"] > 0, 10, "the run to start")
+        board.inject("overtemp")
+        out, err = run.communicate(timeout=20)
+    finally:
+        run.kill()
+    assert run.returncode == FAULT
+    assert json.loads(out)["ended_by"] == "fault" and "OVERTEMP" in err
+    assert motor_stopped(board)
+
+
+def test_refusals_usage_and_link_errors_have_their_codes(port, tmp_path):
+    refused = pen(port, "set", "--depth", "9")
+    assert refused.returncode == REFUSED and "outside" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1  # one sentence, no traceback
+    assert pen(port, "set").returncode == USAGE
+    assert pen(port, "run", "--depth", "0.5", "--rate", "100", "--for", "soon").returncode \
+        == USAGE
+    no_port = pen(None, "status")
+    assert no_port.returncode == USAGE and "pen ports" in no_port.stderr
+    missing = pen(str(tmp_path / "ttyNONE"), "status")
+    assert missing.returncode == LINK and "cannot open" in missing.stderr
+
+
+def test_ports_lists_without_a_board():
+    done = pen(None, "ports", "--json")
+    assert done.returncode == 0 and isinstance(json.loads(done.stdout), list)
+
+
+def test_faults_and_clear(port):
+    assert pen(port, "faults").stdout.strip() == "no latched faults"
+    time.sleep(0.1)
+    done = pen(port, "--json", "clear")
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] in ("IDLE", "READY")

@@ -1,0 +1,80 @@
+"""The `pen` command: click groups over the penctl library. The library raises typed
+errors; only main() here turns them into one sentence on stderr and an exit code:
+0 success, 2 usage, 3 refused by the board, 4 fault, 5 link, 130 interrupted."""
+
+import json
+import sys
+
+import click
+
+from ..client import Pen
+from ..errors import FaultError, LinkError, PenError, RefusedError, UsageError
+
+EXIT = {RefusedError: 3, FaultError: 4, LinkError: 5, UsageError: 2}
+
+
+@click.group()
+@click.option("--port", envvar="PEN_PORT", help="serial port or pyserial URL (or PEN_PORT)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def cli(ctx, port, as_json):
+    ctx.obj = {"port": port, "json": as_json}
+
+
+def _set_json(ctx, param, value):
+    if value:
+        ctx.obj["json"] = True
+
+
+def command(group=None, name=None):
+    """A subcommand that also takes --json after its name (`pen status --json`)."""
+    def wrap(f):
+        f = click.option("--json", "as_json", is_flag=True, expose_value=False,
+                         callback=_set_json, help="machine-readable output")(f)
+        return (group or cli).command(name)(click.pass_context(f))
+    return wrap
+
+
+def port_of(ctx):
+    if not ctx.obj["port"]:
+        raise click.UsageError("no port: pass --port PORT or set PEN_PORT (`pen ports` lists "
+                               "them; `pen sim` starts a virtual board)")
+    return ctx.obj["port"]
+
+
+def pen_of(ctx):
+    return Pen(port_of(ctx))
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def emit(ctx, data, human):
+    """JSON for scripts, else the human text (a string or a rich renderable)."""
+    if ctx.obj["json"]:
+        click.echo(json.dumps(data, default=lambda o: o.__dict__))
+    elif isinstance(human, str):
+        click.echo(human)
+    else:
+        from rich.console import Console
+
+        Console().print(human)
+
+
+from . import board_cmds, session_cmds  # noqa: E402,F401  (they register their commands)
+
+
+def main():
+    try:
+        cli(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except PenError as e:
+        click.echo("error: %s" % e, err=True)
+        sys.exit(next((c for t, c in EXIT.items() if isinstance(e, t)), 1))

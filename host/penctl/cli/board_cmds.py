@@ -1,0 +1,124 @@
+"""Board-level commands: a virtual board, finding ports, flashing, deploying, versions."""
+
+import time
+
+import click
+
+from . import command, emit, pen_of, port_of, stderr_console
+
+# USB-UART bridges found on ESP32 dev boards, and Espressif's own USB (VID 0x303A)
+ESP32_BRIDGES = {(0x10C4, 0xEA60): "CP210x", (0x1A86, 0x7523): "CH340",
+                 (0x1A86, 0x55D4): "CH9102", (0x0403, 0x6001): "FT232R",
+                 (0x0403, 0x6010): "FT2232"}
+ESPRESSIF_VID = 0x303A
+
+
+@command()
+@click.option("--board", default="virtual", show_default=True)
+@click.option("--download", is_flag=True, help="start in the ROM bootloader (for esptool)")
+def sim(ctx, board, download):
+    """Run a virtual board in the foreground and print its port."""
+    from ..sim import VirtualBoard
+
+    with VirtualBoard(board) as b:
+        if download:
+            b.enter_download_mode()
+        emit(ctx, {"board": board, "port": b.port, "rfc2217": None},
+             "virtual board %r at %s%s  (Ctrl-C to stop)" % (
+                 board, b.port, " in download mode" if download else ""))
+        try:
+            while True:
+                time.sleep(0.5)
+                b.check()
+        except KeyboardInterrupt:
+            pass
+
+
+def likely_board(port):
+    if port.vid == ESPRESSIF_VID:
+        return "Espressif USB"
+    return ESP32_BRIDGES.get((port.vid, port.pid), "")
+
+
+@command()
+def ports(ctx):
+    """Serial ports, likely ESP32 boards first."""
+    from serial.tools import list_ports
+
+    found = sorted(list_ports.comports(), key=lambda p: (not likely_board(p), p.device))
+    rows = [{"port": p.device, "description": p.description, "usb": "%04x:%04x" % (
+        p.vid, p.pid) if p.vid else "", "likely_esp32": bool(likely_board(p)),
+             "bridge": likely_board(p)} for p in found]
+    lines = ["%-24s %-10s %s%s" % (r["port"], r["usb"], r["description"],
+                                   "  <- likely an ESP32 (%s)" % r["bridge"]
+                                   if r["likely_esp32"] else "") for r in rows]
+    emit(ctx, rows, "\n".join(lines) or "no serial ports found (is the board plugged in? "
+         "`pen sim` starts a virtual one)")
+
+
+@command(name="flash")
+@click.option("--firmware", "firmware", required=True, type=click.Path(dir_okay=False),
+              help="MicroPython .bin for the board's chip (from micropython.org/download)")
+@click.option("--board", default="esp32-devkitc", show_default=True)
+@click.option("--erase", is_flag=True, help="erase the whole flash first")
+@click.option("--no-stub", is_flag=True, help="talk only to the ROM bootloader (slower; the "
+              "virtual board has no stub)")
+@click.option("--before", default="default-reset", show_default=True,
+              type=click.Choice(["default-reset", "no-reset"]),
+              help="no-reset on a PTY, where DTR/RTS cannot reset the board")
+@click.option("--after", default="hard-reset", show_default=True,
+              type=click.Choice(["hard-reset", "no-reset"]))
+def flash_cmd(ctx, firmware, board, erase, no_stub, before, after):
+    """Flash a MicroPython image (checked first), verify it, report the chip."""
+    from ..flash import flash
+
+    report = flash(port_of(ctx), firmware, board, erase, not no_stub, before, after,
+                   echo=lambda line: click.echo(line, err=True))
+    emit(ctx, report, "flashed %d bytes at 0x%x and verified: %s, MAC %s, flash %s" % (
+        report["bytes"], report["offset"], report["chip"], report["mac"], report["flash_size"]))
+
+
+@command(name="deploy")
+@click.option("--board", default=None, help="board definition to install (default: the one "
+              "on the board, else esp32-devkitc)")
+@click.option("--mpy", is_flag=True, help="compile the modules to .mpy for the board's own "
+              "bytecode format and architecture (mpy-cross)")
+def deploy_cmd(ctx, board, mpy):
+    """Copy the firmware and board definition (only what changed), verify, restart."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from ..deploy import deploy
+
+    port = port_of(ctx)
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(), DownloadColumn(),
+                  console=stderr_console(), transient=True) as bar:
+        tasks = {}
+
+        def progress(name, done, total):
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        report = deploy(port, board, mpy, log=None if ctx.obj["json"] else bar.console.print,
+                        progress=progress)
+    emit(ctx, report, "deployed firmware %s (%s) for %s in %.1f s: %d copied (%d bytes), "
+         "%d unchanged, %d removed" % (
+             report.version, "mpy " + report.mpy_arch if report.mpy_arch else "source",
+             report.board, report.seconds, len(report.copied), report.bytes_copied,
+             len(report.unchanged), len(report.removed)))
+
+
+@command()
+def version(ctx):
+    """Host version, the firmware on the board, and whether they match."""
+    from .. import __version__
+    from ..deploy import firmware_version
+
+    host_fw = firmware_version()
+    with pen_of(ctx) as pen:
+        board_fw, proto = pen.info.get("fw", "?"), pen.info.get("proto", "?")
+    info = {"host": __version__, "host_firmware": host_fw, "board_firmware": board_fw,
+            "protocol": int(proto), "match": board_fw == host_fw}
+    emit(ctx, info, "host penctl %s (deploys firmware %s), board firmware %s, protocol %s: %s"
+         % (__version__, host_fw, board_fw, proto,
+            "match" if info["match"] else "MISMATCH, run pen deploy"))

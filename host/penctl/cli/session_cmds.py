@@ -1,0 +1,122 @@
+"""Session commands: what an operator does with the pen during a treatment."""
+
+import re
+
+import click
+from rich.console import Console
+from rich.live import Live
+
+from ..errors import FaultError
+from ..session import run_pass
+from ..views import pass_table, status_table
+from . import command, emit, pen_of
+
+
+class Duration(click.ParamType):
+    """30s, 2m, 1m30s or plain seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        found = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", value)
+        if not value.strip() or not found or not any(found.groups()):
+            self.fail("%r is not a duration (try 30s, 2m or 1m30s)" % value, param, ctx)
+        minutes, seconds = (float(g) if g else 0.0 for g in found.groups())
+        total = minutes * 60 + seconds
+        if total <= 0:
+            self.fail("a duration must be longer than zero", param, ctx)
+        return total
+
+
+@command()
+def status(ctx):
+    """State, faults, targets and readings."""
+    with pen_of(ctx) as pen:
+        st = pen.status()
+    emit(ctx, st, status_table(st, title="pen status"))
+
+
+@command()
+def home(ctx):
+    """Home the depth actuator (needles retract to 0 mm)."""
+    with pen_of(ctx) as pen:
+        st = pen.home()
+    emit(ctx, st, "homed: %s, depth %.3f mm" % (st.state, st.depth_mm))
+
+
+@command(name="set")
+@click.option("--depth", type=float, help="needle depth, mm (0.05 mm steps)")
+@click.option("--rate", type=float, help="stroke rate, Hz")
+@click.option("--telemetry", type=int, help="telemetry lines per second (0 = off)")
+@click.option("--link-timeout", type=int, help="ms of host silence that stops a run")
+@click.option("--run-limit", type=int, help="longest continuous run, s")
+def set_cmd(ctx, depth, rate, telemetry, link_timeout, run_limit):
+    """Set depth, rate and other parameters; the board checks them against its caps."""
+    params = {k: v for k, v in (("telemetry", telemetry), ("link_timeout", link_timeout),
+                                ("run_limit", run_limit)) if v is not None}
+    if depth is None and rate is None and not params:
+        raise click.UsageError("nothing to set: give --depth, --rate or another option")
+    with pen_of(ctx) as pen:
+        pen.set(depth_mm=depth, rate_hz=rate, **params)
+        values = pen.get()
+    emit(ctx, values, " ".join("%s=%s" % kv for kv in values.items()))
+
+
+def _pass(ctx, depth, rate, seconds):
+    console = Console(stderr=ctx.obj["json"])
+    with pen_of(ctx) as pen, Live(console=console, refresh_per_second=8,
+                                  transient=ctx.obj["json"]) as live:
+        report = run_pass(pen, depth, rate, seconds,
+                          on_status=lambda st, t: live.update(status_table(st, t)))
+    if not ctx.obj["json"]:
+        click.echo()
+    emit(ctx, report, pass_table(report))
+    if report.ended_by == "fault":
+        raise FaultError("the pass ended on a fault: %s; see `pen faults`, clear with "
+                         "`pen clear` once the cause is gone" % (", ".join(report.faults)
+                                                                 or report.final_state))
+
+
+@command()
+@click.option("--for", "seconds", type=Duration(), default=None,
+              help="stop after this long (default: Ctrl-C or the board's run limit)")
+def start(ctx, seconds):
+    """Start the needles at the current settings and stay with them (live view) until
+    Ctrl-C, --for or a fault: a run needs its host, the board stops it if the host goes."""
+    _pass(ctx, None, None, seconds or float("inf"))
+
+
+@command()
+@click.option("--depth", type=float, required=True, help="needle depth, mm")
+@click.option("--rate", type=float, required=True, help="stroke rate, Hz")
+@click.option("--for", "seconds", type=Duration(), required=True, help="e.g. 30s, 2m")
+def run(ctx, depth, rate, seconds):
+    """A timed pass: home if needed, set, start, live view, stop; then what was delivered."""
+    _pass(ctx, depth, rate, seconds)
+
+
+@command()
+def stop(ctx):
+    """Ramp the needles down."""
+    with pen_of(ctx) as pen:
+        st = pen.stop()
+    emit(ctx, st, "stopped: %s" % st.state)
+
+
+@command()
+def clear(ctx):
+    """Clear latched faults whose cause is gone (refused, with the reason, otherwise)."""
+    with pen_of(ctx) as pen:
+        state = pen.clear()
+    emit(ctx, {"state": state}, "cleared: %s" % state)
+
+
+@command()
+def faults(ctx):
+    """Latched faults with the readings that tripped them."""
+    with pen_of(ctx) as pen:
+        found = pen.faults()
+    emit(ctx, found, "\n".join("%s  %s  [%s]" % (f["code"], f["detail"], f["readings"])
+                               for f in found) or "no latched faults")
