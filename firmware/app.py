@@ -8,8 +8,9 @@ import time
 import board as boarddef
 import machine
 import protocol as P
+import settings
 from commands import Commands
-from controller import Controller
+from controller import Controller  # noqa: I001  (largest first, while the heap is whole)
 from depth import Depth
 from link import Link
 from micropython import const
@@ -32,6 +33,9 @@ class App:
         self.sensors = Sensors(board)
         cause = machine.reset_cause()
         self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board), cause)
+        self.default_settings = settings.defaults(board)  # not the board dict: it is big
+        self.saved, self.config_problem = settings.load(board)
+        self.ctl.apply_settings(self.saved, self.config_problem)
         self.link = Link()
         self.commands = Commands(self)
         self.wdt = machine.WDT(timeout=t["watchdog_ms"])

@@ -3,6 +3,7 @@
 import gc
 
 import protocol as P
+import settings
 from app_mode import set_service_mode
 
 
@@ -15,7 +16,8 @@ class Commands:
             "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
             "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
             "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
-            "RESET": self.reset, "SERVICE": self.service,
+            "RESET": self.reset, "SERVICE": self.service, "CONFIG": self.config,
+            "DEFAULTS": self.defaults,
         }
 
     def handle(self, line, now_ms):
@@ -66,7 +68,10 @@ class Commands:
         for i in range(len(P.PARAMS)):
             name, unit, dec, lo, hi, step = P.PARAMS[i]
             out.append("%s=%s" % (name, P.format_fixed(self.ctl.params[i], dec)))
-        out.append("cap=%s" % P.format_fixed(self.ctl.cap_um, 3))
+        caps = self.ctl.caps
+        out.append("cap=%s rate_cap=%s profile=%s" % (
+            P.format_fixed(caps.depth_um(), 3), P.format_fixed(caps.rate_chz(), 2),
+            P.PROFILES[caps.profile][0]))
         return " ".join(out)
 
     def start(self, args, now_ms):
@@ -88,9 +93,7 @@ class Commands:
         return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
 
     def reset(self, args, now_ms):
-        if self.ctl.state in (P.RUNNING, P.HOMING):
-            raise P.ProtocolError("STATE", "RESET refused while %s: STOP first"
-                                  % P.STATES[self.ctl.state])
+        self.ctl.require_still("RESET")
         self.app.reset_pending = True  # after this reply has gone out
 
     def service(self, args, now_ms):
@@ -98,6 +101,36 @@ class Commands:
         # starts it frees the REPL for file transfers
         self.reset(args, now_ms)
         set_service_mode()
+
+    def config(self, args, now_ms):
+        app = self.app
+        if args:
+            values = settings.parse(args, dict(app.saved))
+            self._save(values)
+        return self._config_fields()
+
+    def defaults(self, args, now_ms):
+        self._save(dict(self.app.default_settings))
+        return self._config_fields()
+
+    def _save(self, values):
+        self.ctl.require_still("changing settings")
+        try:
+            settings.save(values)
+        except OSError as e:
+            raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
+                from None
+        self.ctl.apply_settings(values, None)
+        self.app.saved = values
+        self.app.config_problem = None
+
+    def _config_fields(self):
+        saved = self.app.saved
+        out = ["profile=%s" % P.PROFILES[saved["profile"]][0]]
+        for i in settings.SAVED:
+            out.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(saved[i], P.PARAMS[i][2])))
+        out.append("source=%s" % ("defaults" if self.app.config_problem else "saved"))
+        return " ".join(out)
 
     def keepalive(self, args, now_ms):
         pass

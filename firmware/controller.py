@@ -6,6 +6,7 @@ from time import ticks_diff
 
 import protocol as P
 from board import u16
+from caps import Caps
 from machine import Pin
 from micropython import const
 from pi import PI, fixed
@@ -29,8 +30,9 @@ class Controller:
         m = board["motor"]
         tick = board["timing"]["tick_ms"]
         self.tick_ms = tick
-        self.cap_um = int(board["depth"]["cap_mm"] * 1000 + 0.5)
+        self.caps = Caps(board)
         self.params = [0, 0, 20, lim["link_timeout_ms"], lim["run_limit_s"]]
+        self.config_warning = 0  # W_CONFIG bit while the saved settings could not be used
         self.accepted = 0  # bit per parameter set since boot
         self.accel_chz = max(1, m["accel_hz_per_s"] * 100 * tick // 1000)
         self.decel_chz = max(1, m["decel_hz_per_s"] * 100 * tick // 1000)
@@ -162,11 +164,30 @@ class Controller:
         self.depth.start_homing(now_ms)
         self._set_state(P.HOMING)
 
+    def require_still(self, what):
+        """Refuse `what` while the needles run or the actuator homes."""
+        if self.state in (P.RUNNING, P.HOMING):
+            raise P.ProtocolError("STATE", "%s refused while %s: STOP first"
+                                  % (what, P.STATES[self.state]))
+
+    def apply_settings(self, values, problem):
+        """Saved settings (settings.py): the profile and the defaults of three parameters."""
+        self.require_still("changing settings")
+        if values["profile"] != self.caps.profile:
+            self.events.append("! PROFILE name=%s" % P.PROFILES[values["profile"]][0])
+        self.caps.profile = values["profile"]
+        for i in (P.P_TELEMETRY, P.P_LINK_TIMEOUT, P.P_RUN_LIMIT):
+            self.params[i] = values[i]
+        warning = (1 << P.W_CONFIG) if problem else 0
+        if warning and not self.config_warning:
+            self.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)
+        self.config_warning = warning
+
     def set(self, settings):
         for i, value in settings:
-            if i == P.P_DEPTH and value > self.cap_um:
-                raise P.ProtocolError("CAP", "depth %s mm beyond the cap of %s mm" % (
-                    P.format_fixed(value, 3), P.format_fixed(self.cap_um, 3)))
+            why = self.caps.beyond(i, value)
+            if why:
+                raise P.ProtocolError("CAP", why)
         for i, value in settings:
             self.params[i] = value
             self.accepted |= 1 << i
@@ -192,6 +213,8 @@ class Controller:
         for i in (P.P_DEPTH, P.P_RATE):
             if not self.accepted & (1 << i):
                 missing.append("%s not set" % P.PARAMS[i][0])
+            elif self.caps.beyond(i, self.params[i]):
+                missing.append(self.caps.beyond(i, self.params[i]))
         return missing
 
     def start(self, now_ms):
@@ -250,7 +273,7 @@ class Controller:
         return ("st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d "
                 "up=%d") % (
             P.STATES[self.state], P.mask_names(self.faults, P.FAULTS),
-            P.mask_names(self.sup.warnings, P.WARNINGS),
+            P.mask_names(self.sup.warnings | self.config_warning, P.WARNINGS),
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.setpoint_chz, 2),
             P.format_fixed(r.depth_um, 3), P.format_fixed(self.depth.setpoint_um, 3),
             r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,

@@ -2,6 +2,9 @@
 # the REPL takes over (Ctrl-C from mpremote does exactly that), so whatever happens,
 # the finally below puts the motor outputs in their safe state. Before any module of the
 # pen runs, the deployed files are checked against their manifest (integrity.py).
+import gc
+import sys
+
 import app_mode
 
 problems = []
@@ -12,11 +15,15 @@ try:
         import integrity
 
         problems = integrity.check()
+        if not problems:  # its RAM goes to compiling the app's modules
+            del integrity
+            del sys.modules["integrity"]
+        gc.collect()
         if not problems:
             import app
 
             app.run()
-        elif integrity.trusted(problems, "protocol", "link", "lockout", "app_mode"):
+        elif integrity.trusted(problems, "protocol", "codes", "link", "lockout", "app_mode"):
             import lockout
 
             lockout.run(problems)

@@ -21,6 +21,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
+    config.addinivalue_line("markers", "profile(name): the treatment profile the test runs in "
+                                       "(default: the first, most restrictive one)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -52,9 +54,14 @@ def port(request, board):
 def pen(request, port):
     with Pen(port) as p:
         if request.config.getoption("--port"):
-            # a real board is not fresh: stop it and restart it as the EN button would
+            # a real board is not fresh: stop it, restore the saved defaults, and restart
+            # it as the EN button would
             p.stop()
+            p.defaults()
             p.reset()
+        profile = request.node.get_closest_marker("profile")
+        if profile:
+            p.use_profile(profile.args[0])
         yield p
 
 

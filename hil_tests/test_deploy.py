@@ -25,8 +25,8 @@ def firmware_tree(tmp_path):
 def firmware_copy(tmp_path, version):
     fw = tmp_path / "fw"
     shutil.copytree(firmware_tree(tmp_path), fw, ignore=shutil.ignore_patterns(".*", "__py*"))
-    src = (fw / "protocol.py").read_text()
-    (fw / "protocol.py").write_text(src.replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "%s+'
+    src = (fw / "codes.py").read_text()
+    (fw / "codes.py").write_text(src.replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "%s+'
                                                 % version, 1))
     return fw
 
@@ -35,12 +35,12 @@ def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, t
     fw = firmware_copy(tmp_path, "t%d" % os.getpid())
     try:
         first = deploy(port, firmware_dir=fw)
-        assert first.copied == ["protocol.py"]  # the only file that differs
+        assert first.copied == ["codes.py"]  # the only file that differs
         with Pen(port) as pen:
             assert pen.info["fw"] == first.version and first.version.startswith("t")
         second = deploy(port, firmware_dir=fw)
         assert second.copied == [] and second.bytes_copied == 0 and not second.removed
-        assert "protocol.py" in second.unchanged and "board.json" in second.unchanged
+        assert "codes.py" in second.unchanged and "board.json" in second.unchanged
     finally:
         deploy(port, firmware_dir=firmware_tree(tmp_path))  # a real board is left as found
 

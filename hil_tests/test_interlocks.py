@@ -47,6 +47,7 @@ def _clears(pen):
         return False
 
 
+@pytest.mark.profile("body")
 def test_depth_jam_trips_following_error(running_pen, board):
     board.inject("depth_jam")
     running_pen.set(depth_mm=1.5)

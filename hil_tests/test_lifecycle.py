@@ -80,6 +80,7 @@ def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
                           "        sp = r.setpoint_chz\n        if self.rate_target == 13300:\n"
                           "            raise ZeroDivisionError('planted bug')\n")
     with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
+        pen.use_profile("body")
         start_run(pen, board)
         pen.set(rate_hz=133)
         wait_until(lambda: motor_stopped(board), 1, "motor off after the exception")

@@ -51,7 +51,9 @@ def test_start_refused_with_estop_open_and_fault_latched(ready_pen, board):
 
 @pytest.mark.parametrize("params, code, words", [
     ({"depth_mm": 3.5}, "RANGE", ["depth", "0.000..3.000"]),
-    ({"depth_mm": 2.6}, "CAP", ["cap of 2.500 mm"]),
+    pytest.param({"depth_mm": 2.6}, "CAP", ["cap of 2.500 mm"], marks=pytest.mark.profile("body")),
+    ({"depth_mm": 0.55}, "CAP", ["periorbital profile's cap of 0.500 mm"]),
+    ({"rate_hz": 125}, "CAP", ["periorbital profile's cap of 120.00 Hz"]),
     ({"depth_mm": 0.52}, "STEP", ["0.050"]),
     ({"depth_mm": float("nan")}, "BAD_VALUE", ["nan"]),
     ({"depth_mm": float("inf")}, "BAD_VALUE", ["inf"]),

@@ -36,6 +36,7 @@ def mean_telemetry(pen, seconds):
 
 
 @pytest.mark.parametrize("rate", [25, 100, 150])
+@pytest.mark.profile("body")
 def test_rate_holds_within_2_percent(ready_pen, board, rate):
     ready_pen.set(rate_hz=rate)
     ready_pen.start()
@@ -49,6 +50,7 @@ def test_rate_holds_within_2_percent(ready_pen, board, rate):
         assert abs(actual - rate) <= rate * 0.02
 
 
+@pytest.mark.profile("body")
 def test_depth_holds_within_tolerance(ready_pen, board):
     ready_pen.set(depth_mm=1.25)
     ready_pen.start()
@@ -76,6 +78,7 @@ def test_strokes_counted_match_shaft_revolutions(running_pen, board):
     assert st.strokes > 50
 
 
+@pytest.mark.profile("body")
 def test_depth_change_while_running_is_rate_limited(running_pen, board):
     running_pen.set(depth_mm=1.5)
     time.sleep(0.4)

@@ -113,11 +113,17 @@ class Pen:
         body = " ".join([str(seq), command] + ["%s=%s" % (k, _wire_value(v))
                                                 for k, v in params.items()])
         line = P.frame(body)
+        boots = self.link.boots
         for _ in range(self.retries + 1):
             self.link.write_line(line)
-            reply = self.link.wait_reply(seq, self.timeout)
+            reply = self.link.wait_reply(seq, self.timeout, boots)
             if reply is None and self.link.at_repl:
                 break  # frames typed into a Python prompt will never be answered
+            if reply is None and self.link.boots != boots:
+                # a restarted board has forgotten the sequence numbers it answered: a
+                # resend could run the command a second time
+                raise LinkError("the board restarted while %s was pending; it may or may not "
+                                "have been done: check with `pen status`" % command, "RESET")
             if reply is None or reply[0].get("garbled"):
                 continue  # lost, or the board could not read our frame: send it again
             fields, message = reply
@@ -217,6 +223,21 @@ class Pen:
         """Restart the board into service mode (no app, no watchdog): the REPL is free for
         mpremote. Leave it by removing /service on the board and resetting."""
         self.request("SERVICE")
+
+    def config(self, **values):
+        """The saved settings (profile, telemetry, link_timeout, run_limit, and source:
+        "saved" or "defaults"); with values, sets and saves them first."""
+        fields, _ = self.request("CONFIG", **values)
+        return fields
+
+    def defaults(self):
+        """Save and apply the safe defaults (the first, most restrictive profile)."""
+        fields, _ = self.request("DEFAULTS")
+        return fields
+
+    def use_profile(self, name):
+        """Switch the treatment profile (saved; refused while running)."""
+        return self.config(profile=name)
 
     def diag(self):
         fields, _ = self.request("DIAG")

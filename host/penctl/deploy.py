@@ -78,12 +78,12 @@ def manifest(files):
 
 
 def firmware_version(firmware_dir=None):
-    """FIRMWARE_VERSION as written in a firmware tree's protocol.py (read, not imported:
+    """FIRMWARE_VERSION as written in a firmware tree's codes.py (read, not imported:
     the tree may be a patched copy)."""
-    text = (Path(firmware_dir or FIRMWARE_DIR) / "protocol.py").read_text()
+    text = (Path(firmware_dir or FIRMWARE_DIR) / "codes.py").read_text()
     found = re.search(r'^FIRMWARE_VERSION = "([^"]+)"', text, re.M)
     if not found:
-        raise UsageError("no FIRMWARE_VERSION in %s/protocol.py" % (firmware_dir or FIRMWARE_DIR))
+        raise UsageError("no FIRMWARE_VERSION in %s/codes.py" % (firmware_dir or FIRMWARE_DIR))
     return found.group(1)
 
 

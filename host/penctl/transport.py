@@ -31,6 +31,7 @@ class Transport:
         self.noise = collections.deque(maxlen=40)  # lines that were not frames
         self.counts = collections.Counter()
         self.at_repl = False
+        self.boots = 0  # BOOT events seen: a restart forgets the board's answered requests
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._read_loop, daemon=True, name="pen-reader")
@@ -91,6 +92,10 @@ class Transport:
                 self._replies[key] = (fields, message)
                 self._cond.notify_all()
         elif kind == "event":
+            if key == "BOOT":
+                self.boots += 1
+                with self._cond:
+                    self._cond.notify_all()
             self.events.put((key, fields, message))
         else:
             self.latest = fields
@@ -98,11 +103,13 @@ class Transport:
                 self.telemetry.get_nowait()
             self.telemetry.put(fields)
 
-    def wait_reply(self, seq, timeout):
-        """(fields, message) for seq, or None on timeout. A '-' error (garbled frame)
-        is returned too, so the caller can resend at once."""
+    def wait_reply(self, seq, timeout, boots=None):
+        """(fields, message) for seq, or None on timeout or when the board restarts (a
+        BOOT event while boots was the count). A '-' error (garbled frame) is returned
+        too, so the caller can resend at once."""
         with self._cond:
-            self._cond.wait_for(lambda: seq in self._replies or None in self._replies, timeout)
+            self._cond.wait_for(lambda: seq in self._replies or None in self._replies
+                                or (boots is not None and self.boots != boots), timeout)
             if seq in self._replies:
                 return self._replies.pop(seq)
             if None in self._replies:

@@ -70,6 +70,7 @@ class VirtualBoard:
         self.proc = None
         self.crash = None
         self.resets = []
+        self.power_cuts = 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads = []
@@ -322,7 +323,10 @@ class VirtualBoard:
         request = self.regs[simhw.H_REQUEST]
         if request:
             self._kill_vm()
-            self._spawn(SOFT_RESET if request == 1 else HARD_RESET)
+            if request == 3:  # the power failed at a write point: back on at once
+                self.regs[simhw.H_CUT_AT] = 0
+                self.power_cuts += 1
+            self._spawn({1: SOFT_RESET, 2: HARD_RESET}.get(request, PWRON_RESET))
             return
         self._check_watchdog(now)
 
@@ -358,6 +362,15 @@ class VirtualBoard:
             if name == "link_cut":
                 self.bridge.cut = False
             self.physics.write_inputs()
+
+    def write_points(self):
+        """Flash write points the firmware has passed so far (vm/flash.py counts them)."""
+        return self.regs[simhw.H_WRITE_POINTS]
+
+    def cut_power_at(self, point):
+        """Make the power fail when the firmware reaches this write point (a count as
+        write_points() gives it); the board then boots again from power-on."""
+        self.regs[simhw.H_CUT_AT] = point
 
     def link_faults(self, drop=0.0, corrupt=0.0, duplicate=0.0, delay_s=0.0, seed=None):
         """Degrade the serial link in both directions, per byte."""

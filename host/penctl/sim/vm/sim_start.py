@@ -8,11 +8,13 @@ import simhw
 simhw.attach(sys.argv[1])
 import os  # noqa: E402
 
-import machine  # noqa: E402,F401  (stand-in imported before the host's files disappear)
+import flash  # noqa: E402  (stand-ins imported before the host's files disappear)
+import machine  # noqa: E402,F401
 import vfs  # noqa: E402
 
 vfs.mount(vfs.VfsPosix(sys.argv[2]), "/")
 os.chdir("/")
+flash.install()
 sys.path.clear()
 sys.path.extend(["", "/lib", ".frozen"])
 
@@ -33,4 +35,4 @@ def _sim_run(name):
 _sim_run("boot.py")
 if sys.argv[3:] != ["raw"]:  # a soft reset from the raw REPL skips main.py, as on a board
     _sim_run("main.py")
-del _sim_run, simhw, os, vfs
+del _sim_run, simhw, os, vfs, flash

@@ -17,7 +17,9 @@ H_WDT_TIMEOUT_MS = const(2)
 H_WDT_FEEDS = const(3)
 H_IRQ_SEQ = const(4)
 H_BOOTS = const(5)
-H_REQUEST = const(6)  # VM asks the host for a reset: 1 soft, 2 hard
+H_REQUEST = const(6)  # VM asks the host for a reset: 1 soft, 2 hard, 3 power cut
+H_WRITE_POINTS = const(7)  # flash write points passed since the board was made (flash.py)
+H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin

@@ -1,0 +1,165 @@
+# The protocol's tables: versions, states, fault, warning and error codes, parameters with
+# units and bounds, commands, profiles, status fields. protocol.py re-exports them with
+# the functions that use them; this module holds no function, so on the board its
+# compiled code (and every operator's text in it) is freed once it has run.
+try:
+    from micropython import const
+
+    ON_BOARD = True
+except ImportError:  # CPython: the host
+    ON_BOARD = False
+
+    def const(x):  # type: ignore[misc]
+        return x
+
+
+PROTOCOL_VERSION = const(1)
+FIRMWARE_VERSION = "0.1.0"
+SEQ_MAX = const(65535)
+MAX_LINE = const(160)
+
+# Board states, in the order of a normal session.
+STATES = ("BOOT", "IDLE", "HOMING", "READY", "RUNNING", "FAULT", "ESTOP")
+BOOT = const(0)
+IDLE = const(1)
+HOMING = const(2)
+READY = const(3)
+RUNNING = const(4)
+FAULT = const(5)
+ESTOP = const(6)
+
+# Fault codes: the index is the bit in a fault mask, so codes are appended, never
+# renamed or reordered. Text is what an operator reads next to the code.
+FAULTS = (
+    ("ESTOP", ("e-stop loop open")),
+    ("CARTRIDGE", ("needle cartridge absent")),
+    ("OVERCURRENT", ("motor current above limit")),
+    ("STALL", ("motor driven but not turning")),
+    ("TACH_LOST", ("no tachometer pulses from a turning motor")),
+    ("SPEED", ("stroke rate far from target")),
+    ("DEPTH_FOLLOWING", ("depth actuator not following its target")),
+    ("DEPTH_SENSOR", ("depth sensor reading out of range")),
+    ("OVERTEMP", ("handpiece over temperature")),
+    ("THERMISTOR", ("thermistor open or shorted")),
+    ("SUPPLY_LOW", ("supply voltage below limit")),
+    ("SUPPLY_HIGH", ("supply voltage above limit")),
+    ("LINK_LOST", ("host link silent during a run")),
+    ("RUN_LIMIT", ("continuous run limit reached")),
+    ("WATCHDOG", ("firmware hang reset by the watchdog")),
+    ("INTERNAL", ("unexpected firmware error")),
+    ("INTEGRITY", ("deployed files do not match their manifest")),
+)
+F_ESTOP = const(0)
+F_CARTRIDGE = const(1)
+F_OVERCURRENT = const(2)
+F_STALL = const(3)
+F_TACH_LOST = const(4)
+F_SPEED = const(5)
+F_DEPTH_FOLLOWING = const(6)
+F_DEPTH_SENSOR = const(7)
+F_OVERTEMP = const(8)
+F_THERMISTOR = const(9)
+F_SUPPLY_LOW = const(10)
+F_SUPPLY_HIGH = const(11)
+F_LINK_LOST = const(12)
+F_RUN_LIMIT = const(13)
+F_WATCHDOG = const(14)
+F_INTERNAL = const(15)
+F_INTEGRITY = const(16)
+
+# Why the board last restarted, indexed by machine.reset_cause() (ESP32 port values).
+RESET_CAUSES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT")
+
+
+# Warnings do not stop the needles; they are reported as events and in status.
+WARNINGS = (("HOT", ("handpiece temperature at warning level")),
+            ("CONFIG", ("saved settings missing or corrupt: safe defaults in use")))
+W_HOT = const(0)
+W_CONFIG = const(1)
+
+# Treatment profiles: an area with its depth cap (um) and stroke-rate cap (cHz), enforced
+# on the board (FDA's special controls for these pens ask for the maximum safe penetration
+# depth per labeled indication). The first is the most restrictive: the board's fallback.
+PROFILES = (
+    ("periorbital", 500, 12000, ("around the eyes, thin skin")),
+    ("forehead", 750, 13000, ("forehead and temples")),
+    ("cheeks", 1500, 15000, ("cheeks")),
+    ("scars", 2000, 15000, ("acne scars")),
+    ("body", 2500, 15000, ("body and stretch marks")),
+)
+
+# Error codes in "ERR" replies: the command was refused and changed nothing.
+ERRORS = (
+    ("BAD_CRC", ("frame checksum does not match; resend")),
+    ("MALFORMED", ("frame is not '<seq> <CMD> [name=value ...]'")),
+    ("UNKNOWN_CMD", ("no such command")),
+    ("UNKNOWN_PARAM", ("no such parameter")),
+    ("BAD_VALUE", ("value is not a decimal number")),
+    ("RANGE", ("value outside its bounds")),
+    ("STEP", ("value not on its step grid")),
+    ("CAP", ("value beyond the active cap")),
+    ("STATE", ("command not allowed in this state")),
+    ("PRECONDITION", ("start refused: a precondition does not hold")),
+    ("CAUSE_PERSISTS", ("clear refused: the fault's cause is still present")),
+    ("INTERNAL", ("unexpected firmware error")),
+    ("STORAGE", ("the board could not save to its flash")),
+)
+
+# Settable parameters: name, unit, decimals on the wire, min, max, step (all in
+# wire units times 10**decimals, which is also the firmware's internal unit).
+PARAMS = (
+    ("depth", "mm", 3, 0, 3000, 50),  # internal: micrometres
+    ("rate", "Hz", 2, 2500, 15000, 10),  # internal: centi-hertz
+    ("telemetry", "Hz", 0, 0, 100, 1),  # 0 turns telemetry off
+    ("link_timeout", "ms", 0, 100, 2000, 10),
+    ("run_limit", "s", 0, 1, 1800, 1),
+)
+P_DEPTH = const(0)
+P_RATE = const(1)
+P_TELEMETRY = const(2)
+P_LINK_TIMEOUT = const(3)
+P_RUN_LIMIT = const(4)
+
+# Commands: name, parameters it takes ("*" = any settable parameter), what it does.
+COMMANDS = (
+    ("HELLO", "", ("identify: protocol and firmware version, board name")),
+    ("STATUS", "", ("state, faults, targets and readings")),
+    ("HOME", "", ("home the depth actuator at its retracted end")),
+    ("SET", "*", ("set one or more parameters")),
+    ("GET", "", ("every parameter's value and the depth cap")),
+    ("START", "", ("start the needles (READY, homed, settings accepted)")),
+    ("STOP", "", ("ramp the motor down, back to READY")),
+    ("CLEAR", "", ("clear latched faults whose cause is gone")),
+    ("FAULTS", "", ("latched faults with the readings that tripped them")),
+    ("KA", "", ("keepalive: refreshes the link timeout")),
+    ("DIAG", "", ("control-loop figures: tick time, bytes allocated, free heap")),
+    ("RESET", "", ("restart the board, as the EN button does (refused while running)")),
+    ("SERVICE", "", ("restart into service mode: no app, no watchdog, REPL free for mpremote")),
+    ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit): read, "
+                    "or set and save")),
+    ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them")),
+)
+
+# Status and telemetry fields: key, unit, decimals (None for text).
+FIELDS = (
+    ("st", "", None),  # state name
+    ("f", "", None),  # latched fault names, comma separated, "-" if none
+    ("w", "", None),  # active warnings
+    ("hz", "Hz", 2),  # measured stroke rate
+    ("thz", "Hz", 2),  # rate setpoint (ramped)
+    ("dep", "mm", 3),  # measured depth
+    ("tdep", "mm", 3),  # depth setpoint
+    ("ma", "mA", 0),  # motor current
+    ("tc", "C", 1),  # handpiece temperature
+    ("mv", "mV", 0),  # supply voltage
+    ("duty", "%", 1),  # motor PWM duty
+    ("n", "", 0),  # strokes delivered since boot
+    ("up", "ms", 0),  # uptime
+)
+
+if ON_BOARD:  # the texts are for the host's operators; the board keeps the names (5 KB)
+    FAULTS = tuple((f[0], "") for f in FAULTS)  # type: ignore[assignment]
+    WARNINGS = tuple((w[0], "") for w in WARNINGS)  # type: ignore[assignment]
+    ERRORS = tuple((e[0], "") for e in ERRORS)  # type: ignore[assignment]
+    COMMANDS = tuple((c[0], c[1], "") for c in COMMANDS)  # type: ignore[assignment]
+    PROFILES = tuple((p[0], p[1], p[2], "") for p in PROFILES)  # type: ignore[assignment]

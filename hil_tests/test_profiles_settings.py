@@ -1,0 +1,130 @@
+"""Treatment profiles enforced on the board, and saved settings that survive resets and
+power cuts at any write point."""
+
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+from penctl import LinkError, Pen, RefusedError
+from penctl.protocol import PROFILES
+
+
+def test_the_fallback_profile_is_the_most_restrictive(pen):
+    assert pen.config()["profile"] == PROFILES[0][0]
+    assert PROFILES[0][1] == min(p[1] for p in PROFILES)
+    values = pen.get()
+    assert values["profile"] == "periorbital" and values["cap"] == "0.500"
+
+
+@pytest.mark.parametrize("name, depth_um, rate_chz, area", PROFILES)
+def test_each_profile_caps_depth_and_rate_on_the_board(pen, name, depth_um, rate_chz, area):
+    pen.use_profile(name)
+    pen.set(depth_mm=depth_um / 1000)  # at the cap: accepted
+    with pytest.raises(RefusedError) as beyond:
+        pen.set(depth_mm=(depth_um + 50) / 1000)
+    assert beyond.value.code == "CAP"
+    if depth_um < 2500:  # below the board's own 2.50 mm cap the profile is named
+        assert "%s profile's cap of %.3f mm" % (name, depth_um / 1000) in str(beyond.value)
+    if rate_chz < 15000:
+        with pytest.raises(RefusedError, match="%s profile's cap of %.2f Hz" % (
+                name, rate_chz / 100)):
+            pen.set(rate_hz=rate_chz / 100 + 1)
+
+
+def test_start_beyond_a_newly_chosen_profile_is_refused(ready_pen, board):
+    ready_pen.use_profile("cheeks")
+    ready_pen.set(depth_mm=1.2, rate_hz=100)
+    ready_pen.use_profile("forehead")
+    with pytest.raises(RefusedError) as refused:
+        ready_pen.start()
+    assert "forehead profile's cap of 0.750 mm" in str(refused.value)
+    assert ready_pen.status().state == "READY"
+    if board:
+        assert motor_stopped(board)
+
+
+def test_switching_profile_while_running_is_refused(running_pen):
+    with pytest.raises(RefusedError) as refused:
+        running_pen.use_profile("body")
+    assert refused.value.code == "STATE"
+    assert running_pen.config()["profile"] == "periorbital"
+    assert running_pen.status().state == "RUNNING"
+
+
+def test_saved_settings_survive_a_reset_and_defaults_restore_them(pen):
+    pen.config(profile="cheeks", telemetry=50, link_timeout=800)
+    info = pen.reset()
+    assert info["reset"] == "HARD"
+    saved = pen.config()
+    assert (saved["profile"], saved["telemetry"], saved["link_timeout"], saved["source"]) == \
+        ("cheeks", "50", "800", "saved")
+    assert pen.get()["link_timeout"] == "800"  # applied at boot, not only stored
+    assert "CONFIG" not in pen.status().warnings
+    assert pen.defaults()["profile"] == "periorbital"
+
+
+def test_bad_saved_values_are_refused_and_nothing_is_saved(pen):
+    before = pen.config()
+    for bad in ({"profile": "nose"}, {"link_timeout": 5000}, {"depth": 1}):
+        with pytest.raises(RefusedError):
+            pen.config(**bad)
+    assert pen.config() == before
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "wrong-version"])
+def test_unusable_settings_fall_back_to_safe_defaults_with_a_config_warning(board, damage):
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+    path = board.flash_dir / "settings.txt"
+    if damage == "missing":
+        path.unlink()
+    elif damage == "corrupt":
+        path.write_text(path.read_text().replace("body", "bodz"))
+    else:
+        path.write_text(path.read_text().replace("v=1", "v=9"))
+    board.reset()
+    time.sleep(0.3)
+    with Pen(board.port) as pen:
+        assert pen.config()["profile"] == "periorbital" and pen.config()["source"] == "defaults"
+        assert "CONFIG" in pen.status().warnings
+        pen.use_profile("cheeks")  # a good save ends the warning
+        assert "CONFIG" not in pen.status().warnings
+
+
+def save_with_power_cut(board, point):
+    """From a saved 'cheeks', save 'body' with the power failing at write point `point`
+    of that save (0: no cut); returns the profile the board boots with."""
+    with Pen(board.port) as pen:
+        pen.use_profile("cheeks")
+        if point:
+            board.cut_power_at(board.write_points() + point)
+        try:
+            pen.use_profile("body")
+        except LinkError:
+            pass  # the power failed before the answer
+    if point:
+        wait_until(lambda: board.power_cuts > 0 and board.observe()["vm_running"], 5,
+                   "the board back after the power cut")
+        time.sleep(0.3)
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert saved["source"] == "saved" and "CONFIG" not in pen.status().warnings
+        return saved["profile"]
+
+
+@pytest.mark.injects
+def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(board):
+    before = board.write_points()
+    with Pen(board.port) as pen:
+        pen.use_profile("scars")
+    points = board.write_points() - before  # open, write, close, rename
+    assert points >= 4
+    outcomes = []
+    for point in range(1, points + 1):
+        board.power_cuts = 0
+        outcomes.append(save_with_power_cut(board, point))
+        assert board.power_cuts == 1, "the power did not fail at write point %d" % point
+    assert set(outcomes) <= {"cheeks", "body"}
+    assert outcomes[0] == "cheeks"  # cut before anything was written: the old settings
+    assert save_with_power_cut(board, 0) == "body"  # no cut: the new ones
