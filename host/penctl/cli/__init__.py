@@ -64,7 +64,7 @@ def emit(ctx, data, human):
         Console().print(human)
 
 
-from . import board_cmds, session_cmds  # noqa: E402,F401  (they register their commands)
+from . import board_cmds, config_cmds, monitor_cmds, session_cmds  # noqa: E402,F401,I001
 
 
 def main():

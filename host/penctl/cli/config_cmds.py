@@ -1,0 +1,1 @@
+"""Settings and treatment profiles saved on the board: `pen config`, `pen profile`."""

@@ -1,0 +1,1 @@
+"""Watching and recording a session: `pen monitor`, `pen record`, `pen plot`."""
