@@ -12,6 +12,7 @@ import settings
 from commands import Commands
 from controller import Controller  # noqa: I001  (largest first, while the heap is whole)
 from depth import Depth
+from eventlog import EventLog
 from link import Link
 from micropython import const
 from motor import Motor
@@ -20,6 +21,7 @@ from supervisor import Supervisor
 
 _LINK_SHARE = const(75)  # percent of the UART telemetry may use
 _STATS_WINDOW = const(100000)  # ticks before the figures roll over (small ints on ESP32)
+_FLUSH_QUIET_MS = const(100)  # a burst of events goes to the flash in one write
 
 
 class App:
@@ -33,6 +35,10 @@ class App:
         self.sensors = Sensors(board)
         cause = machine.reset_cause()
         self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board), cause)
+        self.log = EventLog()
+        self.last_event_ms = 0
+        if cause == machine.PWRON_RESET and self._browned_out():
+            self.ctl.reset_cause = "BROWNOUT"
         self.default_settings = settings.defaults(board)  # not the board dict: it is big
         self.saved, self.config_problem = settings.load(board)
         self.ctl.apply_settings(self.saved, self.config_problem)
@@ -48,8 +54,15 @@ class App:
         self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
         if cause == machine.WDT_RESET:
             self.ctl.trip(P.F_WATCHDOG, "the previous run hung and was reset by the watchdog")
-        self.ctl.events.append("! BOOT reset=%s fw=%s proto=%d board=%s" % (
+        self.ctl.events.insert(0, "! BOOT reset=%s fw=%s proto=%d board=%s" % (
             self.ctl.reset_cause, P.FIRMWARE_VERSION, P.PROTOCOL_VERSION, self.board_name))
+
+    def _browned_out(self):
+        # The ESP32 port reports a brown-out as a power-on reset: the supply monitor's own
+        # record tells them apart: a SUPPLY_LOW fault still latched when the board went
+        # down (the supply fell slowly enough to trip it first; a sudden loss stays PWRON).
+        log, before = self.log, self.log.boot - 1
+        return log.last_seq(before, "FAULT code=SUPPLY_LOW") > log.last_seq(before, "CLEAR")
 
     def safe(self):
         self.motor.off()
@@ -98,20 +111,41 @@ class App:
                 wait = 0
             await asyncio.sleep_ms(wait)
 
+    def send_events(self):
+        events = self.ctl.events
+        while events:
+            line = events.pop(0)
+            self.link.send(line)
+            now = time.ticks_ms()
+            self.log.add(time.ticks_diff(now, self.ctl.boot_ms), line[2:])
+            self.last_event_ms = now
+
+    def flush_log(self):
+        # Flash writes stall the loop, so they wait until the needles are still.
+        if not self.log.queue or self.ctl.state in (P.RUNNING, P.HOMING):
+            return
+        if time.ticks_diff(time.ticks_ms(), self.last_event_ms) < _FLUSH_QUIET_MS:
+            return
+        try:
+            self.log.flush()
+        except OSError as e:
+            self.log.queue.clear()
+            self.ctl.events.append("! WARN w=LOG : event log not written (%s)" % e)
+
     async def link_task(self):
         link = self.link
-        events = self.ctl.events
         while True:
-            while events:
-                link.send(events.pop(0))
+            self.send_events()
             line = link.read_line()
             while line is not None:
                 self.commands.handle(line, time.ticks_ms())
-                while events:
-                    link.send(events.pop(0))
+                self.send_events()
                 line = link.read_line()
+            self.flush_log()
             if self.reset_pending:
                 self.safe()
+                self.last_event_ms -= _FLUSH_QUIET_MS  # a deliberate reset loses no record
+                self.flush_log()
                 await asyncio.sleep_ms(50)  # let the reply leave the UART
                 machine.reset()
             await asyncio.sleep_ms(2)
@@ -131,6 +165,9 @@ class App:
                 await asyncio.sleep_ms(100)
 
     async def main(self):
+        self.send_events()
+        self.last_event_ms -= _FLUSH_QUIET_MS  # the boot record first: it keeps the boot
+        self.flush_log()  # counter unique even if this run's later records are lost
         asyncio.create_task(self.link_task())
         asyncio.create_task(self.telemetry_task())
         await self.control_task()

@@ -68,14 +68,18 @@ F_INTERNAL = const(15)
 F_INTEGRITY = const(16)
 
 # Why the board last restarted, indexed by machine.reset_cause() (ESP32 port values).
-RESET_CAUSES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT")
+# BROWNOUT is not one of them: the ESP32 port reports a brown-out as PWRON, and the
+# firmware names it when its log shows the supply had fallen (app.py).
+RESET_CAUSES = ("?", "PWRON", "HARD", "WATCHDOG", "DEEPSLEEP", "SOFT", "BROWNOUT")
 
 
 # Warnings do not stop the needles; they are reported as events and in status.
 WARNINGS = (("HOT", ("handpiece temperature at warning level")),
-            ("CONFIG", ("saved settings missing or corrupt: safe defaults in use")))
+            ("CONFIG", ("saved settings missing or corrupt: safe defaults in use")),
+            ("LOG", ("the event log could not be written to the flash")))
 W_HOT = const(0)
 W_CONFIG = const(1)
+W_LOG = const(2)
 
 # Treatment profiles: an area with its depth cap (um) and stroke-rate cap (cHz), enforced
 # on the board (FDA's special controls for these pens ask for the maximum safe penetration
@@ -138,6 +142,8 @@ COMMANDS = (
     ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit): read, "
                     "or set and save")),
     ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them")),
+    ("LOG", "*", ("event log records from since=<n> on: seq boot uptime_ms event, "
+                 "oldest first, a few per reply; next= is where to go on")),
 )
 
 # Status and telemetry fields: key, unit, decimals (None for text).

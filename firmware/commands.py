@@ -5,6 +5,9 @@ import gc
 import protocol as P
 import settings
 from app_mode import set_service_mode
+from micropython import const
+
+_LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
 
 
 class Commands:
@@ -17,7 +20,7 @@ class Commands:
             "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
             "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
             "RESET": self.reset, "SERVICE": self.service, "CONFIG": self.config,
-            "DEFAULTS": self.defaults,
+            "DEFAULTS": self.defaults, "LOG": self.log,
         }
 
     def handle(self, line, now_ms):
@@ -131,6 +134,17 @@ class Commands:
             out.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(saved[i], P.PARAMS[i][2])))
         out.append("source=%s" % ("defaults" if self.app.config_problem else "saved"))
         return " ".join(out)
+
+    def log(self, args, now_ms):
+        since = 0
+        for name, text in args:
+            if name != "since":
+                raise P.ProtocolError("UNKNOWN_PARAM", "LOG takes since=<record number>")
+            since = P.parse_fixed(text, 0)
+        records = self.app.log.read(since, _LOG_PAGE)
+        after = records[-1][0] + 1 if records else since
+        return "next=%d boot=%d : %s" % (after, self.app.log.boot, " | ".join(
+            "%d %d %d %s" % rec for rec in records))
 
     def keepalive(self, args, now_ms):
         pass

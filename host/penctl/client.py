@@ -239,6 +239,21 @@ class Pen:
         """Switch the treatment profile (saved; refused while running)."""
         return self.config(profile=name)
 
+    def log(self, since=0):
+        """Event log records from record number `since` on, oldest first: dicts with seq,
+        boot, uptime_ms, event (BOOT, STATE, FAULT, CLEAR, WARN, PROFILE, LOST) and text."""
+        records = []
+        while True:
+            fields, message = self.request("LOG", since=since)
+            for part in filter(None, (p.strip() for p in message.split(" | "))):
+                seq, boot, up, text = part.split(" ", 3)
+                records.append({"seq": int(seq), "boot": int(boot), "uptime_ms": int(up),
+                                "event": text.split(" ", 1)[0], "text": text})
+            following = int(fields["next"])
+            if following == since:
+                return records
+            since = following
+
     def diag(self):
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}

@@ -71,6 +71,7 @@ class VirtualBoard:
         self.crash = None
         self.resets = []
         self.power_cuts = 0
+        self._brownout_at = None  # monotonic time the injected brown-out resets the chip
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads = []
@@ -227,6 +228,7 @@ class VirtualBoard:
                                      b"\r\ninvalid header: 0xffffffff\r\n")
             return
         regs[simhw.H_RESET_CAUSE] = cause
+        self.physics.faults.pop("hang", None)  # a reset ends the hang: new firmware run
         if cause != SOFT_RESET:  # machine.WDT survives a soft reset, as on an ESP32
             regs[simhw.H_WDT_TIMEOUT_MS] = 0
             regs[simhw.H_WDT_FEEDS] = 0
@@ -320,6 +322,11 @@ class VirtualBoard:
                     code, self.bridge.vm_output_tail())
                 self.proc = None
             return
+        if self._brownout_at is not None and now >= self._brownout_at:
+            self.remove("brownout")
+            self._kill_vm()
+            self._spawn(PWRON_RESET)  # what the ESP32 port's reset_cause() says after one
+            return
         request = self.regs[simhw.H_REQUEST]
         if request:
             self._kill_vm()
@@ -354,6 +361,10 @@ class VirtualBoard:
             self.physics.faults[name] = dict(FAULTS[name], **params)
             if name == "link_cut":
                 self.bridge.cut = True
+            elif name == "hang" and self.proc is not None:
+                self.proc.send_signal(signal.SIGSTOP)  # PWM and pins hold their last state
+            elif name == "brownout":
+                self._brownout_at = time.monotonic() + self.physics.faults[name]["after_s"]
             self.physics.write_inputs()
 
     def remove(self, name):
@@ -361,6 +372,10 @@ class VirtualBoard:
             self.physics.faults.pop(name, None)
             if name == "link_cut":
                 self.bridge.cut = False
+            elif name == "hang" and self.proc is not None:
+                self.proc.send_signal(signal.SIGCONT)
+            elif name == "brownout":
+                self._brownout_at = None
             self.physics.write_inputs()
 
     def write_points(self):

@@ -41,6 +41,10 @@ FAULTS = {
     "supply_high": {"volts": 15.0},
     "link_cut": {},
     "driver_short": {},  # a shorted driver transistor: full voltage whenever enabled
+    # the supply sags to `volts`, then after `after_s` the ESP32's own rail browns out and
+    # the board resets (reported by the chip as a power-on reset); the supply then recovers
+    "brownout": {"volts": 8.0, "after_s": 0.6},
+    "hang": {},  # the firmware stops being scheduled (VM stopped) until the watchdog bites
 }
 
 
@@ -123,7 +127,7 @@ class Physics:
         self.w = max(0.0, self.w + (torque - load) / c["motor_inertia_kg_m2"] * dt)
 
     def _source_volts(self):
-        for name in ("supply_low", "supply_high"):
+        for name in ("supply_low", "supply_high", "brownout"):
             if name in self.faults:
                 return self.faults[name]["volts"]
         return self.cfg["supply_v"]

@@ -1,0 +1,151 @@
+"""The fault and event log on the board's flash, the boot counter, and resets reported
+with their cause: watchdog after a hang, brown-out, power-on; the log across power cuts."""
+
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+from penctl import LinkError, Pen
+
+WDT_RESET, PWRON_RESET = 3, 1
+QUEUE_BOUND = 16  # firmware/eventlog.py _QUEUE: the most a power cut can take
+
+
+def events(records, kind):
+    return [r for r in records if r["event"] == kind]
+
+
+def flushed(pen, text):
+    """The log holds a record containing text, read back from the board (queued or
+    written)."""
+    wait_until(lambda: any(text in r["text"] for r in pen.log()), 3, "%r in the log" % text)
+
+
+def test_log_keeps_boots_starts_stops_with_uptime_and_boot_number(ready_pen):
+    ready_pen.start()
+    time.sleep(0.3)
+    ready_pen.stop()
+    records = ready_pen.log()
+    assert records == sorted(records, key=lambda r: r["seq"])
+    boot = events(records, "BOOT")[-1]
+    mine = [r for r in records if r["boot"] == boot["boot"]]
+    texts = [r["text"] for r in mine]
+    assert "STATE from=READY to=RUNNING" in texts and "STATE from=RUNNING to=READY" in texts
+    start = texts.index("STATE from=READY to=RUNNING")
+    assert mine[start]["uptime_ms"] <= mine[texts.index("STATE from=RUNNING to=READY")][
+        "uptime_ms"]
+    since = records[-1]["seq"] + 1
+    assert ready_pen.log(since=since) == records[len(records):]  # nothing newer
+
+
+def test_the_boot_counter_survives_a_reset(pen):
+    before = events(pen.log(), "BOOT")[-1]["boot"]
+    pen.reset()
+    flushed(pen, "reset=HARD")
+    assert events(pen.log(), "BOOT")[-1]["boot"] == before + 1
+
+
+@pytest.mark.injects
+def test_faults_and_clears_are_logged_with_their_readings(ready_pen, board):
+    board.inject("overtemp", celsius=70)
+    wait_until(lambda: ready_pen.status().state == "FAULT", 2, "OVERTEMP latched")
+    board.remove("overtemp")
+    time.sleep(0.6)  # the thermistor reading settles below the trip level
+    ready_pen.clear()
+    flushed(ready_pen, "CLEAR faults=OVERTEMP")
+    fault = events(ready_pen.log(), "FAULT")[-1]["text"]
+    assert "code=OVERTEMP" in fault and "tc=70.0" in fault
+
+
+@pytest.mark.injects
+def test_a_hang_is_reset_by_the_watchdog_with_the_motor_off_and_logged(running_pen, board):
+    board.inject("hang")
+    timeout_s = board.definition["timing"]["watchdog_ms"] / 1000
+    wait_until(lambda: WDT_RESET in board.observe()["resets"], timeout_s + 2, "watchdog reset")
+    assert motor_stopped(board)  # a reset leaves every output off
+    running_pen.link.close()
+    with Pen(board.port) as pen:
+        assert pen.info["reset"] == "WATCHDOG"
+        assert "WATCHDOG" in pen.status().faults and motor_stopped(board)
+        flushed(pen, "reset=WATCHDOG")
+        assert "code=WATCHDOG" in events(pen.log(), "FAULT")[-1]["text"]
+        assert board.observe()["resets"].count(WDT_RESET) == 1
+        assert motor_stopped(board)
+
+
+@pytest.mark.injects
+def test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on(pen, board):
+    resets = len(board.observe()["resets"])
+    board.inject("brownout", volts=8.0, after_s=0.8)
+    wait_until(lambda: len(board.observe()["resets"]) > resets, 4, "brown-out reset")
+    assert board.observe()["resets"][-1] == PWRON_RESET  # all the ESP32 port can tell
+    pen.link.close()
+    with Pen(board.port) as again:
+        assert again.info["reset"] == "BROWNOUT"
+        records = again.log()
+        assert "code=SUPPLY_LOW" in events(records, "FAULT")[-1]["text"]
+        flushed(again, "reset=BROWNOUT")
+    board.reset(PWRON_RESET)  # the supply plugged in again after a clean switch-off
+    with Pen(board.port) as again:
+        assert again.info["reset"] == "PWRON"
+
+
+def run_and_stop(pen):
+    pen.start()
+    time.sleep(0.2)
+    pen.stop()
+
+
+def quiet_flash(board):
+    """Wait until the firmware has written everything it queued (no new write points)."""
+    last = [board.write_points(), time.monotonic()]
+
+    def still():
+        now = board.write_points()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+        return time.monotonic() - last[1] > 0.4
+    wait_until(still, 5, "the flash quiet")
+
+
+RUN_RECORDS = ["STATE from=READY to=RUNNING", "STATE from=RUNNING to=READY"]
+
+
+def run_with_power_cut(board, point):
+    """Home, then a run whose log flush loses power at its write point `point`; returns
+    (log before, log after the cut, boot number of the run)."""
+    with Pen(board.port) as pen:
+        pen.home()
+        pen.set(depth_mm=0.5, rate_hz=100)
+        quiet_flash(board)
+        known = pen.log()
+        resets = len(board.observe()["resets"])
+        board.cut_power_at(board.write_points() + point)
+        try:
+            run_and_stop(pen)
+        except LinkError:
+            pass  # the power failed while we were asking
+    wait_until(lambda: len(board.observe()["resets"]) > resets, 5, "the power back")
+    with Pen(board.port) as pen:
+        return known, pen.log(), known[-1]["boot"]
+
+
+@pytest.mark.injects
+def test_the_log_survives_a_power_cut_at_every_write_point_of_a_flush(ready_pen, board):
+    quiet_flash(board)
+    before = board.write_points()
+    run_and_stop(ready_pen)
+    quiet_flash(board)
+    points = board.write_points() - before  # open, one write a record, close
+    assert points == 2 + len(RUN_RECORDS)
+    ready_pen.link.close()
+    lost = []
+    for point in range(1, points + 1):
+        known, after, boot = run_with_power_cut(board, point)
+        assert after[: len(known)] == known  # nothing flushed before the cut is lost
+        tail = [r["text"] for r in after[len(known):] if r["boot"] == boot]
+        assert tail == RUN_RECORDS[: len(tail)]  # whole records, in order; a torn one never
+        assert events(after[len(known):], "BOOT")  # the board came back and logs again
+        lost.append(len(RUN_RECORDS) - len(tail))
+    assert lost[0] == len(RUN_RECORDS) and lost[-1] == 0  # cut at the open, cut at the close
+    assert max(lost) <= QUEUE_BOUND
