@@ -101,7 +101,6 @@ class App:
     async def control_task(self):
         period = self.tick_ms
         due = time.ticks_ms()
-        self.ctl.boot_ms = due
         while True:
             self.tick()
             due = time.ticks_add(due, period)
@@ -165,6 +164,7 @@ class App:
                 await asyncio.sleep_ms(100)
 
     async def main(self):
+        self.ctl.boot_ms = time.ticks_ms()  # uptime of the boot records
         self.send_events()
         self.last_event_ms -= _FLUSH_QUIET_MS  # the boot record first: it keeps the boot
         self.flush_log()  # counter unique even if this run's later records are lost

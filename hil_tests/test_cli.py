@@ -69,7 +69,23 @@ def test_ports_lists_without_a_board():
 
 
 def test_faults_and_clear(port):
-    assert pen(port, "faults").stdout.strip() == "no latched faults"
+    found = json.loads(pen(port, "faults", "--json").stdout)
+    assert found["faults"] == [] and set(found["warnings"]) <= {"CONFIG"}
+    pen(port, "config", "reset")  # saved settings: the CONFIG warning ends
+    assert pen(port, "faults").stdout.strip() == "no latched faults, no warnings"
     time.sleep(0.1)
     done = pen(port, "--json", "clear")
     assert done.returncode == 0 and json.loads(done.stdout)["state"] in ("IDLE", "READY")
+
+
+def test_log_shows_boots_and_states_and_pages_from_a_record(port):
+    pen(port, "home")
+    done = pen(port, "log", "--json")
+    records = json.loads(done.stdout)
+    assert done.returncode == 0 and records[0]["event"] == "BOOT"
+    assert "STATE from=HOMING to=READY" in [r["text"] for r in records]
+    later = json.loads(pen(port, "log", "--json", "--since", str(records[-2]["seq"])).stdout)
+    assert later == records[-2:]
+    human = pen(port, "log", "--boots", "1").stdout
+    assert "BOOT" in human and "reset=" in human
+    assert pen(port, "log", "--since", "-1").returncode == USAGE

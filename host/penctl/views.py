@@ -32,3 +32,15 @@ def pass_table(report):
     table.add_row("final state", report.final_state)
     table.add_row("faults", ", ".join(report.faults) or "none")
     return table
+
+
+def log_table(records):
+    table = Table(title="event log")
+    for name, justify in (("#", "right"), ("boot", "right"), ("uptime", "right"),
+                          ("event", "left"), ("", "left")):
+        table.add_column(name, justify=justify)
+    for r in records:
+        style = "bold red" if r["event"] == "FAULT" else None
+        table.add_row(str(r["seq"]), str(r["boot"]), "%.3f s" % (r["uptime_ms"] / 1000),
+                      r["event"], r["text"].partition(" ")[2], style=style)
+    return table

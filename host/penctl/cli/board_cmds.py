@@ -1,5 +1,6 @@
 """Board-level commands: a virtual board, finding ports, flashing, deploying, versions."""
 
+import signal
 import time
 
 import click
@@ -13,6 +14,10 @@ ESP32_BRIDGES = {(0x10C4, 0xEA60): "CP210x", (0x1A86, 0x7523): "CH340",
 ESPRESSIF_VID = 0x303A
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 @command()
 @click.option("--board", default="virtual", show_default=True)
 @click.option("--download", is_flag=True, help="start in the ROM bootloader (for esptool)")
@@ -20,6 +25,8 @@ def sim(ctx, board, download):
     """Run a virtual board in the foreground and print its port."""
     from ..sim import VirtualBoard
 
+    # a service manager or a script stops it with SIGTERM: clean up as on Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupted)
     with VirtualBoard(board) as b:
         if download:
             b.enter_download_mode()

@@ -7,9 +7,12 @@ from rich.console import Console
 from rich.live import Live
 
 from ..errors import FaultError
+from ..protocol import WARNINGS
 from ..session import run_pass
-from ..views import pass_table, status_table
+from ..views import log_table, pass_table, status_table
 from . import command, emit, pen_of
+
+WARNING_TEXT = dict(WARNINGS)
 
 
 class Duration(click.ParamType):
@@ -115,8 +118,29 @@ def clear(ctx):
 
 @command()
 def faults(ctx):
-    """Latched faults with the readings that tripped them."""
+    """Latched faults with the readings that tripped them, and active warnings (CONFIG:
+    the saved settings were unusable and the safe defaults are in use)."""
     with pen_of(ctx) as pen:
         found = pen.faults()
-    emit(ctx, found, "\n".join("%s  %s  [%s]" % (f["code"], f["detail"], f["readings"])
-                               for f in found) or "no latched faults")
+        warnings = pen.status().warnings
+    lines = ["%s  %s  [%s]" % (f["code"], f["detail"], f["readings"]) for f in found]
+    lines += ["warning %s: %s" % (w, WARNING_TEXT.get(w, "")) for w in warnings]
+    emit(ctx, {"faults": found, "warnings": warnings},
+         "\n".join(lines) or "no latched faults, no warnings")
+
+
+@command(name="log")
+@click.option("--since", type=click.IntRange(min=0), default=0,
+              help="first record number to show (numbers never repeat)")
+@click.option("--boots", type=click.IntRange(min=1), default=None,
+              help="only the records of the last N boots")
+def log_cmd(ctx, since, boots):
+    """The board's fault and event log: boots with their reset cause, faults with their
+    readings, clears, starts, stops, profile changes; record number, boot, uptime."""
+    with pen_of(ctx) as pen:
+        records = pen.log(since=since)
+    if boots and records:
+        first_boot = max(r["boot"] for r in records) - boots + 1
+        records = [r for r in records if r["boot"] >= first_boot]
+    emit(ctx, records, log_table(records) if records else "no log records%s" % (
+        " from %d on" % since if since else ""))

@@ -1,0 +1,159 @@
+"""Session recordings: telemetry lines and board events as CSV rows, and reading them back.
+
+One row per telemetry line or event, timed on the host's monotonic clock from the start
+of the recording (the board's uptime restarts with the board; the host's clock does not).
+"""
+
+import csv
+import math
+import time
+from pathlib import Path
+
+from .errors import UsageError
+
+# column, Status attribute, format: the decimals are the wire's, so a value is written
+# exactly as the board sent it
+READINGS = (
+    ("rate_hz", "rate_hz", "%.2f"),
+    ("target_rate_hz", "target_rate_hz", "%.2f"),
+    ("depth_mm", "depth_mm", "%.3f"),
+    ("target_depth_mm", "target_depth_mm", "%.3f"),
+    ("current_ma", "current_ma", "%.0f"),
+    ("temperature_c", "temperature_c", "%.1f"),
+    ("supply_v", "supply_v", "%.3f"),
+    ("duty_pct", "duty_pct", "%.1f"),
+)
+COLUMNS = (("time_s", "kind", "state") + tuple(c for c, _, _ in READINGS)
+           + ("strokes", "faults", "warnings", "event", "detail"))
+NUMBERS = tuple(c for c, _, _ in READINGS)
+
+
+def describe_event(fields, message):
+    """An event's fields and message as one text: `code=OVERTEMP tc=60.0 : why`."""
+    text = " ".join("%s=%s" % kv for kv in fields.items())
+    return "%s : %s" % (text, message) if message else text
+
+
+def parse_event(detail):
+    """(fields, message) back from describe_event()'s text."""
+    head, _, message = detail.partition(" : ")
+    fields = dict(tok.partition("=")[::2] for tok in head.split())
+    return fields, message
+
+
+class Recorder:
+    """Writes a Pen's telemetry and events to a CSV file while run() or poll() is called.
+
+    Use as a context manager: the header is written on entry, the file closed on exit;
+    what the pen received before entry is not recorded.
+    Rows are line-buffered, so a recording cut short (Ctrl-C, kill) keeps what it had.
+    """
+
+    def __init__(self, pen, path, telemetry_timeout=2.0, clock=time.monotonic):
+        self.pen = pen
+        self.path = Path(path)
+        self.telemetry_timeout = telemetry_timeout
+        self.clock = clock
+        self.telemetry_rows = 0
+        self.event_rows = 0
+        self._file = None
+
+    @property
+    def rows(self):
+        return self.telemetry_rows + self.event_rows
+
+    @property
+    def elapsed_s(self):
+        return self.clock() - self.started
+
+    def __enter__(self):
+        try:
+            self._file = open(self.path, "w", newline="", buffering=1)  # closed by __exit__
+        except OSError as e:
+            raise UsageError("cannot write %s: %s" % (self.path, e.strerror or e)) from e
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(COLUMNS)
+        self.started = self.clock()
+        # lines and events queued before the start are left out: they would get a time
+        # they did not arrive at
+        self.pen.events()
+        self._telemetry = self.pen.telemetry(timeout=self.telemetry_timeout, fresh=True)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self._write_events()
+        finally:
+            self._file.close()
+
+    def run(self, seconds=math.inf, on_progress=None):
+        """Record for `seconds` (until interrupted by default); on_progress(self) after
+        every telemetry line. A silent board raises LinkError after telemetry_timeout."""
+        deadline = self.clock() + seconds
+        while self.clock() < deadline:
+            self.poll()
+            if on_progress is not None:
+                on_progress(self)
+
+    def poll(self):
+        """Wait for the next telemetry line and write it, after the events that came
+        before it."""
+        status = next(self._telemetry)
+        now = self.elapsed_s
+        self._write_events(now)
+        self._writer.writerow(telemetry_row(now, status))
+        self.telemetry_rows += 1
+
+    def _write_events(self, now=None):
+        now = self.elapsed_s if now is None else now
+        for name, fields, message in self.pen.events():
+            self._writer.writerow(event_row(now, name, describe_event(fields, message)))
+            self.event_rows += 1
+
+
+def telemetry_row(time_s, status):
+    row = dict.fromkeys(COLUMNS, "")
+    row.update({c: fmt % getattr(status, attr) for c, attr, fmt in READINGS})
+    row.update(time_s="%.3f" % time_s, kind="telemetry", state=status.state,
+               strokes=str(status.strokes), faults=",".join(status.faults),
+               warnings=",".join(status.warnings))
+    return [row[c] for c in COLUMNS]
+
+
+def event_row(time_s, name, detail):
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(time_s="%.3f" % time_s, kind="event", event=name, detail=detail)
+    return [row[c] for c in COLUMNS]
+
+
+def read(path):
+    """The rows of a recording as dicts: numbers as floats (None where empty), strokes
+    an int, faults and warnings lists of names. Raises UsageError for a file that is
+    missing or is not a recording."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise UsageError("%s is not a `pen record` CSV: its header is %s, expected %s"
+                                 % (path, ",".join(reader.fieldnames or ["(none)"]),
+                                    ",".join(COLUMNS)))
+            return [_typed(row, reader.line_num, path) for row in reader]
+    except OSError as e:
+        raise UsageError("cannot read %s: %s" % (path, e.strerror or e)) from e
+
+
+def _typed(row, line, path):
+    try:
+        out = dict(row, time_s=float(row["time_s"]),
+                   strokes=int(row["strokes"]) if row["strokes"] else None,
+                   faults=_names(row["faults"]), warnings=_names(row["warnings"]))
+        out.update({c: float(row[c]) if row[c] else None for c in NUMBERS})
+    except (TypeError, ValueError) as e:
+        raise UsageError("%s line %d: %s" % (path, line, e)) from e
+    return out
+
+
+def _names(text):
+    return text.split(",") if text else []
