@@ -7,6 +7,8 @@ import sys
 
 import app_mode
 
+_LARGEST_FIRST = ("controller", "supervisor", "protocol", "commands", "depth", "eventlog",
+                  "settings", "sensors")
 problems = []
 try:
     if app_mode.service_mode():
@@ -20,6 +22,12 @@ try:
             del sys.modules["integrity"]
         gc.collect()
         if not problems:
+            # Compiling a module needs a large free block: the largest go first, with a
+            # collection after each, so fragments of one never starve the next (in
+            # app.py's import order a few hundred more bytes of source failed to boot).
+            for name in _LARGEST_FIRST:
+                __import__(name)
+                gc.collect()
             import app
 
             app.run()

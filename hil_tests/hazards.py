@@ -15,6 +15,9 @@ INTERLOCK_TEST = "hil_tests/test_interlocks.py::test_interlock_stops_latches_and
 DEPLOY_TEST = "hil_tests/test_deploy.py::test_damaged_file_locks_the_motor_out_until_a_good" \
               "_deploy[%s]"
 
+PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
+LOG_TEST = "hil_tests/test_log_resets.py::"
+
 # injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
 INTERLOCKS = {
     "estop": ("ESTOP", "immediate", "ESTOP", True),
@@ -57,11 +60,19 @@ HAZARDS = [
         "hazard": "needles run too deep",
         "cause": "operator sets a depth beyond the area's safe depth; actuator jams or "
                  "its sensor fails",
-        "interlock": "cap enforced on the board (CAP); closed depth loop with following-error "
-                     "and sensor-range checks; retract on any fault; mechanical hard stop",
+        "interlock": "the board's cap and the active treatment profile's depth and rate "
+                     "caps enforced on the board at set and at start (CAP), the profile "
+                     "locked while running, the most restrictive profile as the fallback; "
+                     "closed depth loop with following-error and sensor-range checks; "
+                     "retract on any fault; mechanical hard stop",
         "faults": ["DEPTH_FOLLOWING", "DEPTH_SENSOR"],
         "tests": ["hil_tests/test_refusals.py::test_bad_values_refused_and_nothing_changes"
                   "[params1-CAP-words1]",
+                  PROFILE_TEST + "test_each_profile_caps_depth_and_rate_on_the_board"
+                  "[cheeks-1500-15000-cheeks]",
+                  PROFILE_TEST + "test_start_beyond_a_newly_chosen_profile_is_refused",
+                  PROFILE_TEST + "test_switching_profile_while_running_is_refused",
+                  PROFILE_TEST + "test_the_fallback_profile_is_the_most_restrictive",
                   "hil_tests/test_interlocks.py::test_depth_jam_trips_following_error",
                   INTERLOCK_TEST % "depth_sensor_open",
                   "hil_tests/test_session.py::test_depth_holds_within_tolerance",
@@ -104,6 +115,8 @@ HAZARDS = [
                   "_link_timeout",
                   "hil_tests/test_link.py::test_cut_link_during_run_stops_motor",
                   "hil_tests/test_lifecycle.py::test_watchdog_reset_is_reported_after_a_hang",
+                  LOG_TEST + "test_a_hang_is_reset_by_the_watchdog_with_the_motor_off_and"
+                  "_logged",
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
@@ -122,7 +135,8 @@ HAZARDS = [
         "cause": "flat battery, wrong adapter",
         "interlock": "supply voltage window, debounced",
         "faults": ["SUPPLY_LOW", "SUPPLY_HIGH"],
-        "tests": [INTERLOCK_TEST % "supply_low", INTERLOCK_TEST % "supply_high"],
+        "tests": [INTERLOCK_TEST % "supply_low", INTERLOCK_TEST % "supply_high",
+                  LOG_TEST + "test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on"],
     },
     {
         "hazard": "needles run on firmware other than the one verified",
@@ -137,12 +151,20 @@ HAZARDS = [
     },
     {
         "hazard": "corrupted settings or commands move the needles wrongly",
-        "cause": "line noise, half-written frames, a retried command running twice",
+        "cause": "line noise, half-written frames, a retried command running twice, a "
+                 "settings file damaged or cut short by a power failure",
         "interlock": "CRC on every frame; bounds and step grid checked before anything is "
-                     "applied; repeated sequence numbers answered, not re-run. Settings "
-                     "storage with CRC arrives with the settings work (open).",
+                     "applied; repeated sequence numbers answered, not re-run, and never "
+                     "resent across a board restart; settings saved with a version and a "
+                     "CRC, atomically (new file, read back, rename); unusable settings give "
+                     "the safe defaults and a CONFIG warning",
         "faults": [],
-        "tests": ["hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed",
+        "tests": [PROFILE_TEST + "test_a_power_cut_at_every_write_point_of_a_save_leaves_old"
+                  "_or_new_settings",
+                  PROFILE_TEST + "test_unusable_settings_fall_back_to_safe_defaults_with_a"
+                  "_config_warning[corrupt]",
+                  PROFILE_TEST + "test_bad_saved_values_are_refused_and_nothing_is_saved",
+                  "hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed",
                   "hil_tests/test_link.py::test_repeated_sequence_number_gets_first_answer"
                   "_without_running_twice",
                   "hil_tests/test_refusals.py::test_unknown_and_malformed_commands_refused"],
@@ -154,5 +176,18 @@ HAZARDS = [
                      "needed to refuse reuse. Mitigated by labeling (single use).",
         "faults": [],
         "tests": ["hil_tests/test_refusals.py::test_start_refused_without_cartridge"],
+    },
+    {
+        "hazard": "a fault goes unrecorded, so its cause is never found",
+        "cause": "power cut, watchdog reset or brown-out before the record reaches flash",
+        "interlock": "fault and event log: CRC-framed records in a fixed ring, queued in RAM "
+                     "and written whenever the needles are still (after every fault, since a "
+                     "fault stops them); the boot record written first; a torn record is "
+                     "skipped; at most the unflushed queue (16 records) is lost",
+        "faults": [],
+        "tests": [LOG_TEST + "test_the_log_survives_a_power_cut_at_every_write_point_of_a"
+                  "_flush",
+                  LOG_TEST + "test_faults_and_clears_are_logged_with_their_readings",
+                  LOG_TEST + "test_the_boot_counter_survives_a_reset"],
     },
 ]

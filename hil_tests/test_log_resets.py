@@ -46,6 +46,24 @@ def test_the_boot_counter_survives_a_reset(pen):
 
 
 @pytest.mark.injects
+def test_the_log_is_never_written_while_the_needles_run(ready_pen, board):
+    # a flash write stalls the MicroPython VM: none may land between two control ticks
+    quiet_flash(board)
+    before = board.write_points()
+    ready_pen.start()
+    board.inject("overtemp", celsius=45)  # a HOT warning: an event while running
+    wait_until(lambda: "HOT" in ready_pen.status().warnings, 2, "HOT warning")
+    board.remove("overtemp")
+    time.sleep(0.5)
+    assert board.write_points() == before and ready_pen.status().state == "RUNNING"
+    ready_pen.stop()
+    quiet_flash(board)
+    assert board.write_points() > before  # the queued records went out once it stopped
+    texts = [r["text"] for r in ready_pen.log()]
+    assert any(t.startswith("WARN w=HOT") for t in texts)
+
+
+@pytest.mark.injects
 def test_faults_and_clears_are_logged_with_their_readings(ready_pen, board):
     board.inject("overtemp", celsius=70)
     wait_until(lambda: ready_pen.status().state == "FAULT", 2, "OVERTEMP latched")

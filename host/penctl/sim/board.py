@@ -378,6 +378,11 @@ class VirtualBoard:
                 self._brownout_at = None
             self.physics.write_inputs()
 
+    def standin_heap_bytes(self):
+        """Heap the VM's stand-ins (machine, flash, register file) took before boot.py:
+        on an ESP32 that code is in ROM, so its free heap is this much larger."""
+        return self.regs[simhw.H_STANDIN_BYTES]
+
     def write_points(self):
         """Flash write points the firmware has passed so far (vm/flash.py counts them)."""
         return self.regs[simhw.H_WRITE_POINTS]

@@ -1,9 +1,12 @@
 # First thing the virtual board's VM runs: wire the stand-in hardware, make the
 # board's flash directory the filesystem root, then run boot.py and main.py the
 # way MicroPython does on an ESP32. `-i` leaves the VM at the REPL afterwards.
+import gc
 import sys
 
-import simhw
+gc.collect()
+_heap_at_start = gc.mem_free()
+import simhw  # noqa: E402
 
 simhw.attach(sys.argv[1])
 import os  # noqa: E402
@@ -17,6 +20,9 @@ os.chdir("/")
 flash.install()
 sys.path.clear()
 sys.path.extend(["", "/lib", ".frozen"])
+gc.collect()
+# what the stand-ins took of the heap: on an ESP32 machine lives in ROM (make bench)
+simhw.regs.put(simhw.H_STANDIN_BYTES, _heap_at_start - gc.mem_free())
 
 
 def _sim_run(name):
@@ -35,4 +41,4 @@ def _sim_run(name):
 _sim_run("boot.py")
 if sys.argv[3:] != ["raw"]:  # a soft reset from the raw REPL skips main.py, as on a board
     _sim_run("main.py")
-del _sim_run, simhw, os, vfs, flash
+del _sim_run, simhw, os, vfs, flash, gc, _heap_at_start
