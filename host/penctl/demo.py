@@ -19,12 +19,20 @@ def main(argv=None):
     parser.add_argument("--depth", type=float, default=0.5)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--profile", default="forehead",
+                        help="treatment profile whose caps the board enforces")
     args = parser.parse_args(argv)
     with VirtualBoard(args.board) as board:
         console.print("virtual board %r up at %s" % (args.board, board.port))
         with Pen(board.port) as pen:
             console.print("connected: firmware %s, protocol %s" % (pen.info["fw"],
                                                                     pen.info["proto"]))
+            # a fresh board runs on the safe defaults and says so (CONFIG) until a profile
+            # is chosen and saved
+            fields = pen.use_profile(args.profile)
+            caps = pen.get()
+            console.print("profile %s: the board caps depth at %s mm and rate at %s Hz" % (
+                fields["profile"], caps["cap"], caps["rate_cap"]))
             console.print("homing, then %.2f mm at %.0f Hz for %.0f s" % (
                 args.depth, args.rate, args.seconds))
             with Live(console=console, refresh_per_second=10) as live:
