@@ -118,6 +118,17 @@ PARAMS = (
     ("link_timeout", "ms", 0, 100, 2000, 10),
     ("run_limit", "s", 0, 1, 1800, 1),
 )
+# This unit's sensor calibration, saved with the settings (CONFIG), never SET: shaped as
+# PARAMS. The bounds keep a bad calibration from hiding a fault (at most ~190 mA of current
+# offset against a 2500 mA trip; a 3 % supply trim against a 10.5..13.5 V window).
+CALIBRATION = (
+    ("current_zero", "mV", 0, -150, 150, 1),  # current-sense output at zero current
+    ("supply_gain", "permille", 0, 970, 1030, 1),  # supply divider trim
+)
+
+# What CONFIG saves besides the profile: three parameters' boot values and the calibration.
+SAVED = ("telemetry", "link_timeout", "run_limit", "current_zero", "supply_gain")
+
 P_DEPTH = const(0)
 P_RATE = const(1)
 P_TELEMETRY = const(2)
@@ -139,8 +150,8 @@ COMMANDS = (
     ("DIAG", "", ("control-loop figures: tick time, bytes allocated, free heap")),
     ("RESET", "", ("restart the board, as the EN button does (refused while running)")),
     ("SERVICE", "", ("restart into service mode: no app, no watchdog, REPL free for mpremote")),
-    ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit): read, "
-                    "or set and save")),
+    ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit, "
+                    "current_zero, supply_gain): read, or set and save")),
     ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them")),
     ("LOG", "*", ("event log records from since=<n> on: seq boot uptime_ms event, "
                  "oldest first, a few per reply; next= is where to go on")),

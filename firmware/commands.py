@@ -128,12 +128,8 @@ class Commands:
         self.app.config_problem = None
 
     def _config_fields(self):
-        saved = self.app.saved
-        out = ["profile=%s" % P.PROFILES[saved["profile"]][0]]
-        for i in settings.SAVED:
-            out.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(saved[i], P.PARAMS[i][2])))
-        out.append("source=%s" % ("defaults" if self.app.config_problem else "saved"))
-        return " ".join(out)
+        return "%s source=%s" % (settings.fields(self.app.saved),
+                                 "defaults" if self.app.config_problem else "saved")
 
     def log(self, args, now_ms):
         since = 0

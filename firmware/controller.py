@@ -171,13 +171,16 @@ class Controller:
                                   % (what, P.STATES[self.state]))
 
     def apply_settings(self, values, problem):
-        """Saved settings (settings.py): the profile and the defaults of three parameters."""
+        """Saved settings (settings.py): the profile, three parameters' boot values and the
+        sensors' calibration."""
         self.require_still("changing settings")
         if values["profile"] != self.caps.profile:
             self.events.append("! PROFILE name=%s" % P.PROFILES[values["profile"]][0])
         self.caps.profile = values["profile"]
-        for i in (P.P_TELEMETRY, P.P_LINK_TIMEOUT, P.P_RUN_LIMIT):
-            self.params[i] = values[i]
+        self.params[P.P_TELEMETRY] = values["telemetry"]
+        self.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
+        self.params[P.P_RUN_LIMIT] = values["run_limit"]
+        self.sensors.calibrate(values["current_zero"], values["supply_gain"])
         warning = (1 << P.W_CONFIG) if problem else 0
         if warning and not self.config_warning:
             self.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)

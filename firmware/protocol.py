@@ -114,7 +114,21 @@ def format_fixed(value, decimals):
 
 def check_param(index, value):
     """Raise ProtocolError unless value (internal units) is within bounds and on grid."""
-    name, unit, dec, lo, hi, step = PARAMS[index]
+    check_value(PARAMS[index], value)
+
+
+def spec(name):
+    """The (name, unit, decimals, min, max, step) of a parameter or a calibration value."""
+    for table in (PARAMS, CALIBRATION):
+        i = index_of(table, name)
+        if i >= 0:
+            return table[i]
+    return None
+
+
+def check_value(entry, value):
+    """check_param for a PARAMS or CALIBRATION entry."""
+    name, unit, dec, lo, hi, step = entry
     if value < lo or value > hi:
         raise ProtocolError("RANGE", "%s %s %s outside %s..%s %s" % (
             name, format_fixed(value, dec), unit, format_fixed(lo, dec),

@@ -61,11 +61,18 @@ class Sensors:
         self.estop = Pin(pins["estop"], Pin.IN, Pin.PULL_UP)
         self.cartridge = Pin(pins["cartridge"], Pin.IN, Pin.PULL_UP)
         self.ma_per_mv_1024 = int(1024 * 1000 / cal["current_mv_per_a"])
-        self.supply_x1024 = int(1024 * cal["supply_divider"])
+        self.divider_x1024 = int(1024 * cal["supply_divider"])
+        self.calibrate(0, 1000)
         self.table = _thermistor_table(cal)
 
+    def calibrate(self, current_zero_mv, supply_gain_permille):
+        """This unit's trims (saved settings, bounded by P.CALIBRATION)."""
+        self.current_zero_mv = current_zero_mv
+        self.supply_x1024 = self.divider_x1024 * supply_gain_permille // 1000
+
     def read(self, r):
-        r.current_ma = (self.current.read_uv() // 1000 * self.ma_per_mv_1024) >> 10
+        mv = self.current.read_uv() // 1000 - self.current_zero_mv
+        r.current_ma = (mv * self.ma_per_mv_1024) >> 10 if mv > 0 else 0
         mv = self.temp.read_uv() // 1000
         r.temp_mv = mv
         r.temp_dc = self.celsius_x10(mv)

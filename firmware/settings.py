@@ -1,29 +1,34 @@
-# Settings that survive power cuts: the active treatment profile and the defaults for
-# telemetry, link timeout and run limit. One protocol frame (so a CRC guards it) with a
-# version, written atomically: write a new file, read it back, then rename it over the old
-# one. A cut at any moment leaves the old or the new settings; a file that is missing or
-# fails its checks gives the safe defaults (first profile) and a reason for the warning.
+# Settings that survive power cuts: the active treatment profile, the boot values of
+# telemetry, link timeout and run limit, and this unit's sensor calibration (P.SAVED).
+# One protocol frame (so a CRC guards it) with a version, written atomically: write a new
+# file, read it back, then rename it over the old one. A cut at any moment leaves the old or
+# the new settings; a file that is missing or fails its checks gives the safe defaults
+# (first profile) and a reason for the warning.
 import os
 
 import protocol as P
 
 FILE = "settings.txt"
 NEW = "settings.new"
-VERSION = 1
-SAVED = (P.P_TELEMETRY, P.P_LINK_TIMEOUT, P.P_RUN_LIMIT)  # besides the profile
+VERSION = 1  # a file without the calibration (it came later) reads with its defaults
 
 
 def defaults(board):
     lim = board["limits"]
-    return {"profile": 0, P.P_TELEMETRY: 20, P.P_LINK_TIMEOUT: lim["link_timeout_ms"],
-            P.P_RUN_LIMIT: lim["run_limit_s"]}
+    return {"profile": 0, "telemetry": 20, "link_timeout": lim["link_timeout_ms"],
+            "run_limit": lim["run_limit_s"], "current_zero": 0, "supply_gain": 1000}
+
+
+def fields(values):
+    """'profile=... telemetry=...': the saved values as wire text."""
+    parts = ["profile=%s" % P.PROFILES[values["profile"]][0]]
+    for name in P.SAVED:
+        parts.append("%s=%s" % (name, P.format_fixed(values[name], P.spec(name)[2])))
+    return " ".join(parts)
 
 
 def encode(values):
-    parts = ["SETTINGS v=%d profile=%s" % (VERSION, P.PROFILES[values["profile"]][0])]
-    for i in SAVED:
-        parts.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(values[i], P.PARAMS[i][2])))
-    return P.frame(" ".join(parts)) + "\n"
+    return P.frame("SETTINGS v=%d %s" % (VERSION, fields(values))) + "\n"
 
 
 def parse(args, into):
@@ -38,11 +43,12 @@ def parse(args, into):
                     text[:16], ",".join(p[0] for p in P.PROFILES)))
             found["profile"] = i
             continue
-        i = P.index_of(P.PARAMS, name)
-        if i not in SAVED:
-            raise P.ProtocolError("UNKNOWN_PARAM", "%r is not a saved setting" % name[:16])
-        found[i] = P.parse_fixed(text, P.PARAMS[i][2])
-        P.check_param(i, found[i])
+        if name not in P.SAVED:
+            raise P.ProtocolError("UNKNOWN_PARAM", "%r is not a saved setting; saved: %s" % (
+                name[:16], ",".join(P.SAVED)))
+        entry = P.spec(name)
+        found[name] = P.parse_fixed(text, entry[2])
+        P.check_value(entry, found[name])
     into.update(found)
     return into
 

@@ -124,10 +124,13 @@ HAZARDS = [
     },
     {
         "hazard": "needles run on a failed sensor",
-        "cause": "thermistor open or shorted, depth sensor open, tachometer stuck",
-        "interlock": "range checks on every reading; no-pulse check while driving",
+        "cause": "thermistor open or shorted, depth sensor open, tachometer stuck, "
+                 "current-sense offset drifted",
+        "interlock": "range checks on every reading; no-pulse check while driving; "
+                     "calibration saved per unit within bounds that cannot hide a trip",
         "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
-        "tests": [INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
+        "tests": [PROFILE_TEST + "test_calibration_is_saved_bounded_and_applied_to_the_readings",
+                  INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
                   INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost"],
     },
     {

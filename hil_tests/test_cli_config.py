@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from penctl.protocol import PROFILES
+from penctl.protocol import PROFILES, SAVED
 
 USAGE, REFUSED = 2, 3
 
@@ -26,14 +26,16 @@ def ok_json(port, *args):
 
 def test_config_set_get_refusal_and_reset(port):
     before = ok_json(port, "config", "get")
-    assert set(before) == {"profile", "telemetry", "link_timeout", "run_limit", "source"}
+    assert set(before) == {"profile", "source", *SAVED}
     assert before["source"] in ("saved", "defaults")
 
     ok_json(port, "config", "set", "--profile", "cheeks", "--telemetry", "50",
-            "--link-timeout", "800", "--run-limit", "600")
+            "--link-timeout", "800", "--run-limit", "600", "--current-zero", "-12",
+            "--supply-gain", "1010")
     saved = ok_json(port, "config", "get")
     assert saved == {"profile": "cheeks", "telemetry": "50", "link_timeout": "800",
-                     "run_limit": "600", "source": "saved"}
+                     "run_limit": "600", "current_zero": "-12", "supply_gain": "1010",
+                     "source": "saved"}
 
     refused = pen(port, "config", "set", "--link-timeout", "5000")
     assert refused.returncode == REFUSED and "outside 100..2000 ms" in refused.stderr

@@ -128,3 +128,20 @@ def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(b
     assert set(outcomes) <= {"cheeks", "body"}
     assert outcomes[0] == "cheeks"  # cut before anything was written: the old settings
     assert save_with_power_cut(board, 0) == "body"  # no cut: the new ones
+
+
+@pytest.mark.injects
+def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
+    board.inject("current_offset", mv=80)  # 100 mA read with the motor off
+    wait_until(lambda: pen.status().current_ma == 100, 2, "the offset in the reading")
+    pen.config(current_zero=80)
+    wait_until(lambda: pen.status().current_ma == 0, 2, "the offset calibrated out")
+    for bad in ({"current_zero": 151}, {"supply_gain": 969}, {"supply_gain": 10.5}):
+        with pytest.raises(RefusedError):  # a bound keeps a calibration from hiding a fault
+            pen.config(**bad)
+    pen.config(supply_gain=1020)
+    pen.reset()
+    saved = pen.config()
+    assert (saved["current_zero"], saved["supply_gain"]) == ("80", "1020")
+    wait_until(lambda: abs(pen.status().supply_v - 12.24) < 0.05, 2, "the supply trimmed")
+    assert pen.status().current_ma == 0

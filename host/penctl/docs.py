@@ -21,8 +21,8 @@ def _args(spec):
     return "`name=value ...`" if spec == "*" else "-"
 
 
-def _param_rows():
-    for name, unit, dec, lo, hi, step in P.PARAMS:
+def _param_rows(table):
+    for name, unit, dec, lo, hi, step in table:
         yield ("`%s`" % name, unit, P.format_fixed(lo, dec), P.format_fixed(hi, dec),
                P.format_fixed(step, dec))
 
@@ -36,7 +36,10 @@ def tables():
     return "\n\n".join([
         _table(["Command", "Arguments", "What it does"],
                (("`%s`" % c, _args(a), text) for c, a, text in P.COMMANDS)),
-        _table(["Parameter", "Unit", "Min", "Max", "Step"], _param_rows()),
+        _table(["Parameter", "Unit", "Min", "Max", "Step"], _param_rows(P.PARAMS)),
+        "Calibration, saved with `CONFIG` (not `SET`); saved settings: %s." % ", ".join(
+            "`%s`" % name for name in P.SAVED),
+        _table(["Calibration", "Unit", "Min", "Max", "Step"], _param_rows(P.CALIBRATION)),
         _table(["Profile", "Area", "Depth cap, mm", "Rate cap, Hz"], _profile_rows()),
         _table(["Bit", "Fault", "Meaning"],
                ((i, "`%s`" % n, text) for i, (n, text) in enumerate(P.FAULTS))),

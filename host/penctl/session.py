@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 
 SETTLE_S = 1.5  # rate and depth ramps are over by then; later samples judge the pass
+# (a pass shorter than twice that is judged on its second half: the 300 Hz/s ramp to the
+# 150 Hz maximum takes 0.5 s)
 
 
 @dataclass
@@ -54,11 +56,12 @@ def run_pass(pen, depth_mm=None, rate_hz=None, seconds=float("inf"), on_status=N
 
 
 def _follow(pen, seconds, t0, samples, on_status):
+    settle = min(SETTLE_S, seconds / 2)
     for st in pen.telemetry(fresh=True):
         elapsed = time.monotonic() - t0
         if on_status:
             on_status(st, elapsed)
-        if elapsed > SETTLE_S and st.state == "RUNNING":
+        if elapsed > settle and st.state == "RUNNING":
             samples.append(st)
         if st.faults or st.state not in ("RUNNING", "READY"):
             return "fault"

@@ -6,11 +6,8 @@ import click
 from rich.table import Table
 
 from ..errors import RefusedError
-from ..protocol import PARAMS, PROFILES
+from ..protocol import PROFILES, SAVED, spec
 from . import cli, command, emit, pen_of
-
-UNITS = {p[0]: p[1] for p in PARAMS}
-SAVED = ("telemetry", "link_timeout", "run_limit")  # besides the profile (firmware settings.py)
 
 
 class ProfileName(click.ParamType):
@@ -39,8 +36,8 @@ def _caps(name):
 
 
 def _range_help(name, what):
-    _, unit, _, lo, hi, _ = next(p for p in PARAMS if p[0] == name)
-    return "%s, %d..%d %s" % (what, lo, hi, unit)  # all saved parameters have 0 decimals
+    _, unit, _, lo, hi, _ = spec(name)
+    return "%s, %d..%d %s" % (what, lo, hi, unit)  # every saved value has 0 decimals
 
 
 @contextmanager
@@ -56,14 +53,15 @@ def _nothing_saved():
 
 @cli.group()
 def config():
-    """Settings saved on the board's flash: profile, telemetry, link timeout, run limit."""
+    """Settings saved on the board's flash: profile, telemetry, link timeout, run limit,
+    and the sensors' calibration."""
 
 
 def config_table(values, title):
     table = Table(title=title, show_header=False)
     table.add_row("profile", values["profile"], _caps(values["profile"]))
     for name in SAVED:
-        table.add_row(name.replace("_", " "), "%s %s" % (values[name], UNITS[name]), "")
+        table.add_row(name.replace("_", " "), "%s %s" % (values[name], spec(name)[1]), "")
     table.caption = ("from the board's settings file" if values["source"] == "saved" else
                      "safe defaults: the board has no usable settings file "
                      "(`pen config set` or `pen config reset` saves one)")
@@ -85,12 +83,16 @@ def config_get(ctx):
 @click.option("--link-timeout", type=int, help=_range_help("link_timeout", "host silence "
                                                             "that stops a run"))
 @click.option("--run-limit", type=int, help=_range_help("run_limit", "longest continuous run"))
+@click.option("--current-zero", type=int, help=_range_help(
+    "current_zero", "calibration: current-sense output at zero current"))
+@click.option("--supply-gain", type=int, help=_range_help(
+    "supply_gain", "calibration: supply divider trim"))
 def config_set(ctx, **options):
     """Save settings, applied now and at boot; refused while running."""
     values = {k: v for k, v in options.items() if v is not None}
     if not values:
-        raise click.UsageError("nothing to set: give --profile, --telemetry, --link-timeout "
-                               "or --run-limit")
+        raise click.UsageError("nothing to set: give --profile or one of %s" % ", ".join(
+            "--" + name.replace("_", "-") for name in SAVED))
     with pen_of(ctx) as pen, _nothing_saved():
         saved = pen.config(**values)
     emit(ctx, saved, config_table(saved, "settings saved"))

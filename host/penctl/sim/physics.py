@@ -45,6 +45,7 @@ FAULTS = {
     # the board resets (reported by the chip as a power-on reset); the supply then recovers
     "brownout": {"volts": 8.0, "after_s": 0.6},
     "hang": {},  # the firmware stops being scheduled (VM stopped) until the watchdog bites
+    "current_offset": {"mv": 80.0},  # the current-sense amplifier's output drifts by mv
 }
 
 
@@ -159,7 +160,8 @@ class Physics:
     def write_inputs(self):
         p = self.pins
         adc_mv = {
-            "current_adc": self.sensed_current() * self.cal["current_mv_per_a"],
+            "current_adc": self.sensed_current() * self.cal["current_mv_per_a"]
+            + self.faults.get("current_offset", {}).get("mv", 0.0),
             "temp_adc": self.thermistor_mv(),
             "supply_adc": self.supply * 1000 / self.cal["supply_divider"],
             "depth_adc": 0.0 if "depth_sensor_open" in self.faults else
