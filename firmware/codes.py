@@ -152,7 +152,8 @@ COMMANDS = (
     ("SERVICE", "", ("restart into service mode: no app, no watchdog, REPL free for mpremote")),
     ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit, "
                     "current_zero, supply_gain): read, or set and save")),
-    ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them")),
+    ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them; "
+                      "the calibration is kept")),
     ("LOG", "*", ("event log records from since=<n> on: seq boot uptime_ms event, "
                  "oldest first, a few per reply; next= is where to go on")),
 )

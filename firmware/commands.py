@@ -113,7 +113,10 @@ class Commands:
         return self._config_fields()
 
     def defaults(self, args, now_ms):
-        self._save(dict(self.app.default_settings))
+        values = dict(self.app.default_settings)
+        for entry in P.CALIBRATION:  # this unit's own measurements, not a preference
+            values[entry[0]] = self.app.saved[entry[0]]
+        self._save(values)
         return self._config_fields()
 
     def _save(self, values):

@@ -145,3 +145,6 @@ def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
     assert (saved["current_zero"], saved["supply_gain"]) == ("80", "1020")
     wait_until(lambda: abs(pen.status().supply_v - 12.24) < 0.05, 2, "the supply trimmed")
     assert pen.status().current_ma == 0
+    restored = pen.defaults()  # the preferences go back; the unit's calibration stays
+    assert (restored["profile"], restored["current_zero"], restored["supply_gain"]) == \
+        ("periorbital", "80", "1020")

@@ -231,7 +231,8 @@ class Pen:
         return fields
 
     def defaults(self):
-        """Save and apply the safe defaults (the first, most restrictive profile)."""
+        """Save and apply the safe defaults (the first, most restrictive profile); the
+        unit's calibration is kept."""
         fields, _ = self.request("DEFAULTS")
         return fields
 

@@ -100,7 +100,8 @@ def config_set(ctx, **options):
 
 @command(group=config, name="reset")
 def config_reset(ctx):
-    """Save the safe defaults, with the most restrictive profile."""
+    """Save the safe defaults, with the most restrictive profile (the unit's calibration
+    is kept)."""
     with pen_of(ctx) as pen, _nothing_saved():
         saved = pen.defaults()
     emit(ctx, saved, config_table(saved, "safe defaults saved: the %s profile (%s)" % (
