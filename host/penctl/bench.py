@@ -51,7 +51,7 @@ def main(argv=None):
         rows.append(("heap free after boot (%s VM heap)" % board.heap, "%d B" % free))
         rows.append(("  of it taken by the VM's stand-ins (machine etc.: ROM on an ESP32)",
                      "%d B" % standins))
-        rows.append(("  so free on an ESP32 with the same heap", "%d B" % (free + standins)))
+        rows.append(("  free heap not counting the stand-ins", "%d B" % (free + standins)))
         med, p99, wire = round_trips(pen)
         rows.append(("KA round trip over the PTY, median / p99",
                      "%.2f / %.2f ms" % (med * 1e3, p99 * 1e3)))
