@@ -22,6 +22,7 @@ from supervisor import Supervisor
 _LINK_SHARE = const(75)  # percent of the UART telemetry may use
 _STATS_WINDOW = const(100000)  # ticks before the figures roll over (small ints on ESP32)
 _FLUSH_QUIET_MS = const(100)  # a burst of events goes to the flash in one write
+_FLUSH_RETRY_MS = const(10000)  # after the flash refused a write
 
 
 class App:
@@ -37,6 +38,8 @@ class App:
         self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board), cause)
         self.log = EventLog()
         self.last_event_ms = 0
+        if self.log.read_error is not None:
+            self.log_failed("unreadable (%s); this boot starts a new count" % self.log.read_error)
         if cause == machine.PWRON_RESET and self._browned_out():
             self.ctl.reset_cause = "BROWNOUT"
         self.default_settings = settings.defaults(board)  # not the board dict: it is big
@@ -59,10 +62,12 @@ class App:
 
     def _browned_out(self):
         # The ESP32 port reports a brown-out as a power-on reset: the supply monitor's own
-        # record tells them apart: a SUPPLY_LOW fault still latched when the board went
-        # down (the supply fell slowly enough to trip it first; a sudden loss stays PWRON).
+        # record tells them apart, when a SUPPLY_LOW fault (and its STATE record) ended the
+        # previous boot uncleared: the supply fell slowly enough to trip it before the chip
+        # reset. A sudden loss stays PWRON.
         log, before = self.log, self.log.boot - 1
-        return log.last_seq(before, "FAULT code=SUPPLY_LOW") > log.last_seq(before, "CLEAR")
+        fault = log.last_seq(before, "FAULT code=SUPPLY_LOW")
+        return fault > log.last_seq(before, "CLEAR") and log.last_seq(before) - fault <= 2
 
     def safe(self):
         self.motor.off()
@@ -119,17 +124,25 @@ class App:
             self.log.add(time.ticks_diff(now, self.ctl.boot_ms), line[2:])
             self.last_event_ms = now
 
-    def flush_log(self):
-        # Flash writes stall the loop, so they wait until the needles are still.
-        if not self.log.queue or self.ctl.state in (P.RUNNING, P.HOMING):
+    def flush_log(self, at_once=False):
+        # Flash writes stall the loop, so they wait until nothing moves.
+        if not self.log.queue or not self.ctl.still():
             return
-        if time.ticks_diff(time.ticks_ms(), self.last_event_ms) < _FLUSH_QUIET_MS:
+        wait = _FLUSH_RETRY_MS if self.ctl.log_warning else 0 if at_once else _FLUSH_QUIET_MS
+        if time.ticks_diff(time.ticks_ms(), self.last_event_ms) < wait:
             return
         try:
             self.log.flush()
+            self.ctl.log_warning = 0
         except OSError as e:
-            self.log.queue.clear()
-            self.ctl.events.append("! WARN w=LOG : event log not written (%s)" % e)
+            self.last_event_ms = time.ticks_ms()
+            self.log_failed("not written (%s)" % e)
+
+    def log_failed(self, why):
+        """One WARN for a log the flash will not take; the status shows LOG until it does."""
+        if not self.ctl.log_warning:
+            self.ctl.log_warning = 1 << P.W_LOG
+            self.ctl.events.append("! WARN w=LOG : event log %s" % why)
 
     async def link_task(self):
         link = self.link
@@ -143,8 +156,7 @@ class App:
             self.flush_log()
             if self.reset_pending:
                 self.safe()
-                self.last_event_ms -= _FLUSH_QUIET_MS  # a deliberate reset loses no record
-                self.flush_log()
+                self.flush_log(at_once=True)  # a deliberate reset loses no record
                 await asyncio.sleep_ms(50)  # let the reply leave the UART
                 machine.reset()
             await asyncio.sleep_ms(2)
@@ -166,8 +178,9 @@ class App:
     async def main(self):
         self.ctl.boot_ms = time.ticks_ms()  # uptime of the boot records
         self.send_events()
-        self.last_event_ms -= _FLUSH_QUIET_MS  # the boot record first: it keeps the boot
-        self.flush_log()  # counter unique even if this run's later records are lost
+        # the boot record first: it keeps the boot counter unique even if this run's later
+        # records are lost
+        self.flush_log(at_once=True)
         asyncio.create_task(self.link_task())
         asyncio.create_task(self.telemetry_task())
         await self.control_task()

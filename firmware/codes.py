@@ -106,7 +106,8 @@ ERRORS = (
     ("PRECONDITION", ("start refused: a precondition does not hold")),
     ("CAUSE_PERSISTS", ("clear refused: the fault's cause is still present")),
     ("INTERNAL", ("unexpected firmware error")),
-    ("STORAGE", ("the board could not save to its flash")),
+    ("STORAGE", ("the board could not save to or read from its flash")),
+    ("RESTARTED", ("the board restarted since this host's HELLO; nothing was run: HELLO again")),
 )
 
 # Settable parameters: name, unit, decimals on the wire, min, max, step (all in

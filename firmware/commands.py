@@ -15,6 +15,7 @@ class Commands:
         self.app = app
         self.ctl = app.ctl
         self.link = app.link
+        self.greeted = False  # until a HELLO: this boot answers nothing else
         self.handlers = {
             "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
             "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
@@ -38,8 +39,14 @@ class Commands:
             self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
             if link.repeat(seq):
                 return
+            name = P.COMMANDS[cmd][0]
+            if not self.greeted and name != "HELLO":
+                # a host resending into a board that restarted meanwhile: the board no
+                # longer knows what it answered, so it runs nothing until the host knows
+                raise P.ProtocolError("RESTARTED", "%s not run: the board restarted since "
+                                      "this host's HELLO" % name)
             link.executed += 1  # each sequence number runs once, however often it is sent
-            out = self.handlers[P.COMMANDS[cmd][0]](args, now_ms)
+            out = self.handlers[name](args, now_ms)
             link.reply(seq, "OK" + (" " + out if out else ""))
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
@@ -54,6 +61,7 @@ class Commands:
             self.link.reply(seq, "ERR %s : %s" % (code, message))
 
     def hello(self, args, now_ms):
+        self.greeted = True
         return "proto=%d fw=%s board=%s reset=%s" % (
             P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, self.app.board_name, self.ctl.reset_cause)
 
@@ -140,7 +148,13 @@ class Commands:
             if name != "since":
                 raise P.ProtocolError("UNKNOWN_PARAM", "LOG takes since=<record number>")
             since = P.parse_fixed(text, 0)
-        records = self.app.log.read(since, _LOG_PAGE)
+        self.ctl.require_still("LOG")  # a scan of the whole ring would stall the tick
+        self.app.flush_log(at_once=True)
+        log = self.app.log
+        log.read_error = None
+        records = log.read(since, _LOG_PAGE)
+        if log.read_error is not None:
+            raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
         after = records[-1][0] + 1 if records else since
         return "next=%d boot=%d : %s" % (after, self.app.log.boot, " | ".join(
             "%d %d %d %s" % rec for rec in records))

@@ -33,6 +33,7 @@ class Controller:
         self.caps = Caps(board)
         self.params = [0, 0, 20, lim["link_timeout_ms"], lim["run_limit_s"]]
         self.config_warning = 0  # W_CONFIG bit while the saved settings could not be used
+        self.log_warning = 0  # W_LOG bit while the event log cannot be read or written
         self.accepted = 0  # bit per parameter set since boot
         self.accel_chz = max(1, m["accel_hz_per_s"] * 100 * tick // 1000)
         self.decel_chz = max(1, m["decel_hz_per_s"] * 100 * tick // 1000)
@@ -164,6 +165,12 @@ class Controller:
         self.depth.start_homing(now_ms)
         self._set_state(P.HOMING)
 
+    def still(self):
+        """Nothing moves: no run or homing, the motor stopped, the depth actuator settled
+        (a flash write stalls the whole VM, so it waits for this)."""
+        return (self.state != P.RUNNING and self.state != P.HOMING
+                and self.r.rate_chz < _STOPPED_CHZ and not self.depth.moving())
+
     def require_still(self, what):
         """Refuse `what` while the needles run or the actuator homes."""
         if self.state in (P.RUNNING, P.HOMING):
@@ -181,6 +188,8 @@ class Controller:
         self.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
         self.params[P.P_RUN_LIMIT] = values["run_limit"]
         self.sensors.calibrate(values["current_zero"], values["supply_gain"])
+        if self.caps.beyond(P.P_DEPTH, self.depth.target_um):
+            self.depth.target_um = 0  # held deeper than the new profile allows: retract
         warning = (1 << P.W_CONFIG) if problem else 0
         if warning and not self.config_warning:
             self.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)
@@ -276,7 +285,8 @@ class Controller:
         return ("st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d "
                 "up=%d") % (
             P.STATES[self.state], P.mask_names(self.faults, P.FAULTS),
-            P.mask_names(self.sup.warnings | self.config_warning, P.WARNINGS),
+            P.mask_names(self.sup.warnings | self.config_warning | self.log_warning,
+                         P.WARNINGS),
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.setpoint_chz, 2),
             P.format_fixed(r.depth_um, 3), P.format_fixed(self.depth.setpoint_um, 3),
             r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,

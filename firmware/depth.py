@@ -42,6 +42,10 @@ class Depth:
     def stop(self):
         self.pwm.duty_u16(0)
 
+    def moving(self):
+        """The actuator is driven, or its setpoint has not reached the target yet."""
+        return self.setpoint_um != self.target_um or self.pwm.duty_u16() != 0
+
     def _drive(self, duty):
         if duty > 0:
             self.dir.value(1)

@@ -1,10 +1,12 @@
 # The fault and event log on the flash: a ring of fixed-size records in one file, so it
-# never grows and each record is written in place. Every record carries a sequence number
-# (its slot is seq % _SLOTS), the boot it belongs to, uptime and the event's text, and is
-# one protocol frame, so a record torn by a power cut fails its CRC and is skipped.
+# never grows and each record is written in place. Every record carries a number (its slot
+# is number % _SLOTS), the boot it belongs to, uptime and the event's text, and is one
+# protocol frame, so a record torn by a power cut fails its CRC and is skipped.
 # Events queue in RAM and are written when the needles are still (app.py), never from the
 # control tick: at most _QUEUE records can be lost to a power cut, and only those not yet
 # flushed (the README states the bound).
+import errno
+
 import protocol as P
 from micropython import const
 
@@ -26,8 +28,8 @@ def _parse(raw):
 
 class EventLog:
     def __init__(self):
-        self.queue = []
-        self.lost = 0  # records dropped from a full queue since the last flush
+        self.queue = []  # [seq, up_ms, text] not yet on the flash
+        self.read_error = None  # why the file could not be read, if it could not
         newest = (0, 0)
         for rec in self._records():
             if rec[0] > newest[0]:
@@ -37,55 +39,58 @@ class EventLog:
 
     def _records(self):
         try:
-            f = open(FILE, "rb")
-        except OSError:
-            return
-        with f:
-            while True:
-                raw = f.read(_RECORD)
-                if not raw:
-                    return
-                rec = _parse(raw)
-                if rec:
-                    yield rec
+            with open(FILE, "rb") as f:
+                while True:
+                    raw = f.read(_RECORD)
+                    if not raw:
+                        return
+                    rec = _parse(raw)
+                    if rec:
+                        yield rec
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # a damaged filesystem: the pen runs, and says so
+                self.read_error = e
 
     def add(self, up_ms, text):
-        if len(self.queue) >= _QUEUE:
-            self.queue.pop(0)
-            self.lost += 1
-        self.queue.append((up_ms, text.replace("|", "/")))
+        """Queue a record; it has its number from now on. A full queue keeps its newest
+        _QUEUE records: the oldest becomes a LOST record counting the ones dropped."""
+        q = self.queue
+        if q and q[0][2].startswith("LOST "):
+            if len(q) > _QUEUE:
+                q.pop(1)
+                q[0][2] = "LOST records=%d" % (int(q[0][2][13:]) + 1)
+        elif len(q) >= _QUEUE:
+            q[0][2] = "LOST records=1"
+        q.append([self.seq, up_ms, text.replace("|", "/")])
+        self.seq += 1
 
     def flush(self):
-        """Write the queued records (call only while the needles are still)."""
-        if self.lost:
-            self.queue.insert(0, (self.queue[0][0], "LOST records=%d" % self.lost))
-            self.lost = 0
+        """Write the queued records (call only while the needles are still). OSError if
+        the flash refuses; the queue is kept then."""
         try:
             f = open(FILE, "r+b")
-        except OSError:
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise  # never start a new, empty log over one that is there
             f = open(FILE, "wb")
         with f:
-            while self.queue:
-                up, text = self.queue[0]
-                body = "%d %d %d %s" % (self.seq, self.boot, up, text)
-                line = P.frame(body[: _RECORD - 8])
-                f.seek((self.seq % _SLOTS) * _RECORD)
-                f.write(line + " " * (_RECORD - 1 - len(line)) + "\n")
-                self.queue.pop(0)
-                self.seq += 1
+            for seq, up, text in self.queue:
+                line = P.frame(("%d %d %d %s" % (seq, self.boot, up, text))[: _RECORD - 8])
+                f.seek((seq % _SLOTS) * _RECORD)
+                f.write((line + " " * (_RECORD - 1 - len(line)) + "\n").encode())
+        self.queue = []
 
     def read(self, since, count):
-        """Up to `count` records with seq >= since, oldest first; the queue's included."""
+        """Up to `count` records with seq >= since, oldest first; the queue's included
+        (LOG writes the queue first when it can, so a number it shows is never reused)."""
         found = [rec for rec in self._records() if rec[0] >= since]
-        seq = self.seq
-        for up, text in self.queue:
+        for seq, up, text in self.queue:
             if seq >= since:
                 found.append((seq, self.boot, up, text))
-            seq += 1
         found.sort()
         return found[:count]
 
-    def last_seq(self, boot, prefix):
+    def last_seq(self, boot, prefix=""):
         """Number of the newest record of that boot whose text starts with prefix, or 0."""
         best = 0
         for rec in self._records():

@@ -99,6 +99,19 @@ def wait_until(predicate, timeout, what):
         time.sleep(0.02)
 
 
+def quiet_flash(board, quiet_s=1.0):
+    """Wait until the firmware has written everything it queued: no new flash write point
+    for quiet_s (a log flush also waits for the depth actuator to settle)."""
+    last = [board.write_points(), time.monotonic()]
+
+    def quiet():
+        now = board.write_points()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+        return time.monotonic() - last[1] > quiet_s
+    wait_until(quiet, 10, "the flash quiet")
+
+
 def motor_stopped(board):
     obs = board.observe()
     return obs["motor_duty"] == 0 and not obs["motor_enable_line"]

@@ -4,8 +4,9 @@ with their cause: watchdog after a hang, brown-out, power-on; the log across pow
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import motor_stopped, quiet_flash, wait_until
 from penctl import LinkError, Pen
+from penctl import protocol as P
 
 WDT_RESET, PWRON_RESET = 3, 1
 QUEUE_BOUND = 16  # firmware/eventlog.py _QUEUE: the most a power cut can take
@@ -114,18 +115,6 @@ def run_and_stop(pen):
     pen.stop()
 
 
-def quiet_flash(board):
-    """Wait until the firmware has written everything it queued (no new write points)."""
-    last = [board.write_points(), time.monotonic()]
-
-    def still():
-        now = board.write_points()
-        if now != last[0]:
-            last[:] = [now, time.monotonic()]
-        return time.monotonic() - last[1] > 0.4
-    wait_until(still, 5, "the flash quiet")
-
-
 RUN_RECORDS = ["STATE from=READY to=RUNNING", "STATE from=RUNNING to=READY"]
 
 
@@ -167,3 +156,24 @@ def test_the_log_survives_a_power_cut_at_every_write_point_of_a_flush(ready_pen,
         lost.append(len(RUN_RECORDS) - len(tail))
     assert lost[0] == len(RUN_RECORDS) and lost[-1] == 0  # cut at the open, cut at the close
     assert max(lost) <= QUEUE_BOUND
+
+
+@pytest.mark.injects
+def test_a_command_pending_across_a_restart_is_never_run_twice(pen, board):
+    # the board restarts (watchdog) while a CLEAR is being resent: the new boot must not
+    # run it (it would clear the WATCHDOG fault it just latched)
+    board.inject("hang")
+    with pytest.raises(LinkError) as restarted:
+        pen.clear()
+    assert restarted.value.code == "RESET"
+    assert "WATCHDOG" in pen.status().faults  # the Pen said HELLO again; nothing ran
+
+
+def test_a_board_answers_nothing_but_hello_after_a_restart(pen):
+    boots = pen.link.boots
+    pen.request("RESET")  # as the EN button would, without this host saying HELLO again
+    wait_until(lambda: pen.link.boots > boots, 8, "the board's BOOT line")
+    seq = pen._next_seq()
+    pen.link.write_line(P.frame("%d STATUS" % seq))  # as a host that missed the restart
+    fields, message = pen.link.wait_reply(seq, 2.0)
+    assert fields["err"] == "RESTARTED" and "HELLO" in message

@@ -5,7 +5,6 @@ The serial port is held by one program at a time, so while a `pen` subprocess ha
 tests act on the board through its physics (inject, observe) only.
 """
 
-import collections
 import csv
 import fcntl
 import json
@@ -18,14 +17,13 @@ import subprocess
 import sys
 import termios
 import threading
-from types import SimpleNamespace
 
 import pytest
 from conftest import motor_stopped, wait_until
 from penctl import Pen
 from penctl.cli.monitor_cmds import _Monitor
 from penctl.client import Status
-from penctl.errors import LinkError, UsageError
+from penctl.errors import UsageError
 from penctl.plot import fault_marks, render
 from penctl.record import COLUMNS, Recorder, read, telemetry_row
 
@@ -159,24 +157,16 @@ def test_monitor_through_a_pipe_stops_the_needles_when_it_quits(board):
     wait_until(lambda: motor_stopped(board), 5, "quitting to stop the motor")
 
 
-class RestartingPen:
-    """A pen whose board restarts under every request, as a watchdog reset would."""
-
-    link = SimpleNamespace(counts=collections.Counter(), latest=None)
-
-    def events(self):
-        return []
-
-    def status(self):
-        raise LinkError("the board restarted while STATUS was pending", "RESET")
-
-    start = status  # START is cut short the same way
-
-
-def test_monitor_shows_a_board_restart_instead_of_ending():
-    watched = _Monitor(RestartingPen(), "virtual")
-    assert "the board restarted" in watched.refresh().message
-    assert watched.press("s") and "the board restarted" in watched.snap.message
+@pytest.mark.injects
+def test_monitor_shows_a_board_restart_instead_of_ending(board):
+    with Pen(board.port) as pen:
+        watched = _Monitor(pen, board.port)
+        watched.refresh()
+        boots = pen.link.boots
+        board.reset()  # EN pressed: the monitor's host did not ask for it
+        wait_until(lambda: pen.link.boots > boots, 8, "the board's BOOT line")
+        assert watched.press("s") and "the board restarted" in watched.snap.message
+        assert watched.press("h") and watched.snap.message == "homing"  # and it goes on
 
 
 # ---- pen record ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Import the firmware's pure-logic modules (protocol, supervisor, pi) in CPython.
+"""Import the firmware's pure-logic modules (protocol, supervisor, pi, eventlog) in CPython.
 
 They import `micropython.const`, which CPython lacks: a stand-in module provides it.
 """
@@ -15,8 +15,9 @@ if "micropython" not in sys.modules:
 if str(FIRMWARE_DIR) not in sys.path:
     sys.path.insert(0, str(FIRMWARE_DIR))
 
+import eventlog  # noqa: E402
 import pi  # noqa: E402
 import protocol  # noqa: E402
 import supervisor  # noqa: E402
 
-__all__ = ["pi", "protocol", "supervisor"]
+__all__ = ["eventlog", "pi", "protocol", "supervisor"]

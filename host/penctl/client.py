@@ -106,32 +106,44 @@ class Pen:
             self._seq = self._seq % P.SEQ_MAX + 1
             return self._seq
 
-    def request(self, command, **params):
-        """Send a command; returns (fields, message) of its OK reply. Retries reuse the
-        sequence number, so the board never runs a command twice."""
+    def request(self, command, retries=None, **params):
+        """Send a command; returns (fields, message) of its OK reply. Retries (the Pen's
+        unless given) reuse the sequence number, so the board never runs a command twice."""
         seq = self._next_seq()
         body = " ".join([str(seq), command] + ["%s=%s" % (k, _wire_value(v))
                                                 for k, v in params.items()])
         line = P.frame(body)
         boots = self.link.boots
-        for _ in range(self.retries + 1):
+        for _ in range((self.retries if retries is None else retries) + 1):
             self.link.write_line(line)
             reply = self.link.wait_reply(seq, self.timeout, boots)
             if reply is None and self.link.at_repl:
                 break  # frames typed into a Python prompt will never be answered
-            if reply is None and self.link.boots != boots:
-                # a restarted board has forgotten the sequence numbers it answered: a
-                # resend could run the command a second time
-                raise LinkError("the board restarted while %s was pending; it may or may not "
-                                "have been done: check with `pen status`" % command, "RESET")
             if reply is None or reply[0].get("garbled"):
+                if self.link.boots != boots:
+                    # a restarted board has forgotten the sequence numbers it answered:
+                    # no resend (the board also refuses it until a new HELLO)
+                    raise self._restarted(command, "it may or may not have been done")
                 continue  # lost, or the board could not read our frame: send it again
             fields, message = reply
+            if fields.get("err") == "RESTARTED":
+                raise self._restarted(command, "it was not run")
             if "err" in fields:
                 raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
                                    fields["err"])
             return fields, message
         raise self._no_answer(command)
+
+    def _restarted(self, command, outcome):
+        """The LinkError for a board that restarted under a request; the Pen says HELLO
+        again, so the next request finds the board listening."""
+        try:
+            self._connect(self.timeout * (self.retries + 1))
+        except LinkError:
+            pass
+        return LinkError("the board restarted (reset=%s) while %s was pending, so %s: check "
+                         "its state (`pen status`, `pen log`)" % (self.info.get("reset", "?"),
+                                                                  command, outcome), "RESET")
 
     def _no_answer(self, command):
         if self.link.at_repl:

@@ -140,6 +140,8 @@ def read(path):
                                  % (path, ",".join(reader.fieldnames or ["(none)"]),
                                     ",".join(COLUMNS)))
             return [_typed(row, reader.line_num, path) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UsageError("%s is not a `pen record` CSV: %s" % (path, e)) from e
     except OSError as e:
         raise UsageError("cannot read %s: %s" % (path, e.strerror or e)) from e
 

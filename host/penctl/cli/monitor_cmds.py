@@ -102,7 +102,9 @@ class _Monitor:
         return self.snap
 
     def _poll_status(self):
-        self.snap.status = self._timed(self.pen.status)
+        # one try: on a lossy link a resend would keep the next key (space: stop) waiting
+        fields, _ = self._timed(self.pen.request, "STATUS", 0)
+        self.snap.status = Status.from_fields(fields)
 
     def _take_events(self, now):
         for name, fields, message in self.pen.events():
