@@ -3,12 +3,25 @@
 # the finally below puts the motor outputs in their safe state. Before any module of the
 # pen runs, the deployed files are checked against their manifest (integrity.py).
 import gc
+import os
 import sys
 
 import app_mode
 
-_LARGEST_FIRST = ("controller", "supervisor", "protocol", "commands", "depth", "eventlog",
-                  "settings", "sensors")
+# the application's modules (those it imports on its own are picked up on the way)
+_APP = ("app", "controller", "supervisor", "codes", "protocol", "commands", "depth", "eventlog",
+        "settings", "sensors", "motor", "link", "pi", "caps")
+
+
+def _size(name):
+    for ext in (".py", ".mpy"):
+        try:
+            return os.stat(name + ext)[6]
+        except OSError:
+            pass
+    return 0
+
+
 problems = []
 try:
     if app_mode.service_mode():
@@ -25,7 +38,7 @@ try:
             # Compiling a module needs a large free block: the largest go first, with a
             # collection after each, so fragments of one never starve the next (in
             # app.py's import order a few hundred more bytes of source failed to boot).
-            for name in _LARGEST_FIRST:
+            for name in sorted(_APP, key=_size, reverse=True):
                 __import__(name)
                 gc.collect()
             import app
