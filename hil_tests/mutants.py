@@ -81,9 +81,11 @@ MUTANTS = [
      ["hil_tests/test_profiles_settings.py::test_a_power_cut_at_every_write_point_of_a_save"
       "_leaves_old_or_new_settings"]),
     ("Event log: written while the needles run",
-     [("app.py", "if not self.log.queue or self.ctl.state in (P.RUNNING, P.HOMING):",
-       "if not self.log.queue:")],
+     [("app.py", "if not self.log.queue or not self.ctl.still():", "if not self.log.queue:")],
      ["hil_tests/test_log_resets.py::test_the_log_is_never_written_while_the_needles_run"]),
+    ("Restart: a new boot runs commands before a HELLO",
+     [("commands.py", 'if not self.greeted and name != "HELLO":', "if False:")],
+     ["hil_tests/test_log_resets.py::test_a_board_answers_nothing_but_hello_after_a_restart"]),
     ("STOP: both means of stopping reduced to PWM only",
      [("motor.py", "        self.pwm.duty_u16(0)\n        self.enable.value(0)\n",
        "        self.pwm.duty_u16(0)\n")],
