@@ -153,3 +153,19 @@ def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
     restored = pen.defaults()  # the preferences go back; the unit's calibration stays
     assert (restored["profile"], restored["current_zero"], restored["supply_gain"]) == \
         ("periorbital", "80", "1020")
+
+
+@pytest.mark.injects
+def test_a_save_cut_between_remove_and_rename_is_finished_at_boot(board):
+    # on FAT a save removes the old file before renaming the new one: a cut between the two
+    # leaves only settings.new, which the next boot must take and rename
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+    (board.flash_dir / "settings.txt").rename(board.flash_dir / "settings.new")
+    board.reset()
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert (saved["profile"], saved["source"]) == ("body", "saved")
+        assert "CONFIG" not in pen.status().warnings
+    assert (board.flash_dir / "settings.txt").exists()
+    assert not (board.flash_dir / "settings.new").exists()
