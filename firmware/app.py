@@ -10,7 +10,7 @@ import machine
 import protocol as P
 import settings
 from commands import Commands
-from controller import Controller  # noqa: I001  (largest first, while the heap is whole)
+from controller import Controller
 from depth import Depth
 from eventlog import EventLog
 from link import Link
@@ -65,9 +65,9 @@ class App:
         # record tells them apart, when a SUPPLY_LOW fault (and its STATE record) ended the
         # previous boot uncleared: the supply fell slowly enough to trip it before the chip
         # reset. A sudden loss stays PWRON.
-        log, before = self.log, self.log.boot - 1
-        fault = log.last_seq(before, "FAULT code=SUPPLY_LOW")
-        return fault > log.last_seq(before, "CLEAR") and log.last_seq(before) - fault <= 2
+        fault, clear, last = self.log.newest(self.log.boot - 1,
+                                             ("FAULT code=SUPPLY_LOW", "CLEAR", ""))
+        return fault > clear and last - fault <= 2
 
     def safe(self):
         self.motor.off()

@@ -2,12 +2,12 @@
 # units and bounds, commands, profiles, status fields. protocol.py re-exports them with
 # the functions that use them; this module holds no function, so on the board its
 # compiled code (and every operator's text in it) is freed once it has run.
+import sys
+
+ON_BOARD = sys.implementation.name == "micropython"  # not the host, nor a CPython test
 try:
     from micropython import const
-
-    ON_BOARD = True
 except ImportError:  # CPython: the host
-    ON_BOARD = False
 
     def const(x):  # type: ignore[misc]
         return x

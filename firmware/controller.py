@@ -223,10 +223,11 @@ class Controller:
         if self.faults:
             missing.append("faults latched: " + P.mask_names(self.faults, P.FAULTS))
         for i in (P.P_DEPTH, P.P_RATE):
+            why = self.caps.beyond(i, self.params[i])
             if not self.accepted & (1 << i):
                 missing.append("%s not set" % P.PARAMS[i][0])
-            elif self.caps.beyond(i, self.params[i]):
-                missing.append(self.caps.beyond(i, self.params[i]))
+            elif why:
+                missing.append(why)
         return missing
 
     def start(self, now_ms):

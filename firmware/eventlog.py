@@ -90,10 +90,13 @@ class EventLog:
         found.sort()
         return found[:count]
 
-    def last_seq(self, boot, prefix=""):
-        """Number of the newest record of that boot whose text starts with prefix, or 0."""
-        best = 0
-        for rec in self._records():
-            if rec[1] == boot and rec[0] > best and rec[3].startswith(prefix):
-                best = rec[0]
+    def newest(self, boot, prefixes):
+        """For each prefix, the number of that boot's newest record whose text starts with
+        it, or 0 (one pass over the ring; "" matches any record)."""
+        best = [0] * len(prefixes)
+        for seq, rec_boot, _, text in self._records():
+            if rec_boot == boot:
+                for i in range(len(prefixes)):
+                    if seq > best[i] and text.startswith(prefixes[i]):
+                        best[i] = seq
         return best

@@ -12,15 +12,7 @@
 
 from array import array
 
-try:
-    from codes import *  # the tables; see codes.py
-    from micropython import const
-except ImportError:  # CPython: the host loads both files by path (penctl.paths)
-
-    def const(x):  # type: ignore[misc]
-        return x
-
-    from penctl._fw_codes import *  # type: ignore
+from codes import *  # the tables; see codes.py
 
 
 def reset_name(cause):

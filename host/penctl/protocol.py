@@ -6,7 +6,6 @@ loads that file so host and firmware cannot drift apart.
 
 from .paths import firmware_module
 
-firmware_module("codes")  # the tables protocol.py re-exports
 _wire = firmware_module("protocol")
 globals().update({k: v for k, v in vars(_wire).items() if not k.startswith("__")})
 STATE_NAMES = _wire.STATES
