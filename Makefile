@@ -55,8 +55,8 @@ flash: $(STAMP)
 	$(BIN)/pen --port "$(PORT)" flash --firmware "$(FW)" --board $(or $(filter-out virtual,$(BOARD)),esp32-devkitc)
 
 deploy: $(STAMP)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [MPY=1]"; exit 2; }
-	$(BIN)/pen --port "$(PORT)" deploy $(if $(filter-out virtual,$(BOARD)),--board $(BOARD)) $(if $(MPY),--mpy)
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32-devkitc] [SOURCE=1]"; exit 2; }
+	$(BIN)/pen --port "$(PORT)" deploy $(if $(filter-out virtual,$(BOARD)),--board $(BOARD)) $(if $(SOURCE),--source)
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -7,7 +7,6 @@ from time import ticks_diff
 import protocol as P
 from board import u16
 from caps import Caps
-from machine import Pin
 from micropython import const
 from pi import PI, fixed
 from sensors import Readings
@@ -50,7 +49,7 @@ class Controller:
         self.warned = 0
         self.boot_ms = 0  # set by the app at its first tick
         self.reset_cause = P.reset_name(reset_cause)
-        sensors.estop.irq(handler=self._estop_irq, trigger=Pin.IRQ_RISING)
+        sensors.on_estop_open(self._estop_irq)
 
     # ---- the control tick (allocates nothing unless the state changes) --------------------------
     def tick(self, now_ms, now_us):

@@ -8,8 +8,9 @@ import sys
 
 import app_mode
 
-# the application's modules (those it imports on its own are picked up on the way)
-_APP = ("app", "controller", "supervisor", "codes", "protocol", "commands", "depth", "eventlog",
+# the application's modules (those it imports on its own are picked up on the way; codes
+# is protocol's to import: it drops codes from sys.modules once it holds the tables)
+_APP = ("app", "controller", "supervisor", "protocol", "commands", "depth", "eventlog",
         "settings", "sensors", "motor", "link", "pi", "caps")
 
 

@@ -14,6 +14,12 @@ from array import array
 
 from codes import *  # the tables; see codes.py
 
+if ON_BOARD:  # the tables live on in this module; codes' own dict of them is 1 KB of heap
+    import sys
+
+    del sys.modules["codes"]
+    del sys
+
 
 def reset_name(cause):
     return RESET_CAUSES[cause] if 0 <= cause < len(RESET_CAUSES) else "?"

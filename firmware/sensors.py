@@ -65,6 +65,11 @@ class Sensors:
         self.calibrate(0, 1000)
         self.table = _thermistor_table(cal)
 
+    def on_estop_open(self, handler):
+        """Call handler(pin) when the e-stop loop opens (a soft IRQ on the ESP32:
+        scheduled between bytecodes, a second layer behind the hardware cut)."""
+        self.estop.irq(handler=handler, trigger=Pin.IRQ_RISING)
+
     def calibrate(self, current_zero_mv, supply_gain_permille):
         """This unit's trims (saved settings, bounded by P.CALIBRATION)."""
         self.current_zero_mv = current_zero_mv

@@ -45,22 +45,30 @@ def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, t
         deploy(port, firmware_dir=firmware_tree(tmp_path))  # a real board is left as found
 
 
-def test_mpy_deploy_runs_and_a_source_deploy_replaces_it(port, tmp_path):
-    compiled = deploy(port, mpy=True, firmware_dir=firmware_tree(tmp_path))
+def test_source_deploy_runs_and_the_default_mpy_deploy_replaces_it(port, tmp_path):
+    source = deploy(port, mpy=False, firmware_dir=firmware_tree(tmp_path))
+    assert not source.mpy_arch
+    assert "controller.py" in source.copied and "controller.mpy" in source.removed
+    with Pen(port) as pen:
+        assert pen.home().state == "READY"  # the board compiles the source at boot
+    compiled = deploy(port, firmware_dir=firmware_tree(tmp_path))
     assert compiled.mpy_arch  # what the board itself said it loads
     assert "controller.mpy" in compiled.copied and "controller.py" in compiled.removed
-    assert "main.py" not in compiled.removed  # the boot files stay source
+    # the boot files, and codes.py whose texts a .mpy would keep on the heap, stay source
+    assert {"main.py", "codes.py"}.isdisjoint(compiled.copied + compiled.removed)
     with Pen(port) as pen:
-        assert pen.home().state == "READY"  # the compiled firmware controls the pen
-    source = deploy(port, firmware_dir=firmware_tree(tmp_path))
-    assert "controller.py" in source.copied and "controller.mpy" in source.removed
+        assert pen.home().state == "READY"
 
 
-DAMAGE = {
-    "supervisor-edited": ("supervisor.py", lambda b: b.replace(b"return self._trip(", b"return "
-                                                               b"_NONE or self._trip(", 1)),
-    "controller-half-copied": ("controller.py", lambda b: b[: len(b) // 2]),
-    "protocol-half-copied": ("protocol.py", lambda b: b[: len(b) // 2]),
+def _one_byte_changed(data):
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
+DAMAGE = {  # the modules as deployed: .mpy by default
+    "supervisor-edited": ("supervisor.mpy", _one_byte_changed),
+    "controller-half-copied": ("controller.mpy", lambda b: b[: len(b) // 2]),
+    "protocol-half-copied": ("protocol.mpy", lambda b: b[: len(b) // 2]),
 }
 
 
@@ -71,8 +79,8 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     target = board.flash_dir / name
     target.write_bytes(change(target.read_bytes()))
     board.reset()
-    if name == "protocol.py":  # the lockout itself cannot speak: it says so and stops
-        wait_until(lambda: "INTEGRITY protocol.py hash mismatch" in board.output(), 5,
+    if name.startswith("protocol."):  # the lockout itself cannot speak: it says so and stops
+        wait_until(lambda: "INTEGRITY %s hash mismatch" % name in board.output(), 5,
                    "the integrity message")
         with pytest.raises(LinkError):
             Pen(board.port, connect_timeout=2)

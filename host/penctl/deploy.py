@@ -34,7 +34,10 @@ app_mode = firmware_module("app_mode")
 
 BOARD_FILE = "board.json"
 CODE_SUFFIXES = (".py", ".mpy")
-SOURCE_ONLY = ("boot.py", "main.py")  # MicroPython runs these two only as source
+# MicroPython runs boot.py and main.py only as source. codes.py too stays source: a .mpy
+# module keeps every constant of its file alive while it is loaded, and codes holds the
+# operators' texts, which the board drops once it has run (about 10 KB of heap).
+SOURCE_ONLY = ("boot.py", "main.py", "codes.py")
 # MicroPython's native architectures, indexed as in sys.implementation._mpy >> 10
 MPY_ARCHES = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
               "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc")
@@ -87,7 +90,17 @@ def firmware_version(firmware_dir=None):
     return found.group(1)
 
 
+_compiled = {}  # (name, source, arch) -> .mpy: each virtual board deploys the same files
+
+
 def compile_mpy(src, arch):
+    key = (src.name, src.read_bytes(), arch)
+    if key not in _compiled:
+        _compiled[key] = _mpy_cross(src, arch)
+    return _compiled[key]
+
+
+def _mpy_cross(src, arch):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / (src.stem + ".mpy")
         march = ["-march=" + arch] if arch else []
@@ -115,10 +128,10 @@ def mpy_target(mpy_word):
     Raise UsageError if mpy-cross cannot build for it."""
     major, minor, arch_index = mpy_word & 0xFF, (mpy_word >> 8) & 3, mpy_word >> 10
     if not mpy_word or arch_index >= len(MPY_ARCHES):
-        raise UsageError("the board does not say which .mpy files it loads; deploy without --mpy")
+        raise UsageError("the board does not say which .mpy files it loads; deploy with --source")
     if (major, minor) != mpy_cross_version():
         raise UsageError("the board loads .mpy v%d.%d but mpy-cross emits v%d.%d: deploy "
-                         "without --mpy, or flash the MicroPython release mpy-cross matches"
+                         "with --source, or flash the MicroPython release mpy-cross matches"
                          % ((major, minor) + mpy_cross_version()))
     return MPY_ARCHES[arch_index] or ""
 
@@ -221,10 +234,12 @@ class BoardRepl:
 
 
 # ---- the job ----------------------------------------------------------------------------------
-def deploy(port, board=None, mpy=False, log=None, progress=None, firmware_dir=None):
+def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=None):
     """Deploy the firmware to the board on `port`; returns a Report.
 
     board: a board definition name; default: the one the board holds, else esp32-devkitc.
+    mpy: the modules go as .mpy for the board's own format (the default: nothing to compile
+    at boot, and less of the heap taken), else as source.
     log(message) reports steps; progress(name, done, total) the bytes of each file copied.
     """
     log = log or (lambda message: None)

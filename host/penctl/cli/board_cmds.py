@@ -88,8 +88,9 @@ def flash_cmd(ctx, firmware, board, erase, no_stub, before, after):
 @command(name="deploy")
 @click.option("--board", default=None, help="board definition to install (default: the one "
               "on the board, else esp32-devkitc)")
-@click.option("--mpy", is_flag=True, help="compile the modules to .mpy for the board's own "
-              "bytecode format and architecture (mpy-cross)")
+@click.option("--mpy/--source", default=True, show_default=True,
+              help="modules as .mpy for the board's own bytecode format (mpy-cross), or as "
+              "source the board compiles at each boot (more heap taken, slower boot)")
 def deploy_cmd(ctx, board, mpy):
     """Copy the firmware and board definition (only what changed), verify, restart."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn

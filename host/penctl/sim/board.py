@@ -54,6 +54,20 @@ def find_micropython():
         "(make setup) or put a 'micropython' binary on PATH")
 
 
+_vm_mpy = {}
+
+
+def vm_mpy_arch():
+    """The mpy-cross architecture of the VM's .mpy format, as `pen deploy` reads it from a
+    board (sys.implementation._mpy), asked once per host process."""
+    if "arch" not in _vm_mpy:
+        ask = "import sys; print(sys.implementation._mpy)"
+        out = subprocess.run([find_micropython(), "-c", ask],
+                             capture_output=True, text=True, timeout=10, check=True)
+        _vm_mpy["arch"] = deploy.mpy_target(int(out.stdout))
+    return _vm_mpy["arch"]
+
+
 class VirtualBoard:
     """Context manager running one virtual pen board. `.port` is what pyserial opens."""
 
@@ -190,7 +204,7 @@ class VirtualBoard:
     def _deploy_firmware(self):
         """The flash as a finished `pen deploy` leaves it (the same bundle and manifest)."""
         self.flash_dir.mkdir(parents=True)
-        files = deploy.bundle(self.name, firmware_dir=self.firmware_dir)
+        files = deploy.bundle(self.name, vm_mpy_arch(), firmware_dir=self.firmware_dir)
         for name, data in files.items():
             (self.flash_dir / name).write_bytes(data)
         (self.flash_dir / deploy.integrity.MANIFEST).write_text(deploy.manifest(files))

@@ -2,6 +2,8 @@
 # Class, method and parameter names copy the ESP32 port (checked against
 # micropython-esp32-stubs by tests/test_machine_standin.py); behind them is the
 # register file the host's physics model reads and writes (simhw.py).
+# It offers only what the firmware, mpremote and the tests use: on an ESP32 this module
+# is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
 import time
 
 import micropython
@@ -10,7 +12,6 @@ import simhw
 PWRON_RESET = 1
 HARD_RESET = 2
 WDT_RESET = 3
-DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
 _irq_pins = []
@@ -39,17 +40,10 @@ def _gpio(pin):
 class Pin:
     IN = 1
     OUT = 3
-    OPEN_DRAIN = 7
     PULL_UP = 2
     PULL_DOWN = 1
     IRQ_RISING = 1
     IRQ_FALLING = 2
-    WAKE_LOW = 4
-    WAKE_HIGH = 5
-    DRIVE_0 = 0
-    DRIVE_1 = 1
-    DRIVE_2 = 2
-    DRIVE_3 = 3
 
     def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         if not 0 <= id < simhw.GPIOS:
@@ -65,7 +59,7 @@ class Pin:
         if value is not None:
             r.put(simhw.slot(self._id, simhw.G_OUT), 1 if value else 0)
         if mode != -1:
-            r.put(simhw.slot(self._id, simhw.G_MODE), 2 if mode in (Pin.OUT, Pin.OPEN_DRAIN) else 1)
+            r.put(simhw.slot(self._id, simhw.G_MODE), 2 if mode == Pin.OUT else 1)
         if pull != -1:
             code = 0 if pull is None else (1 if pull == Pin.PULL_UP else 2)
             r.put(simhw.slot(self._id, simhw.G_PULL), code)
@@ -79,18 +73,6 @@ class Pin:
             return r.get(simhw.slot(self._id, simhw.G_IN))
         simhw.drive(simhw.slot(self._id, simhw.G_OUT), simhw.slot(self._id, simhw.G_STAMP),
                     1 if x else 0)
-
-    def __call__(self, x=None):
-        return self.value(x)
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
-
-    def toggle(self):
-        self.value(1 - self.value())
 
     def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
         self._handler = handler
@@ -111,17 +93,15 @@ class Pin:
 
 
 class PWM:
-    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+    def __init__(self, dest, *, freq=None, duty_u16=None):
         self._id = _gpio(dest)
-        self.init(freq=freq or 5000, duty_u16=duty_u16 or 0, duty_ns=duty_ns)
+        self.init(freq=freq or 5000, duty_u16=duty_u16 or 0)
 
-    def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+    def init(self, *, freq=None, duty_u16=None):
         if freq is not None:
             self.freq(freq)
         if duty_u16 is not None:
             self.duty_u16(duty_u16)
-        elif duty_ns is not None:
-            self.duty_ns(duty_ns)
 
     def freq(self, value=None):
         n = simhw.slot(self._id, simhw.G_FREQ)
@@ -140,12 +120,6 @@ class PWM:
             raise ValueError("duty_u16 must be from 0 to 65535")
         simhw.drive(n, simhw.slot(self._id, simhw.G_STAMP), value)
 
-    def duty_ns(self, value=None):
-        period_ns = 1000000000 // (self.freq() or 1)
-        if value is None:
-            return self.duty_u16() * period_ns // 65535
-        self.duty_u16(min(65535, value * 65535 // period_ns))
-
     def deinit(self):
         _regs().put(simhw.slot(self._id, simhw.G_DUTY), 0)
         _regs().put(simhw.slot(self._id, simhw.G_FREQ), 0)
@@ -156,10 +130,6 @@ class ADC:
     ATTN_2_5DB = 1
     ATTN_6DB = 2
     ATTN_11DB = 3
-    WIDTH_9BIT = 9
-    WIDTH_10BIT = 10
-    WIDTH_11BIT = 11
-    WIDTH_12BIT = 12
     # full-scale input of the ESP32 ADC per attenuation, microvolts
     _FULL_UV = (950000, 1250000, 1750000, 3100000)
 
@@ -169,37 +139,16 @@ class ADC:
             raise ValueError("invalid pin for ADC1")
         self._atten = ADC.ATTN_0DB if atten is None else atten
 
-    def init(self, *, sample_ns=None, atten=None):
-        if atten is not None:
-            self._atten = atten
-
-    def atten(self, atten):
-        self._atten = atten
-
-    def width(self, bits):
-        pass
-
     def read_uv(self):
         _poll_irqs()
         uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
         full = ADC._FULL_UV[self._atten]
         return uv if uv < full else full
 
-    def read_u16(self):
-        return self.read_uv() * 4095 // ADC._FULL_UV[self._atten] * 16
-
-    def read(self):
-        return self.read_u16() >> 4
-
-    def deinit(self):
-        pass
-
 
 class Counter:
     RISING = 1
     FALLING = 2
-    UP = 1
-    DOWN = 2
 
     def __init__(self, id, *args, **kwargs):
         self._id = id
@@ -223,9 +172,6 @@ class Counter:
             self._offset = (raw - value) & 0xFFFFFFFF
         return current
 
-    def deinit(self):
-        self._pin = -1
-
 
 class WDT:
     def __init__(self, *, id=0, timeout=5000):
@@ -241,18 +187,6 @@ class WDT:
 
 def reset_cause():
     return _regs().get(simhw.H_RESET_CAUSE)
-
-
-def unique_id():
-    return b"\x24\x0a\xc4\x00\x00\x01"
-
-
-def freq(*args):
-    return 240000000
-
-
-def idle():
-    time.sleep_ms(1)
 
 
 def reset():
