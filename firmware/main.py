@@ -36,9 +36,10 @@ try:
             del sys.modules["integrity"]
         gc.collect()
         if not problems:
-            # Compiling a module needs a large free block: the largest go first, with a
-            # collection after each, so fragments of one never starve the next (in
-            # app.py's import order a few hundred more bytes of source failed to boot).
+            # A module deployed as source (pen deploy --source) is compiled here, which
+            # needs a large free block: the largest go first, with a collection after each,
+            # so fragments of one never starve the next (in app.py's import order a few
+            # hundred more bytes of source failed to boot).
             for name in sorted(_APP, key=_size, reverse=True):
                 __import__(name)
                 gc.collect()
