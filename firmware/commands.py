@@ -156,7 +156,7 @@ class Commands:
         if log.read_error is not None:
             raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
         after = records[-1][0] + 1 if records else since
-        return "next=%d boot=%d : %s" % (after, self.app.log.boot, " | ".join(
+        return "next=%d boot=%d : %s" % (after, log.boot, " | ".join(
             "%d %d %d %s" % rec for rec in records))
 
     def keepalive(self, args, now_ms):

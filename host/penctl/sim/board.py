@@ -10,6 +10,7 @@ with the physics thread (vm/simhw.py).
 """
 
 import ctypes
+import functools
 import mmap
 import os
 import shutil
@@ -54,18 +55,14 @@ def find_micropython():
         "(make setup) or put a 'micropython' binary on PATH")
 
 
-_vm_mpy = {}
-
-
+@functools.cache
 def vm_mpy_arch():
     """The mpy-cross architecture of the VM's .mpy format, as `pen deploy` reads it from a
     board (sys.implementation._mpy), asked once per host process."""
-    if "arch" not in _vm_mpy:
-        ask = "import sys; print(sys.implementation._mpy)"
-        out = subprocess.run([find_micropython(), "-c", ask],
-                             capture_output=True, text=True, timeout=10, check=True)
-        _vm_mpy["arch"] = deploy.mpy_target(int(out.stdout))
-    return _vm_mpy["arch"]
+    ask = "import sys; print(sys.implementation._mpy)"
+    out = subprocess.run([find_micropython(), "-c", ask],
+                         capture_output=True, text=True, timeout=10, check=True)
+    return deploy.mpy_target(int(out.stdout))
 
 
 class VirtualBoard:
