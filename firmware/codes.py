@@ -180,5 +180,6 @@ if ON_BOARD:  # the texts are for the host's operators; the board keeps the name
     FAULTS = tuple((f[0], "") for f in FAULTS)  # type: ignore[assignment]
     WARNINGS = tuple((w[0], "") for w in WARNINGS)  # type: ignore[assignment]
     ERRORS = tuple((e[0], "") for e in ERRORS)  # type: ignore[assignment]
-    COMMANDS = tuple((c[0], c[1], "") for c in COMMANDS)  # type: ignore[assignment]
+    COMMANDS = tuple(c[:2] for c in COMMANDS)  # type: ignore[assignment]
     PROFILES = tuple((p[0], p[1], p[2], "") for p in PROFILES)  # type: ignore[assignment]
+    del FIELDS  # the host's key to parsing status lines; the board writes them (controller)

@@ -11,18 +11,14 @@ _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since
 
 
 class Commands:
+    """Command NAME (a name from protocol.COMMANDS, never the raw frame) is handled by
+    the method name.lower(); a dict of bound methods would hold 1 KB of heap."""
+
     def __init__(self, app):
         self.app = app
         self.ctl = app.ctl
         self.link = app.link
         self.greeted = False  # until a HELLO: this boot answers nothing else
-        self.handlers = {
-            "HELLO": self.hello, "STATUS": self.status, "HOME": self.home, "SET": self.set,
-            "GET": self.get, "START": self.start, "STOP": self.stop, "CLEAR": self.clear,
-            "FAULTS": self.faults, "KA": self.keepalive, "DIAG": self.diag,
-            "RESET": self.reset, "SERVICE": self.service, "CONFIG": self.config,
-            "DEFAULTS": self.defaults, "LOG": self.log,
-        }
 
     def handle(self, line, now_ms):
         link = self.link
@@ -46,7 +42,7 @@ class Commands:
                 raise P.ProtocolError("RESTARTED", "%s not run: the board restarted since "
                                       "this host's HELLO" % name)
             link.executed += 1  # each sequence number runs once, however often it is sent
-            out = self.handlers[name](args, now_ms)
+            out = getattr(self, name.lower())(args, now_ms)
             link.reply(seq, "OK" + (" " + out if out else ""))
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
@@ -159,7 +155,7 @@ class Commands:
         return "next=%d boot=%d : %s" % (after, log.boot, " | ".join(
             "%d %d %d %s" % rec for rec in records))
 
-    def keepalive(self, args, now_ms):
+    def ka(self, args, now_ms):  # keepalive
         pass
 
     def diag(self, args, now_ms):

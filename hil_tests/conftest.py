@@ -21,6 +21,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
+    config.addinivalue_line("markers", "count_writes: the virtual board counts flash write "
+                                       "points and can cut power at one (quiet_flash needs it)")
     config.addinivalue_line("markers", "profile(name): the treatment profile the test runs in "
                                        "(default: the first, most restrictive one)")
 
@@ -40,7 +42,9 @@ def board(request):
         yield None
         return
     # PEN_FIRMWARE_DIR: a patched firmware copy, as `make safety-mutants` deploys
-    with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR")) as b:
+    with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"),
+                      count_writes=request.node.get_closest_marker("count_writes") is not None
+                      ) as b:
         yield b
         b.check()  # a crashed VM fails the test that caused it
 

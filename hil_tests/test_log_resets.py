@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import motor_stopped, quiet_flash, wait_until
-from penctl import LinkError, Pen
+from penctl import LinkError, Pen, UsageError
 from penctl import protocol as P
 
 WDT_RESET, PWRON_RESET = 3, 1
@@ -47,6 +47,17 @@ def test_the_boot_counter_survives_a_reset(pen):
 
 
 @pytest.mark.injects
+def test_a_board_made_without_write_counting_says_so(board):
+    # the wrapping costs the VM 2 KB of heap, so a default board (and its heap figure) is
+    # without it; asking it for write points must not quietly answer 0
+    with pytest.raises(UsageError, match="count_writes=True"):
+        board.write_points()
+    with pytest.raises(UsageError, match="count_writes=True"):
+        board.cut_power_at(1)
+
+
+@pytest.mark.injects
+@pytest.mark.count_writes
 def test_the_log_is_never_written_while_the_needles_run(ready_pen, board):
     # a flash write stalls the MicroPython VM: none may land between two control ticks
     quiet_flash(board)
@@ -138,6 +149,7 @@ def run_with_power_cut(board, point):
 
 
 @pytest.mark.injects
+@pytest.mark.count_writes
 def test_the_log_survives_a_power_cut_at_every_write_point_of_a_flush(ready_pen, board):
     quiet_flash(board)
     before = board.write_points()

@@ -118,6 +118,7 @@ def save_with_power_cut(board, point):
 
 
 @pytest.mark.injects
+@pytest.mark.count_writes
 def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(board):
     with Pen(board.port) as pen:
         quiet_flash(board)

@@ -68,13 +68,18 @@ def vm_mpy_arch():
 class VirtualBoard:
     """Context manager running one virtual pen board. `.port` is what pyserial opens."""
 
-    def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None):
+    def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None,
+                 count_writes=False):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
         self.name = board
         self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
         self.heap = heap
+        # Counting the flash's write points (and cutting power at one) wraps open() and os
+        # in the VM: about 2 KB of its heap that an ESP32 does not spend, so only the tests
+        # that cut power at a write ask for it.
+        self.count_writes = count_writes
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
         self.port = str(self.tmp / "ttyPEN0")
@@ -250,6 +255,7 @@ class VirtualBoard:
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         cmd += ["raw"] if raw else []
+        cmd += ["writes"] if self.count_writes else []
         self.proc = subprocess.Popen(
             cmd, stdin=self._vm_slave, stdout=self._vm_slave, stderr=self._vm_slave,
             start_new_session=True, preexec_fn=_die_with_parent)
@@ -390,18 +396,26 @@ class VirtualBoard:
             self.physics.write_inputs()
 
     def standin_heap_bytes(self):
-        """Heap the VM's stand-ins (machine, flash, register file) took before boot.py:
+        """Heap the VM's stand-ins (machine, the register file, flash.py's write counting
+        if asked for) took before boot.py:
         on an ESP32 that code is in ROM, so its free heap is this much larger."""
         return self.regs[simhw.H_STANDIN_BYTES]
 
     def write_points(self):
         """Flash write points the firmware has passed so far (vm/flash.py counts them)."""
+        self._need_counting()
         return self.regs[simhw.H_WRITE_POINTS]
 
     def cut_power_at(self, point):
         """Make the power fail when the firmware reaches this write point (a count as
         write_points() gives it); the board then boots again from power-on."""
+        self._need_counting()
         self.regs[simhw.H_CUT_AT] = point
+
+    def _need_counting(self):
+        if not self.count_writes:
+            raise UsageError("this virtual board does not count flash writes; make it with "
+                             "VirtualBoard(count_writes=True)")
 
     def link_faults(self, drop=0.0, corrupt=0.0, duplicate=0.0, delay_s=0.0, seed=None):
         """Degrade the serial link in both directions, per byte."""
