@@ -8,7 +8,6 @@ import time
 import board as boarddef
 import machine
 import protocol as P
-import settings
 from commands import Commands
 from controller import Controller
 from depth import Depth
@@ -42,11 +41,9 @@ class App:
             self.log_failed("unreadable (%s); this boot starts a new count" % self.log.read_error)
         if cause == machine.PWRON_RESET and self._browned_out():
             self.ctl.reset_cause = "BROWNOUT"
-        self.default_settings = settings.defaults(board)  # not the board dict: it is big
-        self.saved, self.config_problem = settings.load(board)
-        self.ctl.apply_settings(self.saved, self.config_problem)
         self.link = Link()
         self.commands = Commands(self)
+        self.commands.load_settings(board)  # default_settings, saved, config_problem
         self.wdt = machine.WDT(timeout=t["watchdog_ms"])
         self.reset_pending = False
         self.ticks = 0

@@ -1,18 +1,19 @@
 # One handler per protocol command: check the frame, refuse anything malformed or out
-# of bounds with an ERR reply (nothing changes), otherwise call the controller.
+# of bounds with an ERR reply (nothing changes), otherwise call the controller. The
+# treatment's commands are here; the session's and the operator's are in admin_cmds.py,
+# imported for each of them.
 import gc
+import sys
 
 import protocol as P
-import settings
-from app_mode import set_service_mode
-from micropython import const
 
-_LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
+_ADMIN = ("HELLO", "GET", "FAULTS", "CONFIG", "DEFAULTS", "LOG", "RESET", "SERVICE")
 
 
 class Commands:
     """Command NAME (a name from protocol.COMMANDS, never the raw frame) is handled by
-    the method name.lower(); a dict of bound methods would hold 1 KB of heap."""
+    the method name.lower(), or admin_cmds' function of that name; a dict of bound methods
+    would hold 1 KB of heap."""
 
     def __init__(self, app):
         self.app = app
@@ -42,7 +43,10 @@ class Commands:
                 raise P.ProtocolError("RESTARTED", "%s not run: the board restarted since "
                                       "this host's HELLO" % name)
             link.executed += 1  # each sequence number runs once, however often it is sent
-            out = getattr(self, name.lower())(args, now_ms)
+            if name in _ADMIN:
+                out = self._admin(name.lower(), args, now_ms)
+            else:
+                out = getattr(self, name.lower())(args, now_ms)
             link.reply(seq, "OK" + (" " + out if out else ""))
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
@@ -50,16 +54,27 @@ class Commands:
             self.ctl.internal_fault(e)
             self._refuse(seq, "INTERNAL", "%s: %s" % (type(e).__name__, e))
 
+    def load_settings(self, board):
+        """At boot: the saved settings, or the safe defaults and why, applied."""
+        self._admin("load_settings", board)
+
+    def _admin(self, function, *args):
+        import admin_cmds
+
+        try:
+            return getattr(admin_cmds, function)(self, *args)
+        finally:
+            # a source deploy keeps them: main.py compiled them at boot, while a large
+            # enough free block was sure to be there
+            if admin_cmds.__file__.endswith(".mpy"):
+                del sys.modules["admin_cmds"]
+                sys.modules.pop("settings", None)
+
     def _refuse(self, seq, code, message):
         if seq < 0:
             self.link.send("- ERR %s : %s" % (code, message))
         else:
             self.link.reply(seq, "ERR %s : %s" % (code, message))
-
-    def hello(self, args, now_ms):
-        self.greeted = True
-        return "proto=%d fw=%s board=%s reset=%s" % (
-            P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, self.app.board_name, self.ctl.reset_cause)
 
     def status(self, args, now_ms):
         return self.ctl.status_fields()
@@ -69,17 +84,6 @@ class Commands:
 
     def set(self, args, now_ms):
         self.ctl.set(P.parse_settings(args))
-
-    def get(self, args, now_ms):
-        out = []
-        for i in range(len(P.PARAMS)):
-            name, unit, dec, lo, hi, step = P.PARAMS[i]
-            out.append("%s=%s" % (name, P.format_fixed(self.ctl.params[i], dec)))
-        caps = self.ctl.caps
-        out.append("cap=%s rate_cap=%s profile=%s" % (
-            P.format_fixed(caps.depth_um(), 3), P.format_fixed(caps.rate_chz(), 2),
-            P.PROFILES[caps.profile][0]))
-        return " ".join(out)
 
     def start(self, args, now_ms):
         self.ctl.start(now_ms)
@@ -91,69 +95,6 @@ class Commands:
     def clear(self, args, now_ms):
         self.ctl.clear()
         return "st=%s" % P.STATES[self.ctl.state]
-
-    def faults(self, args, now_ms):
-        ctl = self.ctl
-        log = ";".join("%d:%s" % (t, P.FAULTS[c][0]) for t, c, _, _ in ctl.fault_log[-6:])
-        latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in ctl.fault_log
-                            if ctl.faults & (1 << c))
-        return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
-
-    def reset(self, args, now_ms):
-        self.ctl.require_still("RESET")
-        self.app.reset_pending = True  # after this reply has gone out
-
-    def service(self, args, now_ms):
-        # machine.WDT cannot be stopped once started; only a reset into a boot that never
-        # starts it frees the REPL for file transfers
-        self.reset(args, now_ms)
-        set_service_mode()
-
-    def config(self, args, now_ms):
-        app = self.app
-        if args:
-            values = settings.parse(args, dict(app.saved))
-            self._save(values)
-        return self._config_fields()
-
-    def defaults(self, args, now_ms):
-        values = dict(self.app.default_settings)
-        for entry in P.CALIBRATION:  # this unit's own measurements, not a preference
-            values[entry[0]] = self.app.saved[entry[0]]
-        self._save(values)
-        return self._config_fields()
-
-    def _save(self, values):
-        self.ctl.require_still("changing settings")
-        try:
-            settings.save(values)
-        except OSError as e:
-            raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
-                from None
-        self.ctl.apply_settings(values, None)
-        self.app.saved = values
-        self.app.config_problem = None
-
-    def _config_fields(self):
-        return "%s source=%s" % (settings.fields(self.app.saved),
-                                 "defaults" if self.app.config_problem else "saved")
-
-    def log(self, args, now_ms):
-        since = 0
-        for name, text in args:
-            if name != "since":
-                raise P.ProtocolError("UNKNOWN_PARAM", "LOG takes since=<record number>")
-            since = P.parse_fixed(text, 0)
-        self.ctl.require_still("LOG")  # a scan of the whole ring would stall the tick
-        self.app.flush_log(at_once=True)
-        log = self.app.log
-        log.read_error = None
-        records = log.read(since, _LOG_PAGE)
-        if log.read_error is not None:
-            raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
-        after = records[-1][0] + 1 if records else since
-        return "next=%d boot=%d : %s" % (after, log.boot, " | ".join(
-            "%d %d %d %s" % rec for rec in records))
 
     def ka(self, args, now_ms):  # keepalive
         pass

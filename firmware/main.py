@@ -11,11 +11,14 @@ import app_mode
 # the application's modules (those it imports on its own are picked up on the way; codes
 # is protocol's to import: it drops codes from sys.modules once it holds the tables)
 _APP = ("app", "controller", "supervisor", "protocol", "commands", "depth", "eventlog",
-        "settings", "sensors", "motor", "link", "pi", "caps")
+        "sensors", "motor", "link", "pi", "caps")
+# imported for each use from a .mpy, then dropped (commands.py); compiled here with the
+# rest when deployed as source: compiling one later may not find a large enough block
+_SELDOM = ("admin_cmds", "settings")
 
 
-def _size(name):
-    for ext in (".py", ".mpy"):
+def _size(name, extensions=(".py", ".mpy")):
+    for ext in extensions:
         try:
             return os.stat(name + ext)[6]
         except OSError:
@@ -40,7 +43,8 @@ try:
             # needs a large free block: the largest go first, with a collection after each,
             # so fragments of one never starve the next (in app.py's import order a few
             # hundred more bytes of source failed to boot).
-            for name in sorted(_APP, key=_size, reverse=True):
+            seldom = tuple(n for n in _SELDOM if _size(n, (".py",)))
+            for name in sorted(_APP + seldom, key=_size, reverse=True):
                 __import__(name)
                 gc.collect()
             import app

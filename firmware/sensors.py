@@ -2,6 +2,7 @@
 # e-stop loop and cartridge switch. Converts raw readings to integer units into a
 # Readings object; allocates nothing per read.
 import math
+from array import array
 
 from machine import ADC, Pin
 from micropython import const
@@ -41,7 +42,7 @@ def _thermistor_table(cal):
     # deci-degrees C at every _TABLE_STEP_MV of divider voltage, built once with
     # floats at start-up so the tick interpolates in integers.
     vref = cal["adc_vref_mv"]
-    out = []
+    out = array("i")  # 4 bytes an entry, where a list holds 8 on the VM
     for mv in range(0, vref + _TABLE_STEP_MV, _TABLE_STEP_MV):
         mv = min(max(mv, 1), vref - 1)
         r = cal["thermistor_pullup"] * mv / (vref - mv)

@@ -1,0 +1,109 @@
+# The commands a host sends to open a session or an operator types, not those a treatment
+# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET and SERVICE, and the saved
+# settings at boot. Deployed as .mpy, this module (and settings.py with it) is imported
+# for one such command and dropped again, so their code and texts hold no RAM between
+# uses (about 5 KB on the virtual board); loading them takes a few ms, never in the
+# control tick. DIAG stays in commands.py: the free heap it reports is without them.
+import protocol as P
+import settings
+from app_mode import set_service_mode
+from micropython import const
+
+_LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
+
+
+def load_settings(cmds, board):
+    app = cmds.app
+    app.default_settings = settings.defaults(board)  # not the board dict: it is big
+    app.saved, app.config_problem = settings.load(board)
+    app.ctl.apply_settings(app.saved, app.config_problem)
+
+
+def hello(cmds, args, now_ms):
+    cmds.greeted = True
+    return "proto=%d fw=%s board=%s reset=%s" % (
+        P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, cmds.app.board_name, cmds.ctl.reset_cause)
+
+
+def get(cmds, args, now_ms):
+    ctl = cmds.ctl
+    out = []
+    for i in range(len(P.PARAMS)):
+        out.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(ctl.params[i], P.PARAMS[i][2])))
+    caps = ctl.caps
+    out.append("cap=%s rate_cap=%s profile=%s" % (
+        P.format_fixed(caps.depth_um(), 3), P.format_fixed(caps.rate_chz(), 2),
+        P.PROFILES[caps.profile][0]))
+    return " ".join(out)
+
+
+def faults(cmds, args, now_ms):
+    ctl = cmds.ctl
+    log = ";".join("%d:%s" % (t, P.FAULTS[c][0]) for t, c, _, _ in ctl.fault_log[-6:])
+    latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in ctl.fault_log
+                        if ctl.faults & (1 << c))
+    return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
+
+
+def reset(cmds, args, now_ms):
+    cmds.ctl.require_still("RESET")
+    cmds.app.reset_pending = True  # after this reply has gone out
+
+
+def service(cmds, args, now_ms):
+    # machine.WDT cannot be stopped once started; only a reset into a boot that never
+    # starts it frees the REPL for file transfers
+    reset(cmds, args, now_ms)
+    set_service_mode()
+
+
+def config(cmds, args, now_ms):
+    app = cmds.app
+    if args:
+        _save(app, settings.parse(args, dict(app.saved)))
+    return _config_fields(app)
+
+
+def defaults(cmds, args, now_ms):
+    app = cmds.app
+    values = dict(app.default_settings)
+    for entry in P.CALIBRATION:  # this unit's own measurements, not a preference
+        values[entry[0]] = app.saved[entry[0]]
+    _save(app, values)
+    return _config_fields(app)
+
+
+def _save(app, values):
+    app.ctl.require_still("changing settings")
+    try:
+        settings.save(values)
+    except OSError as e:
+        raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
+            from None
+    app.ctl.apply_settings(values, None)
+    app.saved = values
+    app.config_problem = None
+
+
+def _config_fields(app):
+    return "%s source=%s" % (settings.fields(app.saved),
+                             "defaults" if app.config_problem else "saved")
+
+
+def log(cmds, args, now_ms):
+    since = 0
+    for name, text in args:
+        if name != "since":
+            raise P.ProtocolError("UNKNOWN_PARAM", "LOG takes since=<record number>")
+        since = P.parse_fixed(text, 0)
+    app = cmds.app
+    app.ctl.require_still("LOG")  # a scan of the whole ring would stall the tick
+    app.flush_log(at_once=True)
+    log = app.log
+    log.read_error = None
+    records = log.read(since, _LOG_PAGE)
+    if log.read_error is not None:
+        raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
+    after = records[-1][0] + 1 if records else since
+    return "next=%d boot=%d : %s" % (after, log.boot, " | ".join(
+        "%d %d %d %s" % rec for rec in records))
