@@ -1,9 +1,10 @@
 # The commands a host sends to open a session or an operator types, not those a treatment
-# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET and SERVICE, and the saved
-# settings at boot. Deployed as .mpy, this module (and settings.py with it) is imported
-# for one such command and dropped again, so their code and texts hold no RAM between
-# uses (about 5 KB on the virtual board); loading them takes a few ms, never in the
-# control tick. DIAG stays in commands.py: the free heap it reports is without them.
+# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET and SERVICE, and what a boot
+# needs once (the saved settings, telling a brown-out from a power-on). Deployed as .mpy,
+# this module (and settings.py with it) is imported for one such use and dropped again,
+# so their code and texts hold no RAM between uses (about 5 KB on the virtual board);
+# loading them takes a few ms, never in the control tick. DIAG stays in commands.py: the
+# free heap it reports is without them.
 import protocol as P
 import settings
 from app_mode import set_service_mode
@@ -12,11 +13,34 @@ from micropython import const
 _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
 
 
-def load_settings(cmds, board):
+def boot(cmds, board, power_on):
     app = cmds.app
+    if power_on and _browned_out(app.log):
+        app.ctl.reset_cause = "BROWNOUT"
     app.default_settings = settings.defaults(board)  # not the board dict: it is big
     app.saved, app.config_problem = settings.load(board)
-    app.ctl.apply_settings(app.saved, app.config_problem)
+    settings.apply(app.ctl, app.saved, app.config_problem)
+
+
+def _browned_out(log):
+    # The ESP32 port reports a brown-out as a power-on reset: the supply monitor's own
+    # record tells them apart, when a SUPPLY_LOW fault (and its STATE record) ended the
+    # previous boot uncleared: the supply fell slowly enough to trip it before the chip
+    # reset. A sudden loss stays PWRON.
+    fault, clear, last = _newest(log, log.boot - 1, ("FAULT code=SUPPLY_LOW", "CLEAR", ""))
+    return fault > clear and last - fault <= 2
+
+
+def _newest(log, boot, prefixes):
+    """For each prefix, the number of that boot's newest record whose text starts with
+    it, or 0 (one pass over the ring; "" matches any record)."""
+    best = [0] * len(prefixes)
+    for seq, rec_boot, _, text in log.records():
+        if rec_boot == boot:
+            for i in range(len(prefixes)):
+                if seq > best[i] and text.startswith(prefixes[i]):
+                    best[i] = seq
+    return best
 
 
 def hello(cmds, args, now_ms):
@@ -80,7 +104,7 @@ def _save(app, values):
     except OSError as e:
         raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
             from None
-    app.ctl.apply_settings(values, None)
+    settings.apply(app.ctl, values, None)
     app.saved = values
     app.config_problem = None
 

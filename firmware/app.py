@@ -39,11 +39,10 @@ class App:
         self.last_event_ms = 0
         if self.log.read_error is not None:
             self.log_failed("unreadable (%s); this boot starts a new count" % self.log.read_error)
-        if cause == machine.PWRON_RESET and self._browned_out():
-            self.ctl.reset_cause = "BROWNOUT"
         self.link = Link()
         self.commands = Commands(self)
-        self.commands.load_settings(board)  # default_settings, saved, config_problem
+        # default_settings, saved, config_problem; the reset cause BROWNOUT if it was one
+        self.commands.boot(board, cause == machine.PWRON_RESET)
         self.wdt = machine.WDT(timeout=t["watchdog_ms"])
         self.reset_pending = False
         self.ticks = 0
@@ -56,15 +55,6 @@ class App:
             self.ctl.trip(P.F_WATCHDOG, "the previous run hung and was reset by the watchdog")
         self.ctl.events.insert(0, "! BOOT reset=%s fw=%s proto=%d board=%s" % (
             self.ctl.reset_cause, P.FIRMWARE_VERSION, P.PROTOCOL_VERSION, self.board_name))
-
-    def _browned_out(self):
-        # The ESP32 port reports a brown-out as a power-on reset: the supply monitor's own
-        # record tells them apart, when a SUPPLY_LOW fault (and its STATE record) ended the
-        # previous boot uncleared: the supply fell slowly enough to trip it before the chip
-        # reset. A sudden loss stays PWRON.
-        fault, clear, last = self.log.newest(self.log.boot - 1,
-                                             ("FAULT code=SUPPLY_LOW", "CLEAR", ""))
-        return fault > clear and last - fault <= 2
 
     def safe(self):
         self.motor.off()

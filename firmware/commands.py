@@ -54,21 +54,24 @@ class Commands:
             self.ctl.internal_fault(e)
             self._refuse(seq, "INTERNAL", "%s: %s" % (type(e).__name__, e))
 
-    def load_settings(self, board):
-        """At boot: the saved settings, or the safe defaults and why, applied."""
-        self._admin("load_settings", board)
+    def boot(self, board, power_on):
+        """Once, at boot: the saved settings (or the safe defaults and why) applied, and a
+        power-on reset told from a brown-out."""
+        self._admin("boot", board, power_on)
 
     def _admin(self, function, *args):
+        loaded = list(sys.modules)
         import admin_cmds
 
         try:
             return getattr(admin_cmds, function)(self, *args)
         finally:
-            # a source deploy keeps them: main.py compiled them at boot, while a large
-            # enough free block was sure to be there
+            # admin_cmds and what it imported go again; a source deploy keeps them: main.py
+            # compiled them at boot, while a large enough free block was sure to be there
             if admin_cmds.__file__.endswith(".mpy"):
-                del sys.modules["admin_cmds"]
-                sys.modules.pop("settings", None)
+                for name in list(sys.modules):
+                    if name not in loaded:
+                        del sys.modules[name]
 
     def _refuse(self, seq, code, message):
         if seq < 0:

@@ -176,24 +176,6 @@ class Controller:
             raise P.ProtocolError("STATE", "%s refused while %s: STOP first"
                                   % (what, P.STATES[self.state]))
 
-    def apply_settings(self, values, problem):
-        """Saved settings (settings.py): the profile, three parameters' boot values and the
-        sensors' calibration."""
-        self.require_still("changing settings")
-        if values["profile"] != self.caps.profile:
-            self.events.append("! PROFILE name=%s" % P.PROFILES[values["profile"]][0])
-        self.caps.profile = values["profile"]
-        self.params[P.P_TELEMETRY] = values["telemetry"]
-        self.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
-        self.params[P.P_RUN_LIMIT] = values["run_limit"]
-        self.sensors.calibrate(values["current_zero"], values["supply_gain"])
-        if self.caps.beyond(P.P_DEPTH, self.depth.target_um):
-            self.depth.target_um = 0  # held deeper than the new profile allows: retract
-        warning = (1 << P.W_CONFIG) if problem else 0
-        if warning and not self.config_warning:
-            self.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)
-        self.config_warning = warning
-
     def set(self, settings):
         for i, value in settings:
             why = self.caps.beyond(i, value)

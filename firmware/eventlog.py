@@ -31,13 +31,13 @@ class EventLog:
         self.queue = []  # [seq, up_ms, text] not yet on the flash
         self.read_error = None  # why the file could not be read, if it could not
         newest = (0, 0)
-        for rec in self._records():
+        for rec in self.records():
             if rec[0] > newest[0]:
                 newest = rec[:2]
         self.seq = newest[0] + 1
         self.boot = newest[1] + 1  # the boot counter survives in the newest record
 
-    def _records(self):
+    def records(self):
         try:
             with open(FILE, "rb") as f:
                 while True:
@@ -83,20 +83,9 @@ class EventLog:
     def read(self, since, count):
         """Up to `count` records with seq >= since, oldest first; the queue's included
         (LOG writes the queue first when it can, so a number it shows is never reused)."""
-        found = [rec for rec in self._records() if rec[0] >= since]
+        found = [rec for rec in self.records() if rec[0] >= since]
         for seq, up, text in self.queue:
             if seq >= since:
                 found.append((seq, self.boot, up, text))
         found.sort()
         return found[:count]
-
-    def newest(self, boot, prefixes):
-        """For each prefix, the number of that boot's newest record whose text starts with
-        it, or 0 (one pass over the ring; "" matches any record)."""
-        best = [0] * len(prefixes)
-        for seq, rec_boot, _, text in self._records():
-            if rec_boot == boot:
-                for i in range(len(prefixes)):
-                    if seq > best[i] and text.startswith(prefixes[i]):
-                        best[i] = seq
-        return best

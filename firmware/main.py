@@ -31,6 +31,7 @@ try:
     if app_mode.service_mode():
         print("pen: service mode; the firmware is not running (remove /service, then reset)")
     else:
+        del app_mode, sys.modules["app_mode"]  # SERVICE imports it again (admin_cmds)
         import integrity
 
         problems = integrity.check()

@@ -100,3 +100,22 @@ def save(values):
     except OSError:  # FAT will not rename over a file
         os.remove(FILE)
         os.rename(NEW, FILE)
+
+
+def apply(ctl, values, problem):
+    """Saved settings into the controller (ctl): the profile, three parameters' boot values
+    and the sensors' calibration; problem, if any, is why they are the safe defaults."""
+    ctl.require_still("changing settings")
+    if values["profile"] != ctl.caps.profile:
+        ctl.events.append("! PROFILE name=%s" % P.PROFILES[values["profile"]][0])
+    ctl.caps.profile = values["profile"]
+    ctl.params[P.P_TELEMETRY] = values["telemetry"]
+    ctl.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
+    ctl.params[P.P_RUN_LIMIT] = values["run_limit"]
+    ctl.sensors.calibrate(values["current_zero"], values["supply_gain"])
+    if ctl.caps.beyond(P.P_DEPTH, ctl.depth.target_um):
+        ctl.depth.target_um = 0  # held deeper than the new profile allows: retract
+    warning = (1 << P.W_CONFIG) if problem else 0
+    if warning and not ctl.config_warning:
+        ctl.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)
+    ctl.config_warning = warning
