@@ -84,3 +84,15 @@ def trusted(problems, *modules):
             if name.startswith(module + "."):
                 return False
     return True
+
+
+def refuse(problems):
+    """The board's answer to damaged files: the lockout (lockout.py: FAULT INTEGRITY on the
+    link, nothing moves) when the modules it runs on are undamaged, else one printed line."""
+    if trusted(problems, "protocol", "codes", "link", "lockout", "app_mode"):
+        import lockout
+
+        lockout.run(problems)
+    else:
+        print("pen: INTEGRITY %s %s: the firmware cannot run; deploy it again (pen deploy)"
+              % problems[0])

@@ -35,11 +35,11 @@ try:
         import integrity
 
         problems = integrity.check()
-        if not problems:  # its RAM goes to compiling the app's modules
-            del integrity
-            del sys.modules["integrity"]
-        gc.collect()
-        if not problems:
+        if problems:
+            integrity.refuse(problems)
+        else:
+            del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
+            gc.collect()
             # A module deployed as source (pen deploy --source) is compiled here, which
             # needs a large free block: the largest go first, with a collection after each,
             # so fragments of one never starve the next (in app.py's import order a few
@@ -51,13 +51,6 @@ try:
             import app
 
             app.run()
-        elif integrity.trusted(problems, "protocol", "codes", "link", "lockout", "app_mode"):
-            import lockout
-
-            lockout.run(problems)
-        else:
-            print("pen: INTEGRITY %s %s: the firmware cannot run; deploy it again (pen deploy)"
-                  % problems[0])
 finally:
     # a module that failed its check never runs, not even to stop the motor: the app never
     # started it, and the driver's enable pin is pulled low at reset (hardware reference)
