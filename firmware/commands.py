@@ -7,8 +7,6 @@ import sys
 
 import protocol as P
 
-_ADMIN = ("HELLO", "GET", "FAULTS", "CONFIG", "DEFAULTS", "LOG", "RESET", "SERVICE")
-
 
 class Commands:
     """Command NAME (a name from protocol.COMMANDS, never the raw frame) is handled by
@@ -43,10 +41,11 @@ class Commands:
                 raise P.ProtocolError("RESTARTED", "%s not run: the board restarted since "
                                       "this host's HELLO" % name)
             link.executed += 1  # each sequence number runs once, however often it is sent
-            if name in _ADMIN:
+            handler = getattr(self, name.lower(), None)
+            if handler is None:  # not a treatment command: admin_cmds has it
                 out = self._admin(name.lower(), args, now_ms)
             else:
-                out = getattr(self, name.lower())(args, now_ms)
+                out = handler(args, now_ms)
             link.reply(seq, "OK" + (" " + out if out else ""))
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
