@@ -34,9 +34,11 @@ def _sim_run(name):
     except OSError:
         return
     with f:
-        source = f.read()
+        # compiled straight from the text, which is garbage at once: an ESP32 compiles
+        # main.py streaming from its file and never holds the text while main.py runs
+        code = compile(f.read(), name, "exec")
     try:
-        exec(compile(source, name, "exec"), {"__name__": "__main__"})
+        exec(code, {"__name__": "__main__"})
     except BaseException as e:  # a board prints the traceback and goes on to the REPL
         sys.print_exception(e)
 
