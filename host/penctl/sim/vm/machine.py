@@ -48,7 +48,7 @@ class Pin:
     def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         if not 0 <= id < simhw.GPIOS:
             raise ValueError("invalid pin")
-        self._id = id  # the IRQ's attributes only on a pin that has one: heap as ROM
+        self._id = id  # irq() adds its state: few pins have one, and each attribute is heap
         self.init(mode, pull, value=value, drive=drive)
 
     def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):

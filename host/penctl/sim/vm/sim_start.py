@@ -33,11 +33,11 @@ def _sim_run(name):
         f = open(name)
     except OSError:
         return
-    with f:
-        # compiled straight from the text, which is garbage at once: an ESP32 compiles
-        # main.py streaming from its file and never holds the text while main.py runs
-        code = compile(f.read(), name, "exec")
     try:
+        with f:
+            # the text is garbage once compiled: an ESP32 compiles main.py streaming from
+            # its file and never holds the text while main.py runs
+            code = compile(f.read(), name, "exec")
         exec(code, {"__name__": "__main__"})
     except BaseException as e:  # a board prints the traceback and goes on to the REPL
         sys.print_exception(e)
