@@ -157,7 +157,7 @@ class App:
             if hz:
                 line = "~ " + self.ctl.status_fields()
                 self.link.send(line)
-                wire_ms = (len(line) + 8) * 10 * 1000 * 100 // (baud * _LINK_SHARE)
+                wire_ms = (len(line) + P.TRAILER + 1) * 10 * 1000 * 100 // (baud * _LINK_SHARE)
                 await asyncio.sleep_ms(max(1000 // hz, wire_ms))
             else:
                 await asyncio.sleep_ms(100)

@@ -17,6 +17,7 @@ PROTOCOL_VERSION = const(1)
 FIRMWARE_VERSION = "0.1.0"
 SEQ_MAX = const(65535)
 MAX_LINE = const(160)
+TRAILER = const(10)  # ' *' and the CRC's 8 hex digits that end every frame
 
 # Board states, in the order of a normal session.
 STATES = ("BOOT", "IDLE", "HOMING", "READY", "RUNNING", "FAULT", "ESTOP")

@@ -75,7 +75,8 @@ class EventLog:
             f = open(FILE, "wb")
         with f:
             for seq, up, text in self.queue:
-                line = P.frame(("%d %d %d %s" % (seq, self.boot, up, text))[: _RECORD - 8])
+                body = "%d %d %d %s" % (seq, self.boot, up, text)
+                line = P.frame(body[: _RECORD - 1 - P.TRAILER])
                 f.seek((seq % _SLOTS) * _RECORD)
                 f.write((line + " " * (_RECORD - 1 - len(line)) + "\n").encode())
         self.queue = []

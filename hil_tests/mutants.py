@@ -71,7 +71,7 @@ MUTANTS = [
      [("link.py", "            if done == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),
     ("CRC: frames accepted without checking it",
-     [("protocol.py", "    if got != crc16(body):\n", "    if False:\n")],
+     [("protocol.py", "    if int(digits, 16) != crc32(body.encode()):\n", "    if False:\n")],
      ["hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed"]),
     ("Profile caps: only the board's own cap checked",
      [("caps.py", "        name = P.PROFILES[self.profile][0]\n", "        return None\n")],

@@ -10,9 +10,31 @@ from penctl import protocol as host
 from penctl.paths import FIRMWARE_DIR
 
 
-def test_crc_is_ccitt_false():
-    assert P.crc16(b"123456789") == 0x29B1
-    assert P.crc16("123456789") == 0x29B1
+def test_crc_is_crc32_and_its_check_value():
+    assert P.frame("123456789") == "123456789 *CBF43926"
+
+
+def test_a_dropped_byte_that_crc16_missed_is_caught():
+    # CRC-16/CCITT-FALSE gave these two bodies the same CRC; the lossy-link test met it
+    line = P.frame("28522 SET link_timeout=1760")
+    with pytest.raises(P.ProtocolError) as e:
+        P.unframe(line.replace("link", "ink"))
+    assert e.value.code == "BAD_CRC"
+
+
+def _frame_with_crc_like(pattern):
+    return next(line for line in (P.frame("%d OK" % seq) for seq in range(1, 5000))
+                if re.fullmatch(pattern, line[-8:]))
+
+
+@pytest.mark.parametrize("spoil", [str.lower, lambda d: " " + d[1:], lambda d: "+" + d[1:],
+                                   lambda d: "0x" + d[2:]])
+def test_crc_digits_must_be_exactly_eight_upper_case_hex_digits(spoil):
+    # each spoiling keeps the value int(d, 16) reads, so only the strict check refuses it
+    line = _frame_with_crc_like("00[0-9]*[A-F][0-9A-F]*")
+    with pytest.raises(P.ProtocolError) as e:
+        P.unframe(line[:-8] + spoil(line[-8:]))
+    assert e.value.code == "MALFORMED"
 
 
 def test_frame_round_trip_and_integrity():
@@ -20,7 +42,8 @@ def test_frame_round_trip_and_integrity():
     assert P.unframe(line) == "7 SET depth=0.5 rate=100"
     for bad, code in [(line[:-1] + ("0" if line[-1] != "0" else "1"), "BAD_CRC"),
                       ("7 SET depth=0.5", "MALFORMED"), (line[:-2], "MALFORMED"),
-                      (line[:-4] + "ZZZZ", "MALFORMED")]:
+                      (line[:-4] + "ZZZZ", "MALFORMED"),
+                      (line[:-8] + line[-4:], "MALFORMED")]:
         with pytest.raises(P.ProtocolError) as e:
             P.unframe(bad)
         assert e.value.code == code
