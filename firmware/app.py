@@ -157,7 +157,8 @@ class App:
             if hz:
                 line = "~ " + self.ctl.status_fields()
                 self.link.send(line)
-                wire_ms = (len(line) + P.TRAILER + 1) * 10 * 1000 * 100 // (baud * _LINK_SHARE)
+                bits = (len(line) + P.TRAILER + 1) * 10 * 1000 * 100
+                wire_ms = -(-bits // (baud * _LINK_SHARE))  # rounded up: never above the share
                 await asyncio.sleep_ms(max(1000 // hz, wire_ms))
             else:
                 await asyncio.sleep_ms(100)
