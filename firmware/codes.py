@@ -49,6 +49,7 @@ FAULTS = (
     ("WATCHDOG", ("firmware hang reset by the watchdog")),
     ("INTERNAL", ("unexpected firmware error")),
     ("INTEGRITY", ("deployed files do not match their manifest")),
+    ("OVERDEPTH", ("needles measured beyond the active depth cap")),
 )
 F_ESTOP = const(0)
 F_CARTRIDGE = const(1)
@@ -67,6 +68,7 @@ F_RUN_LIMIT = const(13)
 F_WATCHDOG = const(14)
 F_INTERNAL = const(15)
 F_INTEGRITY = const(16)
+F_OVERDEPTH = const(17)
 
 # Why the board last restarted, indexed by machine.reset_cause() (ESP32 port values).
 # BROWNOUT is not one of them: the ESP32 port reports a brown-out as PWRON, and the

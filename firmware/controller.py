@@ -62,6 +62,7 @@ class Controller:
         r.link_age_ms = ticks_diff(now_ms, self.last_frame)
         r.run_ms = ticks_diff(now_ms, self.run_started) if running else 0
         r.depth_active = 1 if self.depth.homed and self.state != P.HOMING else 0
+        r.cap_um = self.caps.depth_um()
         f = self.sup.check(r, running, self.params[P.P_LINK_TIMEOUT],
                            self.params[P.P_RUN_LIMIT] * 1000)
         if f >= 0:
@@ -76,20 +77,45 @@ class Controller:
 
     def _run_state(self, r, now_ms):
         st = self.state
+        self.depth.target_um = self._depth_target()
         if st == P.RUNNING:
             self._run_motor(r, now_ms)
             r.following_um = self.depth.hold(r, True)
         elif st == P.HOMING:
             self._home(r, now_ms)
-        elif st == P.BOOT:
-            self._set_state(P.IDLE)
         else:
-            self.motor.off()
-            if self.depth.homed:
-                r.following_um = self.depth.hold(r, False)
+            self._rest(r, now_ms)
+
+    def _depth_target(self):
+        """The one path to the depth actuator's target: the set depth while the needles
+        run, never beyond the lower of the board's and the active profile's cap; 0 (needles
+        in) in every other state and from STOP on."""
+        if self.state != P.RUNNING or self.stopping:
+            return 0
+        cap = self.caps.depth_um()
+        depth = self.params[P.P_DEPTH]
+        return depth if depth < cap else cap
+
+    def _rest(self, r, now_ms):
+        """Every state but RUNNING and HOMING: motor off, needles in. At boot the position
+        is unknown (power lost mid-run leaves the needles out): the board retracts to the
+        home switch before it reports IDLE."""
+        self.motor.off()
+        d = self.depth
+        r.following_um = 0
+        if self.state == P.BOOT and not d.homing:
+            if r.home_switch:
+                self._set_state(P.IDLE)
             else:
-                self.depth.stop()
-                r.following_um = 0
+                d.retract(now_ms)
+        if d.homed:
+            r.following_um = d.hold(r, False)
+        elif d.homing:
+            if d.home_step(r, now_ms) < 0:
+                self.trip(P.F_DEPTH_FOLLOWING, "retract: home switch not reached in %d ms"
+                          % d.home_timeout_ms)
+        else:
+            d.stop()
 
     def _run_motor(self, r, now_ms):
         sp = r.setpoint_chz
@@ -102,7 +128,9 @@ class Controller:
         r.ramping = 1 if sp != target or self.stopping else 0
         if sp == 0:
             self.motor.off()
-            if r.rate_chz < _STOPPED_CHZ or ticks_diff(now_ms, self.stop_since) > 1000:
+            # READY once the motor stopped and the needles are in
+            if (r.rate_chz < _STOPPED_CHZ or ticks_diff(now_ms, self.stop_since) > 1000) \
+                    and not self.depth.moving():
                 self._set_state(P.READY)
             return
         self.motor.drive(self.pi.update(sp, r.rate_chz, not r.ramping))
@@ -111,7 +139,6 @@ class Controller:
         self.motor.off()
         done = self.depth.home_step(r, now_ms)
         if done == 1:
-            self.depth.target_um = self.params[P.P_DEPTH] if self.accepted & 1 else 0
             self._set_state(P.READY)
         elif done == -1:
             self.trip(P.F_DEPTH_FOLLOWING, "homing: home switch not reached in %d ms"
@@ -136,12 +163,15 @@ class Controller:
         self.r.setpoint_chz = 0
         self.pi.reset()
         self.faults |= 1 << code
-        if code in (P.F_DEPTH_SENSOR, P.F_DEPTH_FOLLOWING):
-            self.depth.stop()
-            self.depth.homed = False  # position no longer trusted: home again after clear
-        else:
-            self.depth.target_um = 0  # retract the needles
+        d = self.depth
         r = self.r
+        if code in (P.F_DEPTH_SENSOR, P.F_DEPTH_FOLLOWING):
+            d.stop()  # the actuator cannot be trusted to move: it stays where it is
+            d.homed = False  # position no longer trusted: home again after clear
+            d.homing = 0
+        elif d.homing:
+            d.retract(r.now_ms)  # a homing that was leaving the switch goes back in
+        # every other way the target is 0 now: _rest brings the needles in
         readings = "ma=%d tc=%s mv=%d hz=%s dep=%s" % (
             r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.depth_um, 3))
@@ -184,8 +214,6 @@ class Controller:
         for i, value in settings:
             self.params[i] = value
             self.accepted |= 1 << i
-        if self.depth.homed and self.state in (P.READY, P.RUNNING):
-            self.depth.target_um = self.params[P.P_DEPTH]
         if self.state == P.RUNNING and not self.stopping:
             self.rate_target = self.params[P.P_RATE]
 
@@ -203,6 +231,10 @@ class Controller:
             missing.append("e-stop open")
         if self.faults:
             missing.append("faults latched: " + P.mask_names(self.faults, P.FAULTS))
+        self.depth.measure(r)  # where the needles stand, not only what was set
+        if r.depth_um > self.caps.depth_um():
+            missing.append("needles at %s mm measured, beyond the cap of %s mm" % (
+                P.format_fixed(r.depth_um, 3), P.format_fixed(self.caps.depth_um(), 3)))
         for i in (P.P_DEPTH, P.P_RATE):
             why = self.caps.beyond(i, self.params[i])
             if not self.accepted & (1 << i):
@@ -219,7 +251,6 @@ class Controller:
         self.pi.reset()
         self.r.setpoint_chz = 0
         self.rate_target = self.params[P.P_RATE]
-        self.depth.target_um = self.params[P.P_DEPTH]
         self.stopping = False
         self.run_started = now_ms
         self.last_frame = now_ms
@@ -232,8 +263,7 @@ class Controller:
             self.stop_since = now_ms
             self.r.host_run = 0  # stopping already: a silent host changes nothing now
         elif self.state == P.HOMING:
-            self.depth.stop()
-            self.depth.homing = 0
+            self.depth.retract(now_ms)  # in to the switch, not left where homing stood
             self._set_state(P.IDLE)
 
     def clear(self):
@@ -251,10 +281,11 @@ class Controller:
             self.events.append("! CLEAR faults=%s" % P.mask_names(self.faults, P.FAULTS))
         self.faults = 0
         self.sup.reset()
+        d = self.depth
         if self.state in (P.FAULT, P.ESTOP):
-            self._set_state(P.READY if self.depth.homed else P.IDLE)
-            if self.depth.homed:
-                self.depth.target_um = self.params[P.P_DEPTH]
+            self._set_state(P.READY if d.homed else P.IDLE)
+        if not d.homed and not d.homing and not self.r.home_switch:
+            d.retract(self.r.now_ms)  # the actuator is trusted again: needles in
 
     def internal_fault(self, exc):
         self.motor.off()

@@ -1,7 +1,10 @@
 # The depth actuator: an H-bridge (PWM speed, direction line) moving the needle
 # carriage between mechanical hard stops, a linear position sensor on the ADC, and a
 # home switch at the retracted end. Homing records the sensor reading at the switch,
-# so depth is measured from a known end; the setpoint moves at a bounded rate.
+# so depth is measured from a known end; the setpoint moves out at a bounded rate and in
+# at the actuator's moving rate (in is the safe direction). Where the position is not
+# known (at boot, after an interrupted homing) the carriage is driven in until the home
+# switch closes: a retract, which needs no sensor.
 from time import ticks_diff
 
 from board import u16
@@ -11,6 +14,7 @@ from micropython import const
 _HOME_IDLE = const(0)
 _HOME_LEAVE = const(1)  # started on the switch: move out until it opens
 _HOME_SEEK = const(2)  # retract until the switch closes
+_HOME_RETRACT = const(3)  # retract to the switch without taking it as the zero
 _DEADBAND_UM = const(8)
 
 
@@ -34,7 +38,7 @@ class Depth:
         self.move_step_um = max(1, int(d["move_rate_mm_per_s"] * tick_ms))
         self.homed = False
         self.home_mv = 0
-        self.target_um = 0  # where the operator wants it
+        self.target_um = 0  # set every tick by the controller's one guarded path
         self.setpoint_um = 0  # where the loop steers now (ramps to target)
         self.homing = _HOME_IDLE
         self.home_started = 0
@@ -60,13 +64,22 @@ class Depth:
     def measure(self, r):
         mv = self.sensor.read_uv() // 1000
         r.depth_mv = mv
-        r.depth_um = (mv - self.home_mv) * 1000 // self.mv_per_mm if self.homed else 0
+        # from the last homing's zero even when the position is no longer trusted: the
+        # supervisor judges OVERDEPTH on it; 0 until a first homing gives a zero
+        r.depth_um = (mv - self.home_mv) * 1000 // self.mv_per_mm if self.home_mv else 0
         r.home_switch = 1 - self.switch.value()  # closed at the retracted end pulls low
 
     # ---- homing -----------------------------------------------------------------------
     def start_homing(self, now_ms):
         self.homed = False
         self.homing = _HOME_LEAVE
+        self.home_started = now_ms
+
+    def retract(self, now_ms):
+        """Drive the carriage in to the home switch (home_step reports it), keeping the
+        zero of the last homing: the way back where the position is not trusted."""
+        self.homed = False
+        self.homing = _HOME_RETRACT
         self.home_started = now_ms
 
     def home_step(self, r, now_ms):
@@ -82,23 +95,26 @@ class Depth:
                 return 0
             self.homing = _HOME_SEEK
         if not r.home_switch:
-            self._drive(-self.home_duty)
+            self._drive(-self.max_duty if self.homing == _HOME_RETRACT else -self.home_duty)
             return 0
         self.stop()
+        if self.homing == _HOME_RETRACT:
+            self.homing = _HOME_IDLE
+            return 1
         self.homing = _HOME_IDLE
         if not self.home_mv_min <= r.depth_mv <= self.home_mv_max:
             return -2
         self.home_mv = r.depth_mv
         self.homed = True
-        self.target_um = 0
         self.setpoint_um = 0
         return 1
 
     # ---- position loop ---------------------------------------------------------------------
     def hold(self, r, running):
-        """Ramp the setpoint toward the target and steer the actuator onto it."""
-        step = self.run_step_um if running else self.move_step_um
+        """Ramp the setpoint toward the target (out at the running rate while the needles
+        stroke, in always at the moving rate) and steer the actuator onto it."""
         diff = self.target_um - self.setpoint_um
+        step = self.run_step_um if running and diff > 0 else self.move_step_um
         if diff > step:
             diff = step
         elif diff < -step:

@@ -1,6 +1,8 @@
 # The needle motor: PWM into the driver, a separate driver-enable line, and the
 # tachometer counted by the pulse counter (machine.Counter, no Python IRQ per pulse).
-# Two independent means stop it: duty to zero and enable low (off()).
+# Two independent means stop it: duty to zero and enable low (off()). A third is in
+# hardware: the heartbeat line feeds a retriggerable monostable that gates the enables of
+# both drivers (motor and depth H-bridge), so a firmware that stops ticking loses them.
 from array import array
 
 from machine import PWM, Counter, Pin
@@ -15,6 +17,7 @@ class Motor:
         m = board["motor"]
         t = board["timing"]
         self.enable = Pin(pins["motor_enable"], Pin.OUT, value=0)
+        self.hb = Pin(pins["heartbeat"], Pin.OUT, value=0)
         self.pwm = PWM(Pin(pins["motor_pwm"]), freq=m["pwm_freq"], duty_u16=0)
         self.counter = Counter(0, Pin(pins["tach"], Pin.IN), edge=Counter.RISING, filter_ns=1000)
         self.ppr = m["tach_ppr"]
@@ -32,6 +35,10 @@ class Motor:
         self.pwm.duty_u16(0)
         self.enable.value(0)
         self.duty = 0
+
+    def heartbeat(self, level):
+        """One edge for the monostable (the caller alternates level once per tick)."""
+        self.hb.value(level)
 
     def drive(self, duty_u16):
         if duty_u16 <= 0:

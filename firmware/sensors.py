@@ -34,6 +34,7 @@ class Readings:
         self.link_age_ms = 0
         self.run_ms = 0
         self.depth_active = 0
+        self.cap_um = 0  # the active depth cap (the lower of the board's and the profile's)
         self.ramping = 0
         self.host_run = 0
 

@@ -106,15 +106,25 @@ def apply(ctl, values, problem):
     """Saved settings into the controller (ctl): the profile, three parameters' boot values
     and the sensors' calibration; problem, if any, is why they are the safe defaults."""
     ctl.require_still("changing settings")
-    if values["profile"] != ctl.caps.profile:
-        ctl.events.append("! PROFILE name=%s" % P.PROFILES[values["profile"]][0])
-    ctl.caps.profile = values["profile"]
+    caps = ctl.caps
+    was = caps.profile
+    caps.profile = values["profile"]
+    if ctl.r.depth_um > caps.depth_um():  # OVERDEPTH would trip: refuse, change nothing
+        caps.profile = was
+        raise P.ProtocolError("STATE", "profile %s refused while the needles stand at %s mm, "
+                              "beyond its cap: wait until they are in" % (
+                                  P.PROFILES[values["profile"]][0],
+                                  P.format_fixed(ctl.r.depth_um, 3)))
+    if was != caps.profile:
+        ctl.events.append("! PROFILE name=%s" % P.PROFILES[caps.profile][0])
+    for i in (P.P_DEPTH, P.P_RATE):  # a value nobody chose for this profile is never used
+        if caps.beyond(i, ctl.params[i]):
+            ctl.params[i] = 0
+            ctl.accepted &= ~(1 << i)
     ctl.params[P.P_TELEMETRY] = values["telemetry"]
     ctl.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
     ctl.params[P.P_RUN_LIMIT] = values["run_limit"]
     ctl.sensors.calibrate(values["current_zero"], values["supply_gain"])
-    if ctl.caps.beyond(P.P_DEPTH, ctl.depth.target_um):
-        ctl.depth.target_um = 0  # held deeper than the new profile allows: retract
     warning = (1 << P.W_CONFIG) if problem else 0
     if warning and not ctl.config_warning:
         ctl.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)

@@ -26,6 +26,8 @@ class Supervisor:
         self.following_um = int(board["depth"]["following_error_mm"] * 1000)
         self.following_ticks = _ticks(lim["depth_following_ms"], tick)
         d = board["depth"]
+        self.depth_tol_um = int(d["tolerance_mm"] * 1000)
+        self.deep_ticks = _ticks(lim["overdepth_ms"], tick)
         self.sensor_mv_min = d["sensor_valid_mv_min"]
         self.sensor_mv_max = d["sensor_valid_mv_max"]
         self.warn_dc = lim["temp_warn_c"] * 10
@@ -44,6 +46,7 @@ class Supervisor:
         self.n_noturn = 0
         self.n_speed = 0
         self.n_follow = 0
+        self.n_deep = 0
         self.n_low = 0
         self.n_high = 0
 
@@ -68,6 +71,11 @@ class Supervisor:
         if r.depth_mv < self.sensor_mv_min or r.depth_mv > self.sensor_mv_max:
             return self._trip(P.F_DEPTH_SENSOR, "depth sensor %d mV outside %d..%d mV" % (
                 r.depth_mv, self.sensor_mv_min, self.sensor_mv_max))
+        # in every state: the needles beyond the cap, whatever put them there
+        self.n_deep = self.n_deep + 1 if r.depth_um > r.cap_um + self.depth_tol_um else 0
+        if self.n_deep >= self.deep_ticks:
+            return self._trip(P.F_OVERDEPTH, "depth %d um measured beyond the cap of %d um "
+                              "for %d ms" % (r.depth_um, r.cap_um, self.n_deep * self.tick_ms))
         self.n_low = self.n_low + 1 if r.supply_mv < self.supply_low else 0
         if self.n_low >= self.supply_ticks:
             return self._trip(P.F_SUPPLY_LOW, "supply %d mV below %d mV" % (
@@ -138,6 +146,8 @@ class Supervisor:
             return "thermistor still reads %d mV" % r.temp_mv
         if code == P.F_DEPTH_SENSOR and not self.sensor_mv_min <= r.depth_mv <= self.sensor_mv_max:
             return "depth sensor still reads %d mV" % r.depth_mv
+        if code == P.F_OVERDEPTH and r.depth_um > r.cap_um + self.depth_tol_um:
+            return "needles still at %d um, beyond the cap of %d um" % (r.depth_um, r.cap_um)
         if code == P.F_SUPPLY_LOW and r.supply_mv < self.supply_low:
             return "supply still %d mV" % r.supply_mv
         if code == P.F_SUPPLY_HIGH and r.supply_mv > self.supply_high:

@@ -16,6 +16,7 @@ DEPLOY_TEST = "hil_tests/test_deploy.py::test_damaged_file_locks_the_motor_out_u
               "_deploy[%s]"
 
 PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
+DEPTH_TEST = "hil_tests/test_depth_safety.py::"
 LOG_TEST = "hil_tests/test_log_resets.py::"
 
 # injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
@@ -32,6 +33,8 @@ INTERLOCKS = {
     "depth_sensor_open": ("DEPTH_SENSOR", "immediate", "FAULT", True),
     "supply_low": ("SUPPLY_LOW", ("supply_ms", 1), "FAULT", True),
     "supply_high": ("SUPPLY_HIGH", ("supply_ms", 1), "FAULT", True),
+    # the carriage knocked out at once: the needles retract as soon as it has tripped
+    "depth_slip": ("OVERDEPTH", ("overdepth_ms", 1), "FAULT", False),
 }
 
 
@@ -57,15 +60,21 @@ HAZARDS = [
                   "hil_tests/test_refusals.py::test_start_refused_without_cartridge"],
     },
     {
-        "hazard": "needles run too deep",
-        "cause": "operator sets a depth beyond the area's safe depth; actuator jams or "
-                 "its sensor fails",
+        "hazard": "needles run too deep, or stand out at rest",
+        "cause": "operator sets a depth beyond the area's safe depth; a stricter profile "
+                 "chosen with a deeper depth stored or the needles still out; power lost "
+                 "mid-run; carriage knocked out; actuator jams or its sensor fails",
         "interlock": "the board's cap and the active treatment profile's depth and rate "
                      "caps enforced on the board at set and at start (CAP), the profile "
                      "locked while running, the most restrictive profile as the fallback; "
-                     "closed depth loop with following-error and sensor-range checks; "
-                     "retract on any fault; mechanical hard stop",
-        "faults": ["DEPTH_FOLLOWING", "DEPTH_SENSOR"],
+                     "one guarded path to the actuator's target (the set depth only while "
+                     "running, clamped to the caps; 0 in every other state); a stricter "
+                     "profile clears a stored value beyond its caps and is refused while "
+                     "the needles stand beyond them; START checks the measured depth; "
+                     "OVERDEPTH on the measured depth in every state; retract to the home "
+                     "switch at boot; closed depth loop with following-error and "
+                     "sensor-range checks; retract on any fault; mechanical hard stop",
+        "faults": ["DEPTH_FOLLOWING", "DEPTH_SENSOR", "OVERDEPTH"],
         "tests": ["hil_tests/test_refusals.py::test_bad_values_refused_and_nothing_changes"
                   "[params1-CAP-words1]",
                   PROFILE_TEST + "test_each_profile_caps_depth_and_rate_on_the_board"
@@ -76,7 +85,16 @@ HAZARDS = [
                   "hil_tests/test_interlocks.py::test_depth_jam_trips_following_error",
                   INTERLOCK_TEST % "depth_sensor_open",
                   "hil_tests/test_session.py::test_depth_holds_within_tolerance",
-                  "hil_tests/test_interlocks.py::test_fault_retracts_needles"],
+                  "hil_tests/test_interlocks.py::test_fault_retracts_needles",
+                  INTERLOCK_TEST % "depth_slip",
+                  DEPTH_TEST + "test_a_stricter_profile_never_runs_the_needles_beyond_its_cap",
+                  DEPTH_TEST + "test_a_stricter_profile_clears_a_deeper_stored_depth",
+                  DEPTH_TEST + "test_the_needles_are_retracted_at_rest_and_out_only_while"
+                  "_running",
+                  DEPTH_TEST + "test_the_board_retracts_the_needles_at_boot_before_it_reports"
+                  "_ready[3.1]",
+                  DEPTH_TEST + "test_a_jammed_actuator_at_boot_latches_instead_of_retracting",
+                  DEPTH_TEST + "test_overdepth_trips_in_any_state_and_names_the_depth"],
     },
     {
         "hazard": "needles run too fast, or drag and tear skin when slowed or stalled",
@@ -108,13 +126,18 @@ HAZARDS = [
     {
         "hazard": "needles keep running after the operator lost control",
         "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
-        "interlock": "link timeout during host-started runs; watchdog fed only after the "
-                     "supervisor ran; exceptions end in the safe state; continuous run limit",
+        "interlock": "link timeout during host-started runs; a heartbeat toggled once a "
+                     "tick after the supervisor ran gates both drivers' enables in hardware "
+                     "(a retriggerable monostable: a hung firmware loses them within 25 ms); "
+                     "watchdog fed only after the supervisor ran; exceptions end in the "
+                     "safe state; continuous run limit",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
                   "hil_tests/test_link.py::test_cut_link_during_run_stops_motor",
                   "hil_tests/test_lifecycle.py::test_watchdog_reset_is_reported_after_a_hang",
+                  DEPTH_TEST + "test_a_hang_loses_both_drivers_within_the_heartbeat_window",
+                  DEPTH_TEST + "test_heavy_load_on_the_host_never_drops_the_drivers",
                   LOG_TEST + "test_a_hang_is_reset_by_the_watchdog_with_the_motor_off_and"
                   "_logged",
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hazards import DEPLOY_TEST, INTERLOCK_TEST  # noqa: E402
+from hazards import DEPLOY_TEST, DEPTH_TEST, INTERLOCK_TEST  # noqa: E402
 from penctl.paths import FIRMWARE_DIR  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -86,6 +86,25 @@ MUTANTS = [
     ("Restart: a new boot runs commands before a HELLO",
      [("commands.py", 'if not self.greeted and name != "HELLO":', "if False:")],
      ["hil_tests/test_log_resets.py::test_a_board_answers_nothing_but_hello_after_a_restart"]),
+    ("Guarded depth path: the set depth in every state, not only while running",
+     [("controller.py",
+       "        if self.state != P.RUNNING or self.stopping:\n            return 0\n", "")],
+     [DEPTH_TEST + "test_the_needles_are_retracted_at_rest_and_out_only_while_running"]),
+    ("Profile switch: a stored value beyond the new caps kept",
+     [("settings.py", "            ctl.params[i] = 0\n            ctl.accepted &= ~(1 << i)\n",
+       "            pass\n")],
+     [DEPTH_TEST + "test_a_stricter_profile_clears_a_deeper_stored_depth"]),
+    ("START: the measured depth not checked",
+     [("controller.py", "        if r.depth_um > self.caps.depth_um():\n", "        if False:\n")],
+     [DEPTH_TEST + "test_overdepth_trips_in_any_state_and_names_the_depth"]),
+    ("OVERDEPTH", [no_trip("OVERDEPTH")], [INTERLOCK_TEST % "depth_slip"]),
+    ("Boot: no retract, IDLE at once wherever the needles stand",
+     [("controller.py", "            else:\n                d.retract(now_ms)\n",
+       "            else:\n                self._set_state(P.IDLE)\n")],
+     [DEPTH_TEST + "test_the_board_retracts_the_needles_at_boot_before_it_reports_ready[1.2]"]),
+    ("Heartbeat: never toggled (the monostable never enables the drivers)",
+     [("app.py", "            self.motor.heartbeat(self.ticks & 1)\n", "")],
+     [DEPTH_TEST + "test_a_stricter_profile_never_runs_the_needles_beyond_its_cap"]),
     ("STOP: both means of stopping reduced to PWM only",
      [("motor.py", "        self.pwm.duty_u16(0)\n        self.enable.value(0)\n",
        "        self.pwm.duty_u16(0)\n")],

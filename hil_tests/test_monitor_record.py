@@ -17,6 +17,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 
 import pytest
 from conftest import motor_stopped, wait_until
@@ -47,23 +48,19 @@ def end(proc):
 
 
 def set_targets(port):
-    # set before homing: the board keeps them, and homing ends at the depth set
+    # set before homing: the board keeps them
     with Pen(port) as p:
         p.set(depth_mm=0.5, rate_hz=100)
 
 
-def wait_homed_at_depth(board, timeout=10):
-    """Until the needles retracted to the home switch and then went out to the depth set:
-    an unhomed board's needles may already stand deeper than that."""
-    retracted = False
+def start_once_homed(proc, board, timeout=10):
+    """Type 's' until the motor runs: the board refuses START until homing is done."""
+    def started():
+        proc.stdin.write("s\n")
+        proc.stdin.flush()
+        return board.observe()["motor_hz"] > 0 or time.sleep(0.3)
 
-    def out_again():
-        nonlocal retracted
-        depth = board.observe()["depth_mm"]
-        retracted = retracted or depth < 0.2
-        return retracted and depth > 0.4
-
-    wait_until(out_again, timeout, "homing, then the needles at the depth set")
+    wait_until(started, timeout, "the motor to run once homed")
 
 
 class Terminal:
@@ -145,10 +142,7 @@ def test_monitor_through_a_pipe_stops_the_needles_when_it_quits(board):
     try:
         proc.stdin.write("h\n")
         proc.stdin.flush()
-        wait_homed_at_depth(board)
-        proc.stdin.write("s\n")
-        proc.stdin.flush()
-        wait_until(lambda: board.observe()["motor_hz"] > 0, 5, "the motor to run")
+        start_once_homed(proc, board)
         out, err = proc.communicate("q\n", timeout=15)
     finally:
         end(proc)

@@ -33,11 +33,14 @@ def test_each_profile_caps_depth_and_rate_on_the_board(pen, name, depth_um, rate
 
 def test_start_beyond_a_newly_chosen_profile_is_refused(ready_pen, board):
     ready_pen.use_profile("cheeks")
-    ready_pen.set(depth_mm=1.2, rate_hz=100)
+    ready_pen.set(depth_mm=1.2, rate_hz=140)
     ready_pen.use_profile("forehead")
+    # the stored values beyond the new caps are cleared: nobody chose them for forehead
+    values = ready_pen.get()
+    assert (values["depth"], values["rate"], values["cap"]) == ("0.000", "0.00", "0.750")
     with pytest.raises(RefusedError) as refused:
         ready_pen.start()
-    assert "forehead profile's cap of 0.750 mm" in str(refused.value)
+    assert "depth not set" in str(refused.value) and "rate not set" in str(refused.value)
     assert ready_pen.status().state == "READY"
     if board:
         assert motor_stopped(board)

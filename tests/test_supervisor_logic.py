@@ -26,6 +26,7 @@ class Readings:
         self.cartridge = 1
         self.depth_mv = 650
         self.depth_um = 500
+        self.cap_um = 500  # at the periorbital cap: allowed
         self.home_switch = 0
         self.rate_chz = 10000
         self.recent_pulses = 20
@@ -85,6 +86,8 @@ DEBOUNCED = [
     ("TACH_LOST", {"current_ma": 500, "recent_pulses": 0}, LIMITS["no_pulse_ms"]),
     ("SPEED", {"rate_chz": 8000}, LIMITS["speed_error_ms"]),
     ("DEPTH_FOLLOWING", {"following_um": 300}, LIMITS["depth_following_ms"]),
+    ("OVERDEPTH", {"depth_um": 500 + int(BOARD["depth"]["tolerance_mm"] * 1000) + 1},
+     LIMITS["overdepth_ms"]),
 ]
 
 
@@ -128,6 +131,16 @@ def test_overcurrent_without_pulses_is_called_a_stall():
     assert run(sup, r, ticks_for(LIMITS["overcurrent_ms"]), running=False) == P.F_STALL
 
 
+@pytest.mark.parametrize("running", [True, False])
+def test_overdepth_trips_in_every_state_and_not_within_the_tolerance(running):
+    tolerance_um = int(BOARD["depth"]["tolerance_mm"] * 1000)
+    sup = supervisor.Supervisor(BOARD)
+    assert run(sup, Readings(depth_um=500 + tolerance_um), 100, running) == -1
+    deep = Readings(depth_um=500 + tolerance_um + 1, depth_active=0)  # homed or not
+    assert run(sup, deep, ticks_for(LIMITS["overdepth_ms"]) - 1, running) == -1
+    assert sup.check(deep, running, LINK_MS, RUN_LIMIT_MS) == P.F_OVERDEPTH
+
+
 def test_warning_level_warns_without_tripping():
     sup = supervisor.Supervisor(BOARD)
     assert run(sup, Readings(temp_dc=LIMITS["temp_warn_c"] * 10), 10) == -1
@@ -143,6 +156,7 @@ def test_warning_level_warns_without_tripping():
     ("DEPTH_SENSOR", {"depth_mv": 0}, {}),
     ("SUPPLY_LOW", {"supply_mv": 9000}, {}),
     ("SUPPLY_HIGH", {"supply_mv": 15000}, {}),
+    ("OVERDEPTH", {"depth_um": 700}, {"depth_um": 300}),
 ])
 def test_clear_refused_while_cause_present(code, bad, good):
     sup = supervisor.Supervisor(BOARD)

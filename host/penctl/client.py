@@ -10,6 +10,7 @@ from .errors import FaultError, LinkError, RefusedError
 from .transport import Transport
 
 _DECIMALS = {key: dec for key, _, dec in P.FIELDS}
+_BOOT_RETRACT_S = 6.0  # the longest a boot's retract may take: a homing timeout, and more
 
 
 def _value(fields, key, default=0.0):
@@ -166,6 +167,11 @@ class Pen:
             raise LinkError("board speaks protocol %s, this host speaks %d: deploy matching "
                             "firmware" % (fields.get("proto"), P.PROTOCOL_VERSION), "PROTOCOL")
         self.info = fields
+        # a board that has just booted first brings the needles in to its home switch
+        # (st=BOOT, bounded by its homing timeout); it takes commands once they are in
+        settled = time.monotonic() + max(deadline_s, _BOOT_RETRACT_S)
+        while self.status().state == "BOOT" and time.monotonic() < settled:
+            time.sleep(0.05)
 
     # ---- commands ---------------------------------------------------------------------------
     def status(self):

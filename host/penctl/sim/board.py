@@ -93,6 +93,9 @@ class VirtualBoard:
         self._threads = []
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
+        self._beat_seen = (0, 0)  # heartbeat pin's (level, stamp) at the last physics pass
+        self._vm_cpu = (None, 0)  # (pid, CPU ns) of the VM at the last look
+        self._hang_at = None  # physics time of the last inject("hang")
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -230,6 +233,10 @@ class VirtualBoard:
             field = (n - simhw.HEADER) % simhw.PER_GPIO
             if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
                 regs[n] = 0
+        # the heartbeat pin floats too: the monostable lets go of both drivers at once
+        self._beat_seen = (0, 0)
+        if getattr(self, "physics", None) is not None:
+            self.physics.beat_left = 0.0
 
     def _spawn(self, cause, raw=False):
         if self._stop.is_set():
@@ -275,6 +282,18 @@ class VirtualBoard:
             self._kill_vm()
             self._spawn(cause)
 
+    def power_cycle(self, depth_mm=None):
+        """Power off and on again: the firmware boots from power-on with the needles
+        where they stood (power lost mid-run leaves them out), or at depth_mm."""
+        with self._lock:
+            self._kill_vm()
+            self._clear_outputs()
+            if depth_mm is not None:
+                self.physics.depth_mm = 0.0
+                self.physics.slip(depth_mm)
+            self.physics.write_inputs()
+            self._spawn(PWRON_RESET)
+
     def _on_ctrl_c(self):
         proc = self.proc
         if proc is not None and proc.poll() is None:
@@ -289,6 +308,7 @@ class VirtualBoard:
             now = time.monotonic()
             elapsed, last = min(now - last, 0.05), now
             with self._lock:
+                self._watch_heartbeat()
                 while elapsed > 1e-9:
                     dt = min(step, elapsed)
                     self.physics.step(dt)
@@ -313,6 +333,46 @@ class VirtualBoard:
                       for name in ("motor_pwm", "motor_enable"))
             r[2] = cut - r[1] + 1  # the tick that wrote the cut counts
 
+
+    def _watch_heartbeat(self):
+        # Every change of the heartbeat output since the last pass is an edge for the
+        # monostable (its stamp changes even when two edges left the level as it was).
+        # Without one, the monostable's window runs only while the board's time does: a
+        # VM waiting for a host CPU (runnable, no CPU time gained) is not a hung chip.
+        pin = self.definition["pins"]["heartbeat"]
+        seen = (self.regs[simhw.slot(pin, simhw.G_OUT)], self.regs[simhw.slot(pin, simhw.G_STAMP)])
+        waits = self._vm_waits_for_cpu()  # sampled every pass: a fresh baseline
+        if seen != self._beat_seen:
+            self._beat_seen = seen
+            self.physics.retrigger()
+            self.physics.beat_counting = True
+        else:
+            self.physics.beat_counting = not waits
+
+    def _vm_waits_for_cpu(self):
+        proc = self.proc
+        if proc is None:
+            return False
+        try:
+            with open("/proc/%d/stat" % proc.pid, "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+            with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
+                cpu_ns = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            return False  # no such process (any more): nothing waits
+        last_pid, last_ns = self._vm_cpu
+        self._vm_cpu = (proc.pid, cpu_ns)
+        return state == b"R" and last_pid == proc.pid and cpu_ns == last_ns
+
+    def heartbeat_drops(self):
+        """Times the heartbeat monostable ran out and dropped both drivers."""
+        return self.physics.beat_drops
+
+    def heartbeat_lost_after_s(self):
+        """Simulated seconds from the last inject("hang") until the monostable dropped
+        the drivers (None: not since)."""
+        lost, hang = self.physics.beat_lost_at, self._hang_at
+        return None if lost is None or hang is None or lost < hang else lost - hang
 
     def reaction_ticks(self):
         """Control ticks from the last inject() to PWM 0 and enable low (None: not yet,
@@ -380,6 +440,9 @@ class VirtualBoard:
                 self.bridge.cut = True
             elif name == "hang" and self.proc is not None:
                 self.proc.send_signal(signal.SIGSTOP)  # PWM and pins hold their last state
+                self._hang_at = self.physics.t
+            elif name == "depth_slip":
+                self.physics.slip(self.physics.faults[name]["mm"])
             elif name == "brownout":
                 self._brownout_at = time.monotonic() + self.physics.faults[name]["after_s"]
             self.physics.write_inputs()

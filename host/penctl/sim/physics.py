@@ -11,7 +11,11 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
   friction plus the skin load while the needles stroke; J dw/dt = net torque.
   One stroke per revolution.
 - Motor driver enable is the firmware's enable line AND the e-stop loop (the hardware
-  reference wires the loop in series with the driver's enable).
+  reference wires the loop in series with the driver's enable) AND the heartbeat
+  monostable; the depth H-bridge's enable is the heartbeat monostable. The monostable is
+  retriggered by every edge on the heartbeat pin (VirtualBoard sees them) and holds for
+  timing.heartbeat_ms of the board's own time (`beat_counting`: the VirtualBoard stops
+  it while the VM waits for a host CPU, so host load never drops the drivers).
 - Depth actuator: velocity proportional to its PWM duty, signed by its direction pin,
   between mechanical hard stops; linear position sensor with an offset; home switch
   (active low) closed at the retracted end.
@@ -46,6 +50,9 @@ FAULTS = {
     "brownout": {"volts": 8.0, "after_s": 0.6},
     "hang": {},  # the firmware stops being scheduled (VM stopped) until the watchdog bites
     "current_offset": {"mv": 80.0},  # the current-sense amplifier's output drifts by mv
+    # the needle carriage knocked out by mm at once (a loose cartridge, a blow), the
+    # actuator still working; with depth_jam too it stays there
+    "depth_slip": {"mm": 1.0},
 }
 
 
@@ -56,8 +63,14 @@ class Physics:
         self.cal = board["calibration"]
         self.ppr = board["motor"]["tach_ppr"]
         self.depth_mv_per_mm = board["depth"]["sensor_mv_per_mm"]
+        self.beat_window_s = board["timing"]["heartbeat_ms"] / 1000
         self.regs = regs  # memoryview of uint32 slots
         self.faults = {}
+        self.t = 0.0  # simulated seconds since the board was made
+        self.beat_left = 0.0  # seconds the monostable still holds the drivers enabled
+        self.beat_counting = True  # the board's time runs (see VirtualBoard)
+        self.beat_drops = 0  # times the monostable ran out
+        self.beat_lost_at = None  # self.t when it last ran out
         self.power_on()
 
     def power_on(self):
@@ -86,10 +99,18 @@ class Physics:
             "motor_enable", simhw.G_OUT) == 1
 
     def driver_enabled(self):
-        return self.enable_line() and "estop" not in self.faults
+        return self.enable_line() and "estop" not in self.faults and self.beat_left > 0
+
+    def retrigger(self):
+        """An edge on the heartbeat pin: the monostable holds for its window again."""
+        self.beat_left = self.beat_window_s
+
+    def slip(self, mm):
+        c = self.cfg
+        self.depth_mm = min(c["depth_stop_max_mm"], max(c["depth_stop_min_mm"], self.depth_mm + mm))
 
     def depth_velocity(self):
-        if not self._out("depth_pwm", simhw.G_FREQ):
+        if not self._out("depth_pwm", simhw.G_FREQ) or self.beat_left <= 0:
             return 0.0
         duty = self._out("depth_pwm", simhw.G_DUTY) / 65535
         direction = 1.0 if self._out("depth_dir", simhw.G_OUT) else -1.0
@@ -116,6 +137,12 @@ class Physics:
         heat = self.current**2 * r
         loss = (self.temp_c - c["ambient_c"]) / c["thermal_resistance_c_per_w"]
         self.temp_c += (heat - loss) / c["thermal_capacity_j_per_c"] * dt
+        self.t += dt
+        if self.beat_counting and self.beat_left > 0:
+            self.beat_left -= dt
+            if self.beat_left <= 0:
+                self.beat_drops += 1
+                self.beat_lost_at = self.t
 
     def _spin(self, torque, dt):
         c = self.cfg
@@ -189,6 +216,7 @@ class Physics:
             "motor_duty": self.motor_duty(),
             "motor_enable_line": self.enable_line(),
             "motor_enabled": self.driver_enabled(),
+            "depth_enabled": self.beat_left > 0,
             "motor_hz": self.w / TWO_PI,
             "revolutions": self.revolutions,
             "depth_mm": self.depth_mm,

@@ -1,0 +1,206 @@
+"""The needles never stand out beyond the active profile's cap, and never stand out at rest.
+
+Read from the physics side (`board.observe()`, the actuator's true position) every 10 ms
+while the firmware is driven through profile switches, SET, HOME, CLEAR, START, STOP,
+DEFAULTS, resets and injected faults. The depth actuator's target comes from one guarded
+path (the set depth while running, clamped to the lower of the board's and the profile's
+cap; 0 in every other state), the supervisor trips OVERDEPTH on a measured depth beyond
+the cap, the board retracts the needles on its own at boot, and a heartbeat the firmware
+toggles every tick gates both drivers in hardware, so a hang loses them within its window.
+"""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import motor_stopped, wait_until
+from penctl import Pen, RefusedError
+
+pytestmark = pytest.mark.injects
+
+MARGIN_MM = 0.05  # the sensor tolerance the acceptance allows beyond a cap
+
+
+class DepthWatch:
+    """Samples the physics every 10 ms in a thread: the deepest the needles went, and the
+    deepest while the motor turned, each with the cap that applied then."""
+
+    def __init__(self, board):
+        self.board = board
+        self.cap_mm = 3.0
+        self.worst = []  # (depth beyond the cap, depth, cap, motor turning)
+        self.at_rest_mm = 0.0  # deepest while the firmware was in a resting state
+        self.resting = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self):
+        while not self._stop.wait(0.01):
+            obs = self.board.observe()
+            depth = obs["depth_mm"]
+            self.worst.append((depth - self.cap_mm, depth, self.cap_mm, obs["motor_hz"] > 1))
+            if self.resting:
+                self.at_rest_mm = max(self.at_rest_mm, depth)
+
+    def deepest_beyond_cap(self):
+        return max(self.worst)
+
+    def check(self):
+        beyond, depth, cap, turning = self.deepest_beyond_cap()
+        assert beyond <= MARGIN_MM, "needles at %.3f mm against a cap of %.3f mm (motor %s)" % (
+            depth, cap, "turning" if turning else "still")
+
+
+def settle_at_rest(pen, board, state="READY"):
+    """Wait for the resting state and for the needles to be in."""
+    pen.wait_for(state, 5)
+    wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 5, "needles retracted")
+
+
+def test_a_stricter_profile_never_runs_the_needles_beyond_its_cap(pen, board):
+    # finding 1: START checked the stored settings, not where the actuator stood
+    with DepthWatch(board) as watch:
+        pen.use_profile("body")
+        watch.cap_mm = 2.5
+        pen.set(depth_mm=2.5, rate_hz=100)
+        pen.home()
+        time.sleep(0.5)
+        pen.use_profile("periorbital")
+        watch.cap_mm = 0.5
+        pen.set(depth_mm=0.5, rate_hz=100)
+        pen.start()
+        wait_until(lambda: board.observe()["motor_hz"] > 50, 3, "motor running")
+        time.sleep(1.5)
+        pen.stop()
+    watch.check()
+
+
+def test_a_stricter_profile_clears_a_deeper_stored_depth(pen, board):
+    # finding 2: the stored 2.500 mm outlived the switch and any SET, HOME or CLEAR
+    # copied it to the actuator
+    with DepthWatch(board) as watch:
+        pen.use_profile("body")
+        watch.cap_mm = 2.5
+        pen.set(depth_mm=2.5, rate_hz=100)
+        pen.home()
+        pen.use_profile("periorbital")
+        watch.cap_mm = 0.5
+        values = pen.get()
+        assert values["depth"] == "0.000" and values["cap"] == "0.500"
+        with pytest.raises(RefusedError, match="depth not set"):
+            pen.start()
+        pen.set(rate_hz=100)
+        pen.home()
+        board.inject("overtemp")
+        wait_until(lambda: "OVERTEMP" in pen.status().faults, 3, "OVERTEMP latched")
+        board.remove("overtemp")
+        wait_until(lambda: _clears(pen), 3, "clear accepted")
+        pen.defaults()
+        time.sleep(0.5)
+    watch.check()
+    assert max(d for _, d, _, _ in watch.worst) <= MARGIN_MM  # never out at all: at rest
+
+
+def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board):
+    pen.use_profile("cheeks")
+    pen.set(depth_mm=1.0, rate_hz=100)
+    with DepthWatch(board) as watch:
+        watch.cap_mm = 1.5
+        watch.resting = True
+        pen.home()
+        time.sleep(0.3)
+        watch.resting = False
+        pen.start()
+        wait_until(lambda: board.observe()["depth_mm"] > 0.9, 5, "needles out to 1.0 mm")
+        st = pen.stop()
+        assert st.state == "READY"
+        # READY comes once the motor stopped and the needles are in
+        assert board.observe()["depth_mm"] <= MARGIN_MM and motor_stopped(board)
+        watch.resting = True
+        time.sleep(0.3)
+    watch.check()
+    assert watch.at_rest_mm <= MARGIN_MM
+
+
+@pytest.mark.parametrize("depth_mm", [0.0, 1.2, 3.1])
+def test_the_board_retracts_the_needles_at_boot_before_it_reports_ready(board, depth_mm):
+    # power lost mid-run leaves the needles wherever they stood
+    board.power_cycle(depth_mm=depth_mm)
+    with Pen(board.port) as pen:
+        st = pen.status()
+        assert st.state == "IDLE" and st.faults == []
+        assert board.observe()["depth_mm"] <= MARGIN_MM
+        assert board.observe()["revolutions"] == 0  # the motor never turned
+
+
+def test_a_jammed_actuator_at_boot_latches_instead_of_retracting(board):
+    board.inject("depth_jam")
+    board.power_cycle(depth_mm=1.2)
+    with Pen(board.port) as pen:
+        wait_until(lambda: "DEPTH_FOLLOWING" in pen.status().faults, 6, "jam latched")
+        assert pen.status().state == "FAULT"
+        with pytest.raises(RefusedError, match="PRECONDITION"):
+            pen.start()
+    assert motor_stopped(board)
+
+
+def test_overdepth_trips_in_any_state_and_names_the_depth(pen, board):
+    pen.set(depth_mm=0.5, rate_hz=100)
+    pen.home()
+    board.inject("depth_jam")
+    board.inject("depth_slip", mm=1.0)  # the carriage knocked out to 1 mm, held there
+    wait_until(lambda: "OVERDEPTH" in pen.status().faults, 2, "OVERDEPTH latched")
+    with pytest.raises(RefusedError) as refused:
+        pen.start()
+    assert "1.0" in str(refused.value) and "beyond the cap" in str(refused.value)
+    with pytest.raises(RefusedError, match="CAUSE_PERSISTS"):
+        pen.clear()
+    assert motor_stopped(board)
+
+
+def test_a_hang_loses_both_drivers_within_the_heartbeat_window(running_pen, board):
+    # finding 3: a hung firmware kept its last drive; the needles drifted to 1.28 mm and
+    # the motor stroked for ~2 s until the watchdog
+    running_pen.set(depth_mm=0.5)
+    wait_until(lambda: 0.1 < board.observe()["depth_mm"], 3, "needles moving out")
+    before = board.observe()["depth_mm"]
+    board.inject("hang")
+    window_s = board.definition["timing"]["heartbeat_ms"] / 1000
+    wait_until(lambda: not board.observe()["motor_enabled"], 10 * window_s + 1,
+               "the drivers disabled by the heartbeat monostable")
+    assert board.heartbeat_lost_after_s() <= window_s * 1.2
+    time.sleep(0.3)
+    obs = board.observe()
+    assert not obs["motor_enabled"] and not obs["depth_enabled"]
+    assert abs(obs["depth_mm"] - before) < 0.1
+
+
+def test_heavy_load_on_the_host_never_drops_the_drivers(running_pen, board):
+    # the monostable runs in the board's time: a VM waiting for a host CPU is not hung
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+    try:
+        time.sleep(1.5)
+    finally:
+        for proc in burners:
+            proc.kill()
+            proc.wait()
+    assert board.heartbeat_drops() == 0
+    assert running_pen.status().state == "RUNNING"
+
+
+def _clears(pen):
+    try:
+        pen.clear()
+        return True
+    except RefusedError:
+        return False
