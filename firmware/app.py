@@ -117,6 +117,7 @@ class App:
         # Flash writes stall the loop, so they wait until nothing moves.
         if not self.log.queue or not self.ctl.still():
             return
+        at_once = at_once or self.ctl.faults  # a fault's record goes out without delay
         wait = _FLUSH_RETRY_MS if self.ctl.log_warning else 0 if at_once else _FLUSH_QUIET_MS
         if time.ticks_diff(time.ticks_ms(), self.last_event_ms) < wait:
             return

@@ -196,9 +196,15 @@ class Controller:
 
     def still(self):
         """Nothing moves: no run or homing, the motor stopped, the depth actuator settled
-        (a flash write stalls the whole VM, so it waits for this)."""
-        return (self.state != P.RUNNING and self.state != P.HOMING
-                and self.r.rate_chz < _STOPPED_CHZ and not self.depth.moving())
+        (a flash write stalls the whole VM, so it waits for this). With a fault latched it
+        is enough that the motor's outputs are off: its record must not wait for the motor
+        to coast down (a brown-out may reset the chip first), and a stall leaves the
+        actuator its last drive at most for the heartbeat's window."""
+        if self.state == P.RUNNING or self.state == P.HOMING:
+            return False
+        if self.faults and not self.motor.duty:
+            return True
+        return self.r.rate_chz < _STOPPED_CHZ and not self.depth.moving()
 
     def require_still(self, what):
         """Refuse `what` while the needles run or the actuator homes."""

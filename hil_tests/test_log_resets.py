@@ -120,6 +120,19 @@ def test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on(pen, board):
         assert again.info["reset"] == "PWRON"
 
 
+@pytest.mark.injects
+def test_a_brownout_while_running_keeps_its_record_and_its_name(running_pen, board):
+    # the supply monitor trips 50 ms into the sag and the chip browns out 250 ms later,
+    # while the motor still coasts: the record must not wait for the motor to stop
+    resets = len(board.observe()["resets"])
+    board.inject("brownout", volts=9.5, after_s=0.3)
+    wait_until(lambda: len(board.observe()["resets"]) > resets, 4, "brown-out reset")
+    running_pen.link.close()
+    with Pen(board.port) as again:
+        assert again.info["reset"] == "BROWNOUT"
+        assert "code=SUPPLY_LOW" in events(again.log(), "FAULT")[-1]["text"]
+
+
 def run_and_stop(pen):
     pen.start()
     time.sleep(0.2)
