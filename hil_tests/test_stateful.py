@@ -2,7 +2,9 @@
 virtual board, with invariants checked from the physics side after every step.
 
 - the motor turns only while the firmware says RUNNING and every precondition holds;
-- the needles never go deeper than the cap;
+- the needles never stand deeper than the active profile's cap (sampled every 10 ms from the
+  physics side through profile switches, DEFAULTS, resets and power cycles with the needles
+  left anywhere), and a brief hang moves them less than 0.1 mm;
 - an injected fault ends with the motor off within its stated reaction, in control ticks;
 - the firmware never crashes and always answers.
 
@@ -10,6 +12,7 @@ virtual board, with invariants checked from the physics side after every step.
 """
 
 import os
+import threading
 import time
 
 import pytest
@@ -19,12 +22,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from penctl import Pen, PenError
+from penctl.protocol import PROFILES
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
 EXAMPLES = int(os.environ.get("PEN_SOAK_N", "3"))
 STEPS = int(os.environ.get("PEN_SOAK_STEPS", "12"))
-VISIBLE = sorted(k for k in INTERLOCKS if k not in ("driver_short",))  # SPEED takes 0.5 s+
+# SPEED takes 0.5 s+; a slip moves the needles itself (test_interlocks judges that trip)
+VISIBLE = sorted(k for k in INTERLOCKS if k not in ("driver_short", "depth_slip"))
+# faults that leave the actuator where it stands: a boot latches them instead of retracting
+ACTUATOR = {"depth_jam", "depth_sensor_open"}
 
 depths = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.5, 2.5, 2.55, 3.0, 3.5, -0.1]),
                    st.floats(allow_nan=True, allow_infinity=True))
@@ -42,9 +49,11 @@ class PenMachine(RuleBasedStateMachine):
         self.cap = self.board.definition["depth"]["cap_mm"]
         self.ticks = []  # reaction counts seen
         self.settings_accepted = False
+        self.watch = CapWatch(self.board, PROFILES[0][1] / 1000)
 
     def teardown(self):
         try:
+            self.watch.stop()
             self.pen.close()
         finally:
             self.board.__exit__(None, None, None)
@@ -78,6 +87,58 @@ class PenMachine(RuleBasedStateMachine):
     @rule()
     def clear(self):
         self._try(self.pen.clear)
+
+    @rule(name=st.sampled_from([p[0] for p in PROFILES]))
+    def use_profile(self, name):
+        cap = min(p[1] for p in PROFILES if p[0] == name) / 1000
+        self.watch.cap_mm = min(self.watch.cap_mm, cap)  # stricter from the request on
+        if self._try(self.pen.use_profile, name) is not None:
+            self.watch.cap_mm = cap
+            self.settings_accepted = False  # a value beyond the new caps was cleared
+        else:
+            self.watch.cap_mm = self._active_cap()
+
+    @rule()
+    def defaults(self):
+        self.watch.cap_mm = PROFILES[0][1] / 1000
+        self._try(self.pen.defaults)
+        self.watch.cap_mm = self._active_cap()
+
+    @rule()
+    def reset(self):
+        self._try(self.pen.reset)
+        self.settings_accepted = False
+        self.watch.cap_mm = self._active_cap()
+
+    @precondition(lambda self: not self.injected & ACTUATOR)
+    @rule(depth_mm=st.sampled_from([0.0, 0.7, 1.6, 3.1]))
+    def power_cycle(self, depth_mm):
+        # power lost mid-run leaves the needles anywhere; the board must bring them in
+        self.pen.close()
+        self.watch.paused = True  # where the power left them is not the firmware's doing
+        self.board.power_cycle(depth_mm=depth_mm)
+        self.pen = Pen(self.board.port)  # connected once the board has left BOOT
+        self.watch.paused = False
+        assert self.board.observe()["depth_mm"] <= 0.05, "BOOT ended with the needles out"
+        self.settings_accepted = False
+        self.watch.cap_mm = self._active_cap()
+
+    @rule()
+    def hang_briefly(self):
+        before = self.board.observe()["depth_mm"]
+        self.board.inject("hang")
+        time.sleep(0.2)
+        obs = self.board.observe()
+        self.board.remove("hang")
+        assert not obs["motor_enabled"] and not obs["depth_enabled"]
+        assert abs(obs["depth_mm"] - before) < 0.1, "a hang moved the needles %.3f mm" % (
+            obs["depth_mm"] - before)
+
+    def _active_cap(self):
+        try:
+            return float(self.pen.get()["cap"])
+        except PenError:
+            return PROFILES[0][1] / 1000
 
     @rule(seconds=st.sampled_from([0.05, 0.2, 0.5]))
     def wait(self, seconds):
@@ -125,6 +186,35 @@ class PenMachine(RuleBasedStateMachine):
     @invariant()
     def never_deeper_than_the_cap(self):
         assert self.board.observe()["depth_mm"] <= self.cap + 0.05
+        self.watch.check()
+
+
+class CapWatch:
+    """The deepest the needles stood beyond the active cap, sampled every 10 ms."""
+
+    def __init__(self, board, cap_mm):
+        self.board = board
+        self.cap_mm = cap_mm
+        self.worst = (0.0, 0.0, cap_mm)
+        self.paused = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.01):
+            depth = self.board.observe()["depth_mm"]
+            if self.paused:
+                continue
+            self.worst = max(self.worst, (depth - self.cap_mm, depth, self.cap_mm))
+
+    def check(self):
+        beyond, depth, cap = self.worst
+        assert beyond <= 0.05, "needles at %.3f mm, active cap %.3f mm" % (depth, cap)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
 
 
 PenMachine.TestCase.settings = settings(
