@@ -65,9 +65,14 @@ def main(argv=None):
         pen.start()
         time.sleep(1.0)
         pen.diag()  # starts a fresh window of steady RUNNING ticks
+        board.heartbeat_max_gap_s(restart=True)
         before = pen.link.counts["telemetry"]
         time.sleep(5.5)
         d = pen.diag()
+        gap_ms = board.heartbeat_max_gap_s() * 1e3
+        rows.append(("heartbeat while RUNNING: longest gap between edges / window, drops",
+                     "%.1f / %d ms, %d" % (gap_ms, board.definition["timing"]["heartbeat_ms"],
+                                          board.heartbeat_drops())))
         lines = pen.link.counts["telemetry"] - before
         rows.append(("control tick while RUNNING, mean / max",
                      "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))

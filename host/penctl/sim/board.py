@@ -368,6 +368,15 @@ class VirtualBoard:
         """Times the heartbeat monostable ran out and dropped both drivers."""
         return self.physics.beat_drops
 
+    def heartbeat_max_gap_s(self, restart=False):
+        """The longest time, in the board's time, between two heartbeat edges that came
+        within the window; restart=True starts a new measurement."""
+        with self._lock:
+            gap = self.physics.beat_max_gap
+            if restart:
+                self.physics.beat_max_gap = 0.0
+            return gap
+
     def heartbeat_lost_after_s(self):
         """Simulated seconds from the last inject("hang") until the monostable dropped
         the drivers (None: not since)."""

@@ -71,6 +71,7 @@ class Physics:
         self.beat_counting = True  # the board's time runs (see VirtualBoard)
         self.beat_drops = 0  # times the monostable ran out
         self.beat_lost_at = None  # self.t when it last ran out
+        self.beat_max_gap = 0.0  # longest time between two edges the drivers outlasted
         self.power_on()
 
     def power_on(self):
@@ -103,6 +104,8 @@ class Physics:
 
     def retrigger(self):
         """An edge on the heartbeat pin: the monostable holds for its window again."""
+        if self.beat_left > 0:  # the board's time since the previous edge
+            self.beat_max_gap = max(self.beat_max_gap, self.beat_window_s - self.beat_left)
         self.beat_left = self.beat_window_s
 
     def slip(self, mm):
