@@ -97,17 +97,18 @@ class Controller:
         return depth if depth < cap else cap
 
     def _rest(self, r, now_ms):
-        """Every state but RUNNING and HOMING: motor off, needles in. At boot the position
-        is unknown (power lost mid-run leaves the needles out): the board retracts to the
-        home switch before it reports IDLE."""
+        """Every state but RUNNING and HOMING: motor off, needles in. Where the position is
+        not known (at boot: power lost or a watchdog reset mid-run leaves the needles out;
+        an interrupted homing) the carriage is driven in to the home switch, unless a fault
+        says the actuator cannot be trusted to move. BOOT ends once that is settled."""
         self.motor.off()
         d = self.depth
         r.following_um = 0
+        if not (d.homed or d.homing or r.home_switch or self.faults & (
+                (1 << P.F_DEPTH_SENSOR) | (1 << P.F_DEPTH_FOLLOWING))):
+            d.retract(now_ms)
         if self.state == P.BOOT and not d.homing:
-            if r.home_switch:
-                self._set_state(P.IDLE)
-            else:
-                d.retract(now_ms)
+            self._set_state(P.IDLE)
         if d.homed:
             r.following_um = d.hold(r, False)
         elif d.homing:
@@ -168,10 +169,7 @@ class Controller:
         if code in (P.F_DEPTH_SENSOR, P.F_DEPTH_FOLLOWING):
             d.stop()  # the actuator cannot be trusted to move: it stays where it is
             d.homed = False  # position no longer trusted: home again after clear
-            d.homing = 0
-        elif d.homing:
-            d.retract(r.now_ms)  # a homing that was leaving the switch goes back in
-        # every other way the target is 0 now: _rest brings the needles in
+        d.homing = 0  # an unfinished homing: _rest brings the needles in (the target is 0)
         readings = "ma=%d tc=%s mv=%d hz=%s dep=%s" % (
             r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
             P.format_fixed(r.rate_chz, 2), P.format_fixed(r.depth_um, 3))
@@ -269,7 +267,8 @@ class Controller:
             self.stop_since = now_ms
             self.r.host_run = 0  # stopping already: a silent host changes nothing now
         elif self.state == P.HOMING:
-            self.depth.retract(now_ms)  # in to the switch, not left where homing stood
+            self.depth.homing = 0  # _rest drives in to the switch: not left where it stood
+            self.depth.stop()
             self._set_state(P.IDLE)
 
     def clear(self):
@@ -287,11 +286,8 @@ class Controller:
             self.events.append("! CLEAR faults=%s" % P.mask_names(self.faults, P.FAULTS))
         self.faults = 0
         self.sup.reset()
-        d = self.depth
-        if self.state in (P.FAULT, P.ESTOP):
-            self._set_state(P.READY if d.homed else P.IDLE)
-        if not d.homed and not d.homing and not self.r.home_switch:
-            d.retract(self.r.now_ms)  # the actuator is trusted again: needles in
+        if self.state in (P.FAULT, P.ESTOP):  # an untrusted actuator is driven in (_rest)
+            self._set_state(P.READY if self.depth.homed else P.IDLE)
 
     def internal_fault(self, exc):
         self.motor.off()

@@ -204,3 +204,19 @@ def _clears(pen):
         return True
     except RefusedError:
         return False
+
+
+def test_a_watchdog_reset_mid_run_brings_the_needles_in(pen, board):
+    # the boot after a hang latches WATCHDOG at once: the needles come in all the same
+    pen.use_profile("cheeks")
+    pen.set(depth_mm=1.5, rate_hz=100)
+    pen.home()
+    pen.start()
+    wait_until(lambda: board.observe()["depth_mm"] > 0.8, 5, "needles out")
+    board.inject("hang")
+    wait_until(lambda: 3 in board.observe()["resets"], 5, "watchdog reset")
+    pen.link.close()
+    with Pen(board.port) as again:
+        assert "WATCHDOG" in again.status().faults
+        wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 3, "needles in")
+    assert motor_stopped(board)

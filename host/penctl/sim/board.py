@@ -94,7 +94,7 @@ class VirtualBoard:
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
         self._beat_seen = (0, 0)  # heartbeat pin's (level, stamp) at the last physics pass
-        self._vm_cpu = (None, 0)  # (pid, CPU ns) of the VM at the last look
+        self._beat_edge = (0, None)  # (watchdog feeds, VM CPU ns) at the last edge
         self._hang_at = None  # physics time of the last inject("hang")
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
@@ -337,32 +337,40 @@ class VirtualBoard:
     def _watch_heartbeat(self):
         # Every change of the heartbeat output since the last pass is an edge for the
         # monostable (its stamp changes even when two edges left the level as it was).
-        # Without one, the monostable's window runs only while the board's time does: a
-        # VM waiting for a host CPU (runnable, no CPU time gained) is not a hung chip.
+        # Without one, the window is judged in the board's own time, never the host's
+        # wall clock (a VM waiting for a host CPU is not a hung chip): the firmware ran a
+        # window's worth of control ticks, or spent a window of CPU time (a busy hang, a
+        # REPL loop), without an edge; a stopped VM (inject("hang")) has its window run
+        # in simulated time by the physics itself.
+        physics = self.physics
+        physics.beat_counting = "hang" in physics.faults
         pin = self.definition["pins"]["heartbeat"]
         seen = (self.regs[simhw.slot(pin, simhw.G_OUT)], self.regs[simhw.slot(pin, simhw.G_STAMP)])
-        waits = self._vm_waits_for_cpu()  # sampled every pass: a fresh baseline
         if seen != self._beat_seen:
             self._beat_seen = seen
-            self.physics.retrigger()
-            self.physics.beat_counting = True
-        else:
-            self.physics.beat_counting = not waits
+            physics.retrigger()
+            self._beat_edge = (self.regs[simhw.H_WDT_FEEDS], self._vm_cpu_ns())
+            return
+        if physics.beat_left <= 0 or physics.beat_counting:
+            return
+        window_ms = self.definition["timing"]["heartbeat_ms"]
+        feeds, cpu_ns = self._beat_edge
+        ticks = self.regs[simhw.H_WDT_FEEDS] - feeds
+        now_ns = self._vm_cpu_ns()
+        busy = None not in (cpu_ns, now_ns) and now_ns - cpu_ns >= window_ms * 1e6
+        if self.proc is None or busy or ticks * self.definition["timing"]["tick_ms"] >= window_ms:
+            physics.drop()
 
-    def _vm_waits_for_cpu(self):
+    def _vm_cpu_ns(self):
+        """CPU time the VM has run for (ns), or None without a VM."""
         proc = self.proc
         if proc is None:
-            return False
+            return None
         try:
-            with open("/proc/%d/stat" % proc.pid, "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
             with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
-                cpu_ns = int(f.read().split()[0])
-        except (OSError, IndexError, ValueError):
-            return False  # no such process (any more): nothing waits
-        last_pid, last_ns = self._vm_cpu
-        self._vm_cpu = (proc.pid, cpu_ns)
-        return state == b"R" and last_pid == proc.pid and cpu_ns == last_ns
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def heartbeat_drops(self):
         """Times the heartbeat monostable ran out and dropped both drivers."""

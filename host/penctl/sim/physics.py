@@ -13,9 +13,10 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
 - Motor driver enable is the firmware's enable line AND the e-stop loop (the hardware
   reference wires the loop in series with the driver's enable) AND the heartbeat
   monostable; the depth H-bridge's enable is the heartbeat monostable. The monostable is
-  retriggered by every edge on the heartbeat pin (VirtualBoard sees them) and holds for
-  timing.heartbeat_ms of the board's own time (`beat_counting`: the VirtualBoard stops
-  it while the VM waits for a host CPU, so host load never drops the drivers).
+  retriggered by every edge on the heartbeat pin and runs out when the board's own time
+  passes its window (timing.heartbeat_ms) without one; VirtualBoard judges that time
+  (`_watch_heartbeat`), so host load never drops the drivers; a hung VM's window runs
+  here, in simulated time (`beat_counting`).
 - Depth actuator: velocity proportional to its PWM duty, signed by its direction pin,
   between mechanical hard stops; linear position sensor with an offset; home switch
   (active low) closed at the retracted end.
@@ -68,7 +69,7 @@ class Physics:
         self.faults = {}
         self.t = 0.0  # simulated seconds since the board was made
         self.beat_left = 0.0  # seconds the monostable still holds the drivers enabled
-        self.beat_counting = True  # the board's time runs (see VirtualBoard)
+        self.beat_counting = False  # the window runs in simulated time (a stopped VM)
         self.beat_drops = 0  # times the monostable ran out
         self.beat_lost_at = None  # self.t when it last ran out
         self.beat_max_gap = 0.0  # longest time between two edges the drivers outlasted
@@ -108,6 +109,12 @@ class Physics:
             self.beat_max_gap = max(self.beat_max_gap, self.beat_window_s - self.beat_left)
         self.beat_left = self.beat_window_s
 
+    def drop(self):
+        """The monostable ran out: both drivers lose their enable."""
+        self.beat_left = 0.0
+        self.beat_drops += 1
+        self.beat_lost_at = self.t
+
     def slip(self, mm):
         c = self.cfg
         self.depth_mm = min(c["depth_stop_max_mm"], max(c["depth_stop_min_mm"], self.depth_mm + mm))
@@ -144,8 +151,7 @@ class Physics:
         if self.beat_counting and self.beat_left > 0:
             self.beat_left -= dt
             if self.beat_left <= 0:
-                self.beat_drops += 1
-                self.beat_lost_at = self.t
+                self.drop()
 
     def _spin(self, torque, dt):
         c = self.cfg
