@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import motor_stopped, start_run, wait_until
-from penctl import LinkError, Pen, RefusedError
+from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.deploy import deploy
 from penctl.paths import FIRMWARE_DIR
 
@@ -162,3 +162,24 @@ def test_pen_deploy_and_pen_version_commands(port):
     version = pen("--json", "version")
     assert version["board_firmware"] == report["version"] and version["match"] is True
     assert "match" in pen("version")
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("bad", ["board", "firmware"])
+def test_a_deploy_with_bad_options_leaves_the_board_untouched(board, tmp_path, bad):
+    # everything a deploy needs is checked before the board is asked for service mode: a
+    # typo must not leave the pen at the raw REPL
+    if bad == "board":
+        done = subprocess.run([sys.executable, "-m", "penctl", "--port", board.port, "deploy",
+                               "--board", "esp32-devkitcc"], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and "esp32-devkitc" in done.stderr, done.stderr
+    else:
+        fw = firmware_copy(tmp_path, "broken")
+        (fw / "caps.py").write_text("def cap(:\n")  # will not compile
+        with pytest.raises(UsageError, match="caps.py"):
+            deploy(board.port, firmware_dir=fw)
+    assert not (board.flash_dir / "service").exists()
+    assert board.resets == [1]  # never restarted
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE"

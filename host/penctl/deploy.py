@@ -246,7 +246,10 @@ def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=Non
     """
     log = log or (lambda message: None)
     started = time.monotonic()
-    asked = _ask_for_service(port, log)
+    # everything that can be wrong on this side is found before the board is touched: a
+    # typo must not leave the pen in service mode at the raw REPL
+    expected = check_options(board, mpy, firmware_dir)
+    asked = _ask_for_service(port, log, board)
     repl = BoardRepl(port)
     try:
         if asked:
@@ -266,15 +269,39 @@ def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=Non
         _finish(repl, files, log)
     finally:
         repl.close()
-    report.version = _wait_for_firmware(port, firmware_version(firmware_dir), log)
+    report.version = _wait_for_firmware(port, expected, log)
     report.seconds = round(time.monotonic() - started, 1)
     return report
 
 
-def _ask_for_service(port, log):
-    """True if a running firmware agreed to restart in service mode."""
+def check_options(board, mpy, firmware_dir):
+    """Raise UsageError for anything of a deploy that can be checked without the board: the
+    board definition, the firmware tree and each module's syntax, mpy-cross. Returns the
+    firmware version the tree holds."""
+    if board is not None:
+        boards.load(board)
+    source_dir = Path(firmware_dir or FIRMWARE_DIR)
+    sources = sorted(source_dir.glob("*.py"))
+    if not sources:
+        raise UsageError("no firmware modules in %s" % source_dir)
+    for src in sources:
+        try:
+            ast.parse(src.read_bytes(), str(src))
+        except (SyntaxError, ValueError) as e:
+            raise UsageError("%s will not compile: %s" % (src.name, e)) from None
+    if mpy:
+        mpy_cross_version()
+    return firmware_version(firmware_dir)
+
+
+def _ask_for_service(port, log, board=None):
+    """True if a running firmware agreed to restart in service mode. Without a board name,
+    the one the firmware reports must be known here (checked before SERVICE)."""
     try:
         with Pen(port, timeout=0.5, retries=3, connect_timeout=2) as pen:
+            said = pen.info.get("board", "?")
+            if board is None and said != "?":
+                boards.load(said)
             log("firmware %s answers; restarting it in service mode" % pen.info.get("fw", "?"))
             pen.service()
             return True
