@@ -170,3 +170,40 @@ def test_a_save_cut_between_remove_and_rename_is_finished_at_boot(board):
         assert "CONFIG" not in pen.status().warnings
     assert (board.flash_dir / "settings.txt").exists()
     assert not (board.flash_dir / "settings.new").exists()
+
+
+@pytest.mark.injects
+def test_a_never_confirmed_new_file_is_not_used_when_the_settings_are_corrupt(board):
+    # a save cut before its rename leaves settings.new beside the settings the board kept
+    # using; if settings.txt is damaged later, nothing proves settings.new was ever meant
+    # to replace it: the safe defaults and the warning, not the leftover
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+        leftover = (board.flash_dir / "settings.txt").read_text()
+        pen.use_profile("cheeks")
+    (board.flash_dir / "settings.new").write_text(leftover)
+    path = board.flash_dir / "settings.txt"
+    path.write_text(path.read_text().replace("cheeks", "cheekz"))
+    board.reset()
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
+        assert "CONFIG" in pen.status().warnings
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("name", ["settings.txt", "settings.new"])
+def test_an_oversized_settings_file_gives_the_safe_defaults(board, name):
+    # 24 KB read at once ran the heap out before the watchdog existed: the board sat at
+    # the REPL. The read is bounded; whatever is wrong with the file gives the defaults.
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+    if name == "settings.new":
+        (board.flash_dir / "settings.txt").unlink()
+    (board.flash_dir / name).write_text("SETTINGS " + "x" * 24 * 1024 + "\n")
+    board.reset()
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
+        assert "CONFIG" in pen.status().warnings
+    assert ">>> " not in board.output()
