@@ -14,6 +14,8 @@ import math
 INTERLOCK_TEST = "hil_tests/test_interlocks.py::test_interlock_stops_latches_and_clears[%s]"
 DEPLOY_TEST = "hil_tests/test_deploy.py::test_damaged_file_locks_the_motor_out_until_a_good" \
               "_deploy[%s]"
+STRAY_TEST = "hil_tests/test_deploy.py::test_anything_on_the_flash_that_was_not_deployed_locks" \
+             "_out_until_a_deploy_removes_it[%s]"
 
 PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
 LOG_TEST = "hil_tests/test_log_resets.py::"
@@ -144,13 +146,18 @@ HAZARDS = [
     {
         "hazard": "needles run on firmware other than the one verified",
         "cause": "a file on the board edited, a deploy interrupted half-way, a stale .py "
-                 "shadowing a deployed .mpy",
+                 "or a package folder shadowing a deployed .mpy, anything else left on the "
+                 "flash in service mode",
         "interlock": "at boot every deployed file is checked against the SHA-256 manifest "
-                     "that pen deploy writes last; on a mismatch no module that drives the "
-                     "motor is imported (the lockout only reports), until a good deploy",
+                     "that pen deploy writes last, and the whole flash: any file or folder "
+                     "neither listed nor the firmware's own data is a mismatch; on a mismatch "
+                     "no module that drives the motor is imported (the lockout only "
+                     "reports), until a good deploy, which removes what it did not put there",
         "faults": ["INTEGRITY"],
         "tests": [DEPLOY_TEST % "supervisor-edited", DEPLOY_TEST % "controller-half-copied",
-                  DEPLOY_TEST % "protocol-half-copied"],
+                  DEPLOY_TEST % "protocol-half-copied",
+                  STRAY_TEST % "package-shadowing-caps", STRAY_TEST % "folder",
+                  STRAY_TEST % "file"],
     },
     {
         "hazard": "corrupted settings or commands move the needles wrongly",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hazards import DEPLOY_TEST, INTERLOCK_TEST  # noqa: E402
+from hazards import DEPLOY_TEST, INTERLOCK_TEST, STRAY_TEST  # noqa: E402
 from penctl.paths import FIRMWARE_DIR  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -67,6 +67,10 @@ MUTANTS = [
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],
      [DEPLOY_TEST % "supervisor-edited"]),
+    ("INTEGRITY: files and folders not in the manifest pass the boot check",
+     [("integrity.py", "        if name not in listed and name != MANIFEST and name not in DATA:\n",
+       "        if False:\n")],
+     [STRAY_TEST % "package-shadowing-caps"]),
     ("Sequence numbers: repeated frames run again",
      [("link.py", "            if done == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),

@@ -100,6 +100,41 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
         assert pen.home().state == "READY"
 
 
+STRAYS = {  # what service mode can leave on the flash besides the deployed files
+    # a package by a module's name shadows its .mpy: this one lifts every depth cap to 3 mm
+    "package-shadowing-caps": ("caps", "__init__.py"),
+    "file": ("notes.txt", None),
+    "folder": ("lib", "x.py"),
+}
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("stray", STRAYS)
+def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_removes_it(
+        board, stray):
+    name, inner = STRAYS[stray]
+    target = board.flash_dir / name
+    if inner is None:
+        target.write_text("left here in service mode\n")
+    else:
+        target.mkdir()
+        source = (board.firmware_dir / "caps.py").read_text()
+        (target / inner).write_text(source.replace("P.PROFILES[self.profile][1]", "3000"))
+    board.reset()
+    with Pen(board.port) as pen:
+        assert pen.status().faults == ["INTEGRITY"]
+        assert pen.faults()[0]["detail"].startswith(name + " ")
+        with pytest.raises(RefusedError):
+            pen.request("HOME")
+    assert motor_stopped(board)
+    fixed = deploy(board.port, firmware_dir=board.firmware_dir)
+    assert fixed.removed == [name] and fixed.copied == []  # the survey sees folders too
+    assert not target.exists()
+    with Pen(board.port) as pen:
+        assert pen.status().faults == []
+        assert pen.get()["cap"] == "0.500"  # periorbital's, the deployed caps module's
+
+
 @pytest.mark.injects
 def test_deploy_from_a_board_left_at_the_repl_with_its_watchdog_running(board):
     with Pen(board.port) as pen:
