@@ -10,10 +10,8 @@ import os
 MANIFEST = "manifest.sha256"
 # Everything on the flash that is not deployed code: what the firmware itself writes. The one
 # table of them (pen deploy keeps them too); any other file or folder is a mismatch.
-DATA = ("settings.txt", "settings.new", "events.log", "service", "fails")
+DATA = ("settings.txt", "settings.new", "events.log", "service", "failed_boots")
 _CHUNK = 512
-_MAX = 4096  # manifest bytes read at most (it has ~25 lines of 83): a huge one must not
-# run the heap out before the watchdog exists
 
 
 def digest(name, buf=None):
@@ -60,8 +58,10 @@ def check():
     know which names some import will ever look for."""
     try:
         with open(MANIFEST) as f:
-            text = f.read(_MAX + 1)
-        if len(text) > _MAX:
+            # at most 4 KB (a deploy writes ~25 lines of 83 bytes): a huge file must not run
+            # the heap out before the watchdog exists
+            text = f.read(4097)
+        if len(text) > 4096:
             raise ValueError
         entries = parse_manifest(text)
     except OSError:

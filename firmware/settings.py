@@ -76,22 +76,17 @@ def _read(name, board):
     return decode(text, board)
 
 
-def _why(e):
-    """Why a settings file was not used, for the CONFIG warning."""
-    if isinstance(e, OSError):
-        return "no settings saved" if e.errno == errno.ENOENT else "settings unreadable"
-    if isinstance(e, P.ProtocolError):
-        return "settings file rejected: %s" % e.message
-    return "settings file rejected: not text"
-
-
 def load(board):
     """(values, problem): problem is None, or why the safe defaults are in use. Never
     raises: whatever is wrong with the files, the board boots with the safe defaults."""
     try:
         return _read(FILE, board), None
-    except Exception as e:  # MemoryError too: the board must boot
-        problem = _why(e)
+    except OSError as e:
+        problem = "no settings saved" if e.errno == errno.ENOENT else "settings unreadable"
+    except P.ProtocolError as e:
+        problem = "settings file rejected: %s" % e.message
+    except Exception:  # not text, MemoryError, anything: the board must boot
+        problem = "settings file rejected: not text"
     # settings.new may be finished only where the save's own steps prove its rename was cut
     # short. A save writes NEW, reads it back, then renames it over FILE; on FAT it removes
     # FILE first. So FILE gone and a complete NEW is exactly the cut between that remove and

@@ -111,7 +111,9 @@ HAZARDS = [
         "hazard": "needles keep running after the operator lost control",
         "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
         "interlock": "link timeout during host-started runs; watchdog fed only after the "
-                     "supervisor ran; exceptions end in the safe state; continuous run limit",
+                     "supervisor ran; exceptions end in the safe state, and outside service "
+                     "mode in a reset, never the REPL; repeated failed boots end in a minimal "
+                     "lockout that imports no motor module; continuous run limit",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -122,7 +124,10 @@ HAZARDS = [
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
-                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"],
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board"
+                  "_never_to_the_repl",
+                  "hil_tests/test_deploy.py::test_a_firmware_that_cannot_boot_resets_into_the"
+                  "_minimal_lockout_never_the_repl"],
     },
     {
         "hazard": "needles run on a failed sensor",

@@ -60,10 +60,13 @@ MUTANTS = [
      [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
      ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
     ("Ctrl-C: no finally in main.py nor app.run()",
-     [("main.py", "finally:\n    #", "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
+     [("main.py", "except BaseException as e:  # printed before the reset below, where a "
+       "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
+       "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
       ("app.py", "    finally:\n        app.safe()\n",
        "    except KeyboardInterrupt:\n        raise\n")],
-     ["hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"]),
+     ["hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board_never"
+      "_to_the_repl"]),
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],
      [DEPLOY_TEST % "supervisor-edited"]),

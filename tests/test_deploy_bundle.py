@@ -128,3 +128,23 @@ def test_mpy_target_from_the_boards_own_report():
 
 def test_firmware_version_is_read_from_the_tree():
     assert firmware_version() == firmware_module("protocol").FIRMWARE_VERSION
+
+
+def test_main_py_minimal_lockout_matches_the_protocol_and_the_data_table():
+    # main.py cannot import protocol (it may be the damaged module): what it writes by
+    # hand must match the one definition
+    import ast
+
+    from penctl.paths import FIRMWARE_DIR
+
+    main = (FIRMWARE_DIR / "main.py").read_text()
+    protocol = firmware_module("protocol")
+    assert main.count("proto=%d " % protocol.PROTOCOL_VERSION) == 2  # BOOT and HELLO
+    assert protocol.index_of(protocol.FAULTS, "INTERNAL") >= 0
+    assert protocol.index_of(protocol.FAULTS, "INTEGRITY") >= 0
+    assert main.count('"%s"' % firmware_module("app_mode").SERVICE_FLAG) == 2
+    assert '"failed_boots"' in main and "failed_boots" in integrity.DATA
+    text = main.rstrip()
+    lockout = text[text.rindex("\n\'\'\'\n# The minimal lockout") + 5 : -3]
+    assert "import protocol" not in lockout and "import link" not in lockout
+    ast.parse(lockout)  # the string main.py compiles when it must

@@ -373,11 +373,18 @@ def _wait_for_firmware(port, expected, log, timeout=15):
     try:
         with Pen(port, connect_timeout=timeout) as pen:
             version = pen.info.get("fw", "?")
-            locked = "INTEGRITY" in pen.status().faults
+            status = pen.status()
+            # main.py's minimal lockout says fw=? and answers nothing but HELLO, STATUS, SERVICE
+            minimal = version == "?"
+            locked = "INTEGRITY" in status.faults and not minimal
             faults = pen.faults() if locked else []
     except LinkError as e:
         raise LinkError("the files are on the board but the firmware did not start: %s"
                         % e.message, e.code) from None
+    if minimal:
+        raise RefusedError("the files are on the board but the firmware did not start: the "
+                           "board runs its minimal lockout (%s); its boot output says why"
+                           % ",".join(status.faults), "BOOT")
     if locked:
         raise RefusedError("the board rejects the deployed files (INTEGRITY): %s"
                            % "; ".join(f["detail"] for f in faults), "INTEGRITY")
