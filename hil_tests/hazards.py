@@ -134,9 +134,16 @@ HAZARDS = [
         "cause": "thermistor open or shorted, depth sensor open, tachometer stuck, "
                  "current-sense offset drifted",
         "interlock": "range checks on every reading; no-pulse check while driving; "
-                     "calibration saved per unit within bounds that cannot hide a trip",
+                     "calibration saved per unit within bounds; no calibration hides a trip "
+                     "(past a trip level the untrimmed reading counts when it is further out)",
         "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
         "tests": [PROFILE_TEST + "test_calibration_is_saved_bounded_and_applied_to_the_readings",
+                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[150]",
+                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[-150]",
+                  PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
+                  "[1030-supply_low-10.4-SUPPLY_LOW]",
+                  PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
+                  "[970-supply_high-13.7-SUPPLY_HIGH]",
                   INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
                   INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost"],
     },

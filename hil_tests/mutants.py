@@ -74,6 +74,11 @@ MUTANTS = [
      [("integrity.py", "        if name not in listed and name != MANIFEST and name not in DATA:\n",
        "        if False:\n")],
      [STRAY_TEST % "package-shadowing-caps"]),
+    ("Calibration: the trimmed current reading hides an overcurrent",
+     [("sensors.py", "r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma",
+       "r.current_ma = ma")],
+     ["hil_tests/test_profiles_settings.py::test_no_allowed_current_calibration_hides_an"
+      "_overcurrent[150]"]),
     ("Sequence numbers: repeated frames run again",
      [("link.py", "            if done == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),

@@ -4,9 +4,9 @@ power cuts at any write point."""
 import time
 
 import pytest
-from conftest import motor_stopped, quiet_flash, wait_until
+from conftest import motor_stopped, quiet_flash, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError
-from penctl.protocol import PROFILES
+from penctl.protocol import CALIBRATION, PROFILES
 
 
 def test_the_fallback_profile_is_the_most_restrictive(pen):
@@ -154,6 +154,39 @@ def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
     restored = pen.defaults()  # the preferences go back; the unit's calibration stays
     assert (restored["profile"], restored["current_zero"], restored["supply_gain"]) == \
         ("periorbital", "80", "1020")
+
+
+ZERO_BOUND = CALIBRATION[0][4]  # mV either way
+GAIN_BOUNDS = CALIBRATION[1][3:5]  # permille
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("zero", [-ZERO_BOUND, ZERO_BOUND])
+def test_no_allowed_current_calibration_hides_an_overcurrent(pen, board, zero):
+    # +bound: the reading is ~190 mA below the true current (2.64 A read 2450 mA against the
+    # 2500 mA limit); -bound: it is as much above, and normal running must not trip
+    pen.config(current_zero=zero)
+    start_run(pen, board)
+    wait_until(lambda: abs(pen.status().rate_hz - 100) < 5, 3, "the motor up to speed")
+    time.sleep(0.3)
+    assert pen.status().faults == []
+    running = board.observe()["current_a"]
+    board.inject("overcurrent", amps=2.55 - running)  # the true current just above 2.5 A
+    wait_until(lambda: "OVERCURRENT" in pen.status().faults, 2, "the overcurrent trip")
+    assert motor_stopped(board)
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("gain, injection, volts, fault", [
+    (GAIN_BOUNDS[1], "supply_low", 10.4, "SUPPLY_LOW"),  # reads 3 % high: 10.7 V
+    (GAIN_BOUNDS[0], "supply_high", 13.7, "SUPPLY_HIGH"),  # reads 3 % low: 13.3 V
+])
+def test_no_allowed_supply_trim_hides_a_supply_fault(pen, board, gain, injection, volts, fault):
+    pen.config(supply_gain=gain)
+    time.sleep(0.3)
+    assert pen.status().faults == []  # the nominal 12 V is inside the window at either bound
+    board.inject(injection, volts=volts)  # true supply outside the 10.5..13.5 V window
+    wait_until(lambda: fault in pen.status().faults, 2, "the %s trip" % fault)
 
 
 @pytest.mark.injects
