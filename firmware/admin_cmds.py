@@ -5,6 +5,8 @@
 # so their code and texts hold no RAM between uses (about 5 KB on the virtual board);
 # loading them takes a few ms, never in the control tick. DIAG stays in commands.py: the
 # free heap it reports is without them.
+import os
+
 import protocol as P
 import settings
 from app_mode import set_service_mode
@@ -45,6 +47,10 @@ def _newest(log, boot, prefixes):
 
 def hello(cmds, args, now_ms):
     cmds.greeted = True
+    try:  # a host reached the firmware: its run of failed boots is over (main.py)
+        os.remove("failed_boots")
+    except OSError:
+        pass
     return "proto=%d fw=%s board=%s reset=%s" % (
         P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, cmds.app.board_name, cmds.ctl.reset_cause)
 

@@ -40,7 +40,8 @@ class EventLog:
     def records(self):
         try:
             with open(FILE, "rb") as f:
-                while True:
+                # only the ring: a longer file (damaged) must not stretch a boot's scan
+                for _ in range(_SLOTS):
                     raw = f.read(_RECORD)
                     if not raw:
                         return

@@ -2,11 +2,15 @@
 # the REPL takes over (Ctrl-C from mpremote does exactly that), so whatever happens,
 # the finally below puts the motor outputs in their safe state. Before any module of the
 # pen runs, the deployed files are checked against their manifest (integrity.py).
+# Outside service mode main.py never ends at the REPL, where anyone could run anything:
+# whatever ends it resets the board, and a count of failed boots that survives the reset
+# ("failed_boots", in integrity.DATA) turns a boot loop into the minimal lockout below, so a
+# board whose firmware cannot start still answers `pen deploy`.
 import gc
 import os
 import sys
 
-import app_mode
+import machine
 
 # the application's modules (those it imports on its own are picked up on the way; codes
 # is protocol's to import: it drops codes from sys.modules once it holds the tables)
@@ -26,36 +30,139 @@ def _size(name, extensions=(".py", ".mpy")):
     return 0
 
 
+def count(n=-1):
+    """Boots in a row that ended without the firmware running, kept in a file (one of
+    integrity.DATA) that survives the reset: read (n < 0), or set to n (0 removes the file:
+    service mode, or a HELLO the firmware answered, ends the run of failures)."""
+    try:
+        if n < 0:
+            with open("failed_boots") as f:
+                return int(f.read(4))
+        if n:
+            with open("failed_boots", "w") as f:
+                f.write(str(n))
+        else:
+            os.remove("failed_boots")
+    except Exception:  # none counted, or the flash refuses: no count is no lockout
+        pass
+    return 0
+
+
 problems = []
+why = None  # (fault code, reason) when the minimal lockout must run instead of the firmware
 try:
-    if app_mode.service_mode():
+    os.stat("service")
+    service = True
+except OSError:
+    service = False
+try:
+    if service:
+        count(0)  # a repair is under way: the next boot tries the firmware again
         print("pen: service mode; the firmware is not running (remove /service, then reset)")
     else:
-        del app_mode, sys.modules["app_mode"]  # SERVICE imports it again (admin_cmds)
-        import integrity
-
-        problems = integrity.check()
-        if problems:
-            integrity.refuse(problems)
+        n = count()
+        if machine.reset_cause() == machine.WDT_RESET:  # the last boot hung: a failure too
+            n += 1
+            count(n)
+        if n >= 3:
+            why = ("INTERNAL", "%d boots in a row failed" % n)
         else:
-            del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
-            gc.collect()
-            # A module deployed as source (pen deploy --source) is compiled here, which
-            # needs a large free block: the largest go first, with a collection after each,
-            # so fragments of one never starve the next (in app.py's import order a few
-            # hundred more bytes of source failed to boot).
-            seldom = tuple(n for n in _SELDOM if _size(n, (".py",)))
-            for name in sorted(_APP + seldom, key=_size, reverse=True):
-                __import__(name)
+            import integrity
+
+            problems = integrity.check()
+            if problems:
+                integrity.refuse(problems)
+                # back only if the lockout's own modules are damaged
+                why = ("INTEGRITY", problems[0][0] + " " + problems[0][1])
+            else:
+                del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
                 gc.collect()
-            import app
+                # A module deployed as source (pen deploy --source) is compiled here, which
+                # needs a large free block: the largest go first, with a collection after
+                # each, so fragments of one never starve the next (in app.py's import order
+                # a few hundred more bytes of source failed to boot).
+                seldom = tuple(n for n in _SELDOM if _size(n, (".py",)))
+                for name in sorted(_APP + seldom, key=_size, reverse=True):
+                    __import__(name)
+                    gc.collect()
+                import app
 
-            app.run()
+                app.run()
+        if why:
+            # The minimal lockout is the string that ends this file: compiled only when it
+            # must run, so a running pen keeps none of it on its heap (a lone string compiles
+            # to nothing). It is main.py's own text, which nothing else could vouch for.
+            with open("main.py") as f:
+                text = f.read().rstrip()
+            exec(text[text.rindex("\n'''\n# The minimal lockout") + 5 : -3],
+                 {"why": why, "count": count})
+except BaseException as e:  # printed before the reset below, where a board shows it
+    sys.print_exception(e)
 finally:
-    # a module that failed its check never runs, not even to stop the motor: the app never
-    # started it, and the driver's enable pin is pulled low at reset (hardware reference)
-    if not problems:
-        import board
-        import motor
+    # a module that failed its check never runs, not even to stop the motor (nor in the
+    # minimal lockout, which imports nothing of the pen): the app never started it, and
+    # the driver's enable pin is pulled low at reset (hardware reference)
+    if not (problems or why):
+        try:
+            import board
+            import motor
 
-        motor.force_off(board.load())
+            motor.force_off(board.load())
+        except BaseException as e:
+            sys.print_exception(e)
+# Only service mode ends at the REPL: anything else is a failed boot, counted, then reset.
+if not service:
+    count(count() + 1)
+    machine.reset()
+
+'''
+# The minimal lockout. It imports nothing of the pen, not even protocol or link, so it
+# speaks when they are damaged; the motor pins keep their reset state (driver disabled).
+# It answers HELLO, STATUS and SERVICE (and RESET) in the protocol's frames and refuses
+# the rest; it ends only in a reset. No watchdog: nothing here can move the needles.
+import sys
+import time
+from binascii import crc32
+
+import machine
+
+code, why = why
+count(0)  # the next boot (a RESET, a power cycle, after a deploy) tries the firmware
+
+
+def send(body):
+    print("%s *%08X" % (body, crc32(body.encode())))
+
+
+send("! BOOT reset=? fw=? proto=1 board=?")
+why += ": deploy the firmware again (pen deploy)"
+send("! FAULT code=%s : %s" % (code, why))
+up = time.ticks_ms()
+line = b""
+while True:
+    c = sys.stdin.buffer.read(1)
+    if c and c not in b"\r\n":
+        if 31 < c[0] < 127 and len(line) < 160:
+            line += c
+        continue
+    body, _, crc = line.decode().rpartition(" *")
+    line = b""
+    args = body.split()
+    if len(args) < 2 or crc != "%08X" % crc32(body.encode()):
+        continue  # the host resends what it had no answer to
+    cmd = args[1]
+    if cmd == "HELLO":
+        out = "OK proto=1 fw=? board=? reset=?"
+    elif cmd == "STATUS":
+        out = "OK st=FAULT f=%s up=%d" % (code, time.ticks_diff(time.ticks_ms(), up))
+    elif cmd == "SERVICE" or cmd == "RESET":
+        if cmd == "SERVICE":
+            open("service", "w").close()
+        out = "OK"
+    else:
+        out = "ERR STATE : %s refused: firmware not running, %s" % (cmd, why)
+    send(args[0] + " " + out)
+    if out == "OK":
+        time.sleep_ms(50)  # let the reply leave the UART
+        machine.reset()
+'''

@@ -64,6 +64,10 @@ class Sensors:
         self.cartridge = Pin(pins["cartridge"], Pin.IN, Pin.PULL_UP)
         self.ma_per_mv_1024 = int(1024 * 1000 / cal["current_mv_per_a"])
         self.divider_x1024 = int(1024 * cal["supply_divider"])
+        lim = board["limits"]  # the trip levels a calibration must never hide (read())
+        self.overcurrent_ma = lim["overcurrent_ma"]
+        self.supply_low = lim["supply_low_mv"]
+        self.supply_high = lim["supply_high_mv"]
         self.calibrate(0, 1000)
         self.table = _thermistor_table(cal)
 
@@ -78,12 +82,27 @@ class Sensors:
         self.supply_x1024 = self.divider_x1024 * supply_gain_permille // 1000
 
     def read(self, r):
-        mv = self.current.read_uv() // 1000 - self.current_zero_mv
-        r.current_ma = (mv * self.ma_per_mv_1024) >> 10 if mv > 0 else 0
+        # A calibration trims the readings, but no calibration within its bounds may hide a
+        # trip (current_zero at +150 mV read a true 2.64 A as 2450 mA against the 2500 mA
+        # limit): where the untrimmed reading is past a trip level and further out than the
+        # trimmed one, it is the reading. So the supervisor trips whenever either would,
+        # an uncalibrated unit trips exactly as before, and inside the limits the trimmed
+        # value is what shows.
+        k = self.ma_per_mv_1024
+        mv = self.current.read_uv() // 1000
+        raw = (mv * k) >> 10 if mv > 0 else 0
+        mv -= self.current_zero_mv
+        ma = (mv * k) >> 10 if mv > 0 else 0
+        r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma
         mv = self.temp.read_uv() // 1000
         r.temp_mv = mv
         r.temp_dc = self.celsius_x10(mv)
-        r.supply_mv = (self.supply.read_uv() // 1000 * self.supply_x1024) >> 10
+        mv = self.supply.read_uv() // 1000
+        raw = (mv * self.divider_x1024) >> 10
+        mv = (mv * self.supply_x1024) >> 10
+        if (raw < self.supply_low and raw < mv) or (raw > self.supply_high and raw > mv):
+            mv = raw
+        r.supply_mv = mv
         r.estop_open = self.estop.value()  # loop closed pulls the input low
         r.cartridge = 1 - self.cartridge.value()  # cartridge present closes to ground
 

@@ -4,13 +4,16 @@
 # file, read it back, then rename it over the old one. A cut at any moment leaves the old or
 # the new settings; a file that is missing or fails its checks gives the safe defaults
 # (first profile) and a reason for the warning.
+import errno
 import os
 
 import protocol as P
+from micropython import const
 
 FILE = "settings.txt"
 NEW = "settings.new"
 VERSION = 1  # a file without the calibration (it came later) reads with its defaults
+_MAX = const(512)  # bytes read at most: a good file is about 120 (a 24 KB one ran the heap out)
 
 
 def defaults(board):
@@ -67,25 +70,38 @@ def decode(text, board):
 
 def _read(name, board):
     with open(name) as f:
-        return decode(f.read(), board)
+        text = f.read(_MAX + 1)
+    if len(text) > _MAX:
+        raise P.ProtocolError("MALFORMED", "longer than %d bytes" % _MAX)
+    return decode(text, board)
 
 
 def load(board):
-    """(values, problem): problem is None, or why the safe defaults are in use."""
+    """(values, problem): problem is None, or why the safe defaults are in use. Never
+    raises: whatever is wrong with the files, the board boots with the safe defaults."""
     try:
         return _read(FILE, board), None
-    except OSError:
-        problem = "no settings saved"
+    except OSError as e:
+        problem = "no settings saved" if e.errno == errno.ENOENT else "settings unreadable"
     except P.ProtocolError as e:
         problem = "settings file rejected: %s" % e.message
-    except ValueError:
+    except Exception:  # not text, MemoryError, anything: the board must boot
         problem = "settings file rejected: not text"
-    try:  # a cut between removing the old file and renaming the new one (FAT)
-        values = _read(NEW, board)
-        os.rename(NEW, FILE)
-        return values, None
-    except (OSError, P.ProtocolError, ValueError):
-        return defaults(board), problem
+    # settings.new may be finished only where the save's own steps prove its rename was cut
+    # short. A save writes NEW, reads it back, then renames it over FILE; on FAT it removes
+    # FILE first. So FILE gone and a complete NEW is exactly the cut between that remove and
+    # the rename: NEW was read back before FILE was removed, the save had decided. Any other
+    # NEW (beside a FILE, even a corrupt one) is a save that never reached its rename: never
+    # confirmed, and the board kept using FILE after it. Using it now would bring back
+    # values the operator never saw accepted; the safe defaults and the warning instead.
+    if problem == "no settings saved":
+        try:
+            values = _read(NEW, board)
+            os.rename(NEW, FILE)
+            return values, None
+        except Exception:  # whatever it is, it is not a proven interrupted rename
+            pass
+    return defaults(board), problem
 
 
 def save(values):

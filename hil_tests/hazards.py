@@ -14,6 +14,8 @@ import math
 INTERLOCK_TEST = "hil_tests/test_interlocks.py::test_interlock_stops_latches_and_clears[%s]"
 DEPLOY_TEST = "hil_tests/test_deploy.py::test_damaged_file_locks_the_motor_out_until_a_good" \
               "_deploy[%s]"
+STRAY_TEST = "hil_tests/test_deploy.py::test_anything_on_the_flash_that_was_not_deployed_locks" \
+             "_out_until_a_deploy_removes_it[%s]"
 
 PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
 DEPTH_TEST = "hil_tests/test_depth_safety.py::"
@@ -130,7 +132,9 @@ HAZARDS = [
                      "tick after the supervisor ran gates both drivers' enables in hardware "
                      "(a retriggerable monostable: a hung firmware loses them within 25 ms); "
                      "watchdog fed only after the supervisor ran; exceptions end in the "
-                     "safe state; continuous run limit",
+                     "safe state, and outside service mode in a reset, never the REPL; "
+                     "repeated failed boots end in a minimal lockout that imports no motor "
+                     "module; continuous run limit",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -143,16 +147,26 @@ HAZARDS = [
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
-                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"],
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board"
+                  "_never_to_the_repl",
+                  "hil_tests/test_deploy.py::test_a_firmware_that_cannot_boot_resets_into_the"
+                  "_minimal_lockout_never_the_repl"],
     },
     {
         "hazard": "needles run on a failed sensor",
         "cause": "thermistor open or shorted, depth sensor open, tachometer stuck, "
                  "current-sense offset drifted",
         "interlock": "range checks on every reading; no-pulse check while driving; "
-                     "calibration saved per unit within bounds that cannot hide a trip",
+                     "calibration saved per unit within bounds; no calibration hides a trip "
+                     "(past a trip level the untrimmed reading counts when it is further out)",
         "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
         "tests": [PROFILE_TEST + "test_calibration_is_saved_bounded_and_applied_to_the_readings",
+                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[150]",
+                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[-150]",
+                  PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
+                  "[1030-supply_low-10.4-SUPPLY_LOW]",
+                  PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
+                  "[970-supply_high-13.7-SUPPLY_HIGH]",
                   INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
                   INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost"],
     },
@@ -167,13 +181,18 @@ HAZARDS = [
     {
         "hazard": "needles run on firmware other than the one verified",
         "cause": "a file on the board edited, a deploy interrupted half-way, a stale .py "
-                 "shadowing a deployed .mpy",
+                 "or a package folder shadowing a deployed .mpy, anything else left on the "
+                 "flash in service mode",
         "interlock": "at boot every deployed file is checked against the SHA-256 manifest "
-                     "that pen deploy writes last; on a mismatch no module that drives the "
-                     "motor is imported (the lockout only reports), until a good deploy",
+                     "that pen deploy writes last, and the whole flash: any file or folder "
+                     "neither listed nor the firmware's own data is a mismatch; on a mismatch "
+                     "no module that drives the motor is imported (the lockout only "
+                     "reports), until a good deploy, which removes what it did not put there",
         "faults": ["INTEGRITY"],
         "tests": [DEPLOY_TEST % "supervisor-edited", DEPLOY_TEST % "controller-half-copied",
-                  DEPLOY_TEST % "protocol-half-copied"],
+                  DEPLOY_TEST % "protocol-half-copied",
+                  STRAY_TEST % "package-shadowing-caps", STRAY_TEST % "folder",
+                  STRAY_TEST % "file"],
     },
     {
         "hazard": "corrupted settings or commands move the needles wrongly",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hazards import DEPLOY_TEST, DEPTH_TEST, INTERLOCK_TEST  # noqa: E402
+from hazards import DEPLOY_TEST, DEPTH_TEST, INTERLOCK_TEST, STRAY_TEST  # noqa: E402
 from penctl.paths import FIRMWARE_DIR  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -60,13 +60,25 @@ MUTANTS = [
      [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
      ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
     ("Ctrl-C: no finally in main.py nor app.run()",
-     [("main.py", "finally:\n    #", "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
+     [("main.py", "except BaseException as e:  # printed before the reset below, where a "
+       "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
+       "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
       ("app.py", "    finally:\n        app.safe()\n",
        "    except KeyboardInterrupt:\n        raise\n")],
-     ["hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"]),
+     ["hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board_never"
+      "_to_the_repl"]),
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],
      [DEPLOY_TEST % "supervisor-edited"]),
+    ("INTEGRITY: files and folders not in the manifest pass the boot check",
+     [("integrity.py", "        if name not in listed and name != MANIFEST and name not in DATA:\n",
+       "        if False:\n")],
+     [STRAY_TEST % "package-shadowing-caps"]),
+    ("Calibration: the trimmed current reading hides an overcurrent",
+     [("sensors.py", "r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma",
+       "r.current_ma = ma")],
+     ["hil_tests/test_profiles_settings.py::test_no_allowed_current_calibration_hides_an"
+      "_overcurrent[150]"]),
     ("Sequence numbers: repeated frames run again",
      [("link.py", "            if done == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import motor_stopped, start_run, wait_until
-from penctl import LinkError, Pen, RefusedError
+from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.deploy import deploy
 from penctl.paths import FIRMWARE_DIR
+from penctl.sim import VirtualBoard
+from penctl.sim.vm import simhw
 
 
 def firmware_tree(tmp_path):
@@ -79,18 +81,19 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     target = board.flash_dir / name
     target.write_bytes(change(target.read_bytes()))
     board.reset()
-    if name.startswith("protocol."):  # the lockout itself cannot speak: it says so and stops
-        wait_until(lambda: "INTEGRITY %s hash mismatch" % name in board.output(), 5,
-                   "the integrity message")
-        with pytest.raises(LinkError):
-            Pen(board.port, connect_timeout=2)
-    else:
-        with Pen(board.port) as pen:
-            assert pen.status().faults == ["INTEGRITY"]
+    with Pen(board.port) as pen:
+        assert pen.status().faults == ["INTEGRITY"]
+        if name.startswith("protocol."):
+            # the lockout cannot run on a damaged protocol: main.py's minimal lockout answers
+            # instead, in frames of its own (it was the REPL, where pen deploy could not ask)
+            assert pen.info["fw"] == "?"
+            assert "INTEGRITY %s hash mismatch" % name in board.output()
+        else:
             assert name in pen.faults()[0]["detail"]
-            for command in ("HOME", "START", "CLEAR"):
-                with pytest.raises(RefusedError):
-                    pen.request(command)
+        for command in ("HOME", "START", "CLEAR"):
+            with pytest.raises(RefusedError):
+                pen.request(command)
+    assert ">>> " not in board.output()
     time.sleep(0.3)
     assert motor_stopped(board) and board.observe()["motor_duty"] == 0
     fixed = deploy(board.port, firmware_dir=board.firmware_dir)
@@ -100,31 +103,105 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
         assert pen.home().state == "READY"
 
 
+STRAYS = {  # what service mode can leave on the flash besides the deployed files
+    # a package by a module's name shadows its .mpy: this one lifts every depth cap to 3 mm
+    "package-shadowing-caps": ("caps", "__init__.py"),
+    "file": ("notes.txt", None),
+    "folder": ("lib", "x.py"),
+}
+
+
 @pytest.mark.injects
-def test_deploy_from_a_board_left_at_the_repl_with_its_watchdog_running(board):
+@pytest.mark.parametrize("stray", STRAYS)
+def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_removes_it(
+        board, stray):
+    name, inner = STRAYS[stray]
+    target = board.flash_dir / name
+    if inner is None:
+        target.write_text("left here in service mode\n")
+    else:
+        target.mkdir()
+        source = (board.firmware_dir / "caps.py").read_text()
+        (target / inner).write_text(source.replace("P.PROFILES[self.profile][1]", "3000"))
+    board.reset()
     with Pen(board.port) as pen:
-        pen.link.write_raw(b"\x03")  # as a terminal or mpremote would: the app stops
-    wait_until(lambda: ">>> " in board.output(), 2, "the REPL prompt")
+        assert pen.status().faults == ["INTEGRITY"]
+        assert pen.faults()[0]["detail"].startswith(name + " ")
+        with pytest.raises(RefusedError):
+            pen.request("HOME")
+    assert motor_stopped(board)
+    fixed = deploy(board.port, firmware_dir=board.firmware_dir)
+    assert fixed.removed == [name] and fixed.copied == []  # the survey sees folders too
+    assert not target.exists()
+    with Pen(board.port) as pen:
+        assert pen.status().faults == []
+        assert pen.get()["cap"] == "0.500"  # periorbital's, the deployed caps module's
+
+
+@pytest.mark.injects
+def test_a_firmware_that_cannot_boot_resets_into_the_minimal_lockout_never_the_repl():
+    # the application does not fit this heap (MemoryError at its imports, before the
+    # watchdog exists): each failed boot resets the board, the third in a row leaves
+    # main.py's minimal lockout answering, so the board can still be put in service mode
+    with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"), heap="60K") as board:
+        with Pen(board.port, connect_timeout=30) as pen:
+            assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
+            with pytest.raises(RefusedError, match="3 boots in a row failed"):
+                pen.request("HOME")
+            assert board.resets == [1, 2, 2, 2]  # power-on, then a reset after each failure
+            assert ">>> " not in board.output() and "MemoryError" in board.output()
+            assert motor_stopped(board)
+            pen.service()
+        wait_until(lambda: ">>> " in board.output(), 10, "service mode's REPL")
+        assert (board.flash_dir / "service").exists()
+        assert not (board.flash_dir / "failed_boots").exists()  # the next boot tries again
+        board.check()
+
+
+@pytest.mark.injects
+def test_watchdog_resets_in_a_row_end_in_the_minimal_lockout(board):
+    # a firmware that hangs at every boot is reset by its watchdog for ever: each such
+    # reset counts as a failed boot (no host said HELLO in between)
+    for n in range(3):
+        wait_until(lambda: board.regs[simhw.H_WDT_TIMEOUT_MS], 5, "the watchdog started")
+        board.inject("hang")
+        wait_until(lambda n=n: board.observe()["resets"].count(3) == n + 1, 8, "a watchdog reset")
+    with Pen(board.port) as pen:
+        assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
+        pen.request("RESET")  # the minimal lockout cleared the count: the firmware again
+    time.sleep(0.3)
+    with Pen(board.port) as pen:
+        assert pen.info["fw"] != "?" and pen.status().state == "IDLE"
+
+
+@pytest.mark.injects
+def test_deploy_from_a_board_already_at_the_repl_in_service_mode(board):
+    (board.flash_dir / "service").write_text("")  # as a deploy cut short leaves it
+    board.reset()
+    wait_until(lambda: ">>> " in board.output(), 5, "the REPL prompt")
     report = deploy(board.port, firmware_dir=board.firmware_dir)
     assert report.copied == []
-    assert 3 not in board.observe()["resets"]  # no watchdog reset cut the deploy short
     with Pen(board.port) as pen:
         assert pen.status().state == "IDLE"
 
 
 @pytest.mark.injects
-def test_watchdog_survives_soft_reset_so_mpremote_needs_service_mode(board):
-    # what a deploy that forgot service mode would meet: mpremote's soft reset keeps the
-    # watchdog the firmware started, the raw REPL never feeds it, the board resets
+def test_mpremote_cannot_take_the_repl_from_a_running_firmware(board):
+    # what a deploy that forgot service mode would meet: mpremote's Ctrl-C ends the
+    # firmware, which resets the board into the firmware again, never leaving the REPL
+    # (where mpremote's soft reset would also keep the watchdog running)
     mpremote = subprocess.Popen([sys.executable, "-m", "mpremote", "connect", board.port,
-                                 "exec", "import time\ntime.sleep(4)\nprint('survived')"],
+                                 "exec", "print('ran' + ' at the REPL')"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until(lambda: 3 in board.observe()["resets"], 8, "a watchdog reset")  # WDT_RESET
+        wait_until(lambda: 2 in board.observe()["resets"], 8, "the reset")  # HARD
+        out, _ = mpremote.communicate(timeout=30)
     finally:
-        mpremote.kill()  # it waits for ever for the end of an exec the reset cut off
-        out, _ = mpremote.communicate()
-    assert "survived" not in out
+        mpremote.kill()
+        mpremote.wait()
+    assert "ran at the REPL" not in out and mpremote.returncode != 0
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE" and pen.info["fw"] != "?"
 
 
 @pytest.mark.injects
@@ -162,3 +239,24 @@ def test_pen_deploy_and_pen_version_commands(port):
     version = pen("--json", "version")
     assert version["board_firmware"] == report["version"] and version["match"] is True
     assert "match" in pen("version")
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("bad", ["board", "firmware"])
+def test_a_deploy_with_bad_options_leaves_the_board_untouched(board, tmp_path, bad):
+    # everything a deploy needs is checked before the board is asked for service mode: a
+    # typo must not leave the pen at the raw REPL
+    if bad == "board":
+        done = subprocess.run([sys.executable, "-m", "penctl", "--port", board.port, "deploy",
+                               "--board", "esp32-devkitcc"], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and "esp32-devkitc" in done.stderr, done.stderr
+    else:
+        fw = firmware_copy(tmp_path, "broken")
+        (fw / "caps.py").write_text("def cap(:\n")  # will not compile
+        with pytest.raises(UsageError, match="caps.py"):
+            deploy(board.port, firmware_dir=fw)
+    assert not (board.flash_dir / "service").exists()
+    assert board.resets == [1]  # never restarted
+    with Pen(board.port) as pen:
+        assert pen.status().state == "IDLE"

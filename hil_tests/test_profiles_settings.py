@@ -4,9 +4,9 @@ power cuts at any write point."""
 import time
 
 import pytest
-from conftest import motor_stopped, quiet_flash, wait_until
+from conftest import motor_stopped, quiet_flash, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError
-from penctl.protocol import PROFILES
+from penctl.protocol import CALIBRATION, PROFILES
 
 
 def test_the_fallback_profile_is_the_most_restrictive(pen):
@@ -159,6 +159,39 @@ def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
         ("periorbital", "80", "1020")
 
 
+ZERO_BOUND = CALIBRATION[0][4]  # mV either way
+GAIN_BOUNDS = CALIBRATION[1][3:5]  # permille
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("zero", [-ZERO_BOUND, ZERO_BOUND])
+def test_no_allowed_current_calibration_hides_an_overcurrent(pen, board, zero):
+    # +bound: the reading is ~190 mA below the true current (2.64 A read 2450 mA against the
+    # 2500 mA limit); -bound: it is as much above, and normal running must not trip
+    pen.config(current_zero=zero)
+    start_run(pen, board)
+    wait_until(lambda: abs(pen.status().rate_hz - 100) < 5, 3, "the motor up to speed")
+    time.sleep(0.3)
+    assert pen.status().faults == []
+    running = board.observe()["current_a"]
+    board.inject("overcurrent", amps=2.55 - running)  # the true current just above 2.5 A
+    wait_until(lambda: "OVERCURRENT" in pen.status().faults, 2, "the overcurrent trip")
+    assert motor_stopped(board)
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("gain, injection, volts, fault", [
+    (GAIN_BOUNDS[1], "supply_low", 10.4, "SUPPLY_LOW"),  # reads 3 % high: 10.7 V
+    (GAIN_BOUNDS[0], "supply_high", 13.7, "SUPPLY_HIGH"),  # reads 3 % low: 13.3 V
+])
+def test_no_allowed_supply_trim_hides_a_supply_fault(pen, board, gain, injection, volts, fault):
+    pen.config(supply_gain=gain)
+    time.sleep(0.3)
+    assert pen.status().faults == []  # the nominal 12 V is inside the window at either bound
+    board.inject(injection, volts=volts)  # true supply outside the 10.5..13.5 V window
+    wait_until(lambda: fault in pen.status().faults, 2, "the %s trip" % fault)
+
+
 @pytest.mark.injects
 def test_a_save_cut_between_remove_and_rename_is_finished_at_boot(board):
     # on FAT a save removes the old file before renaming the new one: a cut between the two
@@ -173,3 +206,40 @@ def test_a_save_cut_between_remove_and_rename_is_finished_at_boot(board):
         assert "CONFIG" not in pen.status().warnings
     assert (board.flash_dir / "settings.txt").exists()
     assert not (board.flash_dir / "settings.new").exists()
+
+
+@pytest.mark.injects
+def test_a_never_confirmed_new_file_is_not_used_when_the_settings_are_corrupt(board):
+    # a save cut before its rename leaves settings.new beside the settings the board kept
+    # using; if settings.txt is damaged later, nothing proves settings.new was ever meant
+    # to replace it: the safe defaults and the warning, not the leftover
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+        leftover = (board.flash_dir / "settings.txt").read_text()
+        pen.use_profile("cheeks")
+    (board.flash_dir / "settings.new").write_text(leftover)
+    path = board.flash_dir / "settings.txt"
+    path.write_text(path.read_text().replace("cheeks", "cheekz"))
+    board.reset()
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
+        assert "CONFIG" in pen.status().warnings
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("name", ["settings.txt", "settings.new"])
+def test_an_oversized_settings_file_gives_the_safe_defaults(board, name):
+    # 24 KB read at once ran the heap out before the watchdog existed: the board sat at
+    # the REPL. The read is bounded; whatever is wrong with the file gives the defaults.
+    with Pen(board.port) as pen:
+        pen.use_profile("body")
+    if name == "settings.new":
+        (board.flash_dir / "settings.txt").unlink()
+    (board.flash_dir / name).write_text("SETTINGS " + "x" * 24 * 1024 + "\n")
+    board.reset()
+    with Pen(board.port) as pen:
+        saved = pen.config()
+        assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
+        assert "CONFIG" in pen.status().warnings
+    assert ">>> " not in board.output()

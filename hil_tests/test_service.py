@@ -39,6 +39,8 @@ def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tm
     time.sleep(2.5)  # longer than the watchdog's 2 s: in service mode nothing resets
     assert board.observe()["resets"][-1] != 3
     assert motor_stopped(board)
+    # anything left on the flash would lock the firmware out (the whole-flash check)
+    mpremote(board.port, "fs", "rm", ":note.txt")
     mpremote(board.port, "fs", "rm", ":service")
     mpremote(board.port, "reset")
     time.sleep(0.5)

@@ -59,13 +59,37 @@ def test_every_kind_of_damage_is_named(flash, damage, problem):
     assert problem in integrity.check()
 
 
-def test_a_stray_py_shadowing_a_deployed_mpy_is_caught(tmp_path, monkeypatch):
+def test_anything_on_the_flash_not_deployed_is_caught_but_the_firmwares_data(tmp_path,
+                                                                            monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_bundle(bundle("esp32-devkitc", mpy_arch=""), tmp_path)
+    for name in integrity.DATA:  # what the firmware writes itself
+        (tmp_path / name).write_text("data\n")
     assert integrity.check() == []
-    (tmp_path / "controller.py").write_text("# an old copy\n")
-    (tmp_path / "notes.py").write_text("# the user's own file, never imported\n")
-    assert integrity.check() == [("controller.py", "shadows the deployed .mpy")]
+    (tmp_path / "controller.py").write_text("# an old copy, imported before the .mpy\n")
+    (tmp_path / "caps").mkdir()  # a package is imported before caps.mpy too
+    (tmp_path / "notes.txt").write_text("# nothing imports it today; nothing may stay\n")
+    assert sorted(integrity.check()) == [("caps", "not deployed"),
+                                         ("controller.py", "not deployed"),
+                                         ("notes.txt", "not deployed")]
+
+
+def test_the_data_table_names_what_the_firmware_writes():
+    from penctl.paths import FIRMWARE_DIR
+
+    settings = (FIRMWARE_DIR / "settings.py").read_text()
+    for written in ('FILE = "settings.txt"', 'NEW = "settings.new"'):
+        assert written in settings and written.split('"')[1] in integrity.DATA
+    assert 'FILE = "events.log"' in (FIRMWARE_DIR / "eventlog.py").read_text()
+    assert "events.log" in integrity.DATA
+    assert firmware_module("app_mode").SERVICE_FLAG in integrity.DATA
+
+
+def test_a_manifest_too_long_to_be_one_is_corrupt(flash):
+    # well-formed lines, but more than a deploy ever writes: not read whole into the heap
+    (flash / integrity.MANIFEST).write_text("".join("%s  f%d.py\n" % ("0" * 64, i)
+                                                   for i in range(100)))
+    assert integrity.check() == [(integrity.MANIFEST, "corrupt")]
 
 
 def test_only_undamaged_modules_are_trusted():
@@ -73,6 +97,7 @@ def test_only_undamaged_modules_are_trusted():
     assert integrity.trusted(problems, "protocol", "link")
     assert not integrity.trusted(problems, "link", "controller")
     assert not integrity.trusted([(integrity.MANIFEST, "missing")], "protocol")
+    assert not integrity.trusted([("link", "not deployed")], "link")  # a package folder
 
 
 @given(st.dictionaries(st.from_regex(r"[a-z_]{1,12}\.(py|mpy|json)", fullmatch=True),
@@ -103,3 +128,23 @@ def test_mpy_target_from_the_boards_own_report():
 
 def test_firmware_version_is_read_from_the_tree():
     assert firmware_version() == firmware_module("protocol").FIRMWARE_VERSION
+
+
+def test_main_py_minimal_lockout_matches_the_protocol_and_the_data_table():
+    # main.py cannot import protocol (it may be the damaged module): what it writes by
+    # hand must match the one definition
+    import ast
+
+    from penctl.paths import FIRMWARE_DIR
+
+    main = (FIRMWARE_DIR / "main.py").read_text()
+    protocol = firmware_module("protocol")
+    assert main.count("proto=%d " % protocol.PROTOCOL_VERSION) == 2  # BOOT and HELLO
+    assert protocol.index_of(protocol.FAULTS, "INTERNAL") >= 0
+    assert protocol.index_of(protocol.FAULTS, "INTEGRITY") >= 0
+    assert main.count('"%s"' % firmware_module("app_mode").SERVICE_FLAG) == 2
+    assert '"failed_boots"' in main and "failed_boots" in integrity.DATA
+    text = main.rstrip()
+    lockout = text[text.rindex("\n\'\'\'\n# The minimal lockout") + 5 : -3]
+    assert "import protocol" not in lockout and "import link" not in lockout
+    ast.parse(lockout)  # the string main.py compiles when it must

@@ -66,3 +66,17 @@ def test_a_flash_that_refuses_keeps_the_log_and_the_queue(monkeypatch):
     assert [r[3] for r in log.read(0, 10)] == ["A", "B"]  # nothing wiped, B still queued
     log.flush()
     assert [r[3] for r in eventlog.EventLog().read(0, 10)] == ["A", "B"]
+
+
+def test_reading_the_log_stops_at_the_end_of_its_ring(flash):
+    # the firmware writes only inside its ring; a longer file (damage, an old format) is
+    # never read past it, so a boot's scan is bounded in time and heap whatever the file
+    log = eventlog.EventLog()
+    write(log, ["A", "B"])
+    ring = 64 * 128
+    stray = eventlog.P.frame("999 1 0 STRAY").ljust(127) + "\n"
+    with open(flash / eventlog.FILE, "ab") as f:
+        f.write(b"\0" * (ring - f.tell()) + stray.encode() * 100)
+    again = eventlog.EventLog()
+    assert [r[3] for r in again.read(0, 100)] == ["A", "B"]
+    assert again.seq == log.seq

@@ -7,7 +7,9 @@ with progress per file. The order makes every interruption safe:
    without the application and its watchdog, so the REPL is free. A board already at the
    REPL (service mode, bare MicroPython) is used as it is; one whose firmware cannot be
    asked is put in service mode from the REPL.
-2. The board's files are hashed on the board; only files whose hash differs are copied.
+2. The board's files are hashed on the board. Everything the bundle does not hold (files
+   and folders) is removed, but the manifest and the firmware's data (integrity.DATA); then
+   only files whose hash differs are copied.
 3. The manifest (integrity.py's format) is written last. Until then the board's old
    manifest no longer matches, so a half-done deploy boots into the INTEGRITY lockout,
    never into a mix of old and new modules.
@@ -146,8 +148,7 @@ def _survey():
     import json, sys
     files = {}
     for n in os.listdir():
-        if not os.stat(n)[0] & 0x4000:
-            files[n] = digest(n)
+        files[n] = %r if os.stat(n)[0] & 0x4000 else digest(n)
     try:
         with open(%r) as f:
             board = json.load(f).get("name")
@@ -155,6 +156,18 @@ def _survey():
         board = None
     print(repr({"files": files, "board": board, "mpy": getattr(sys.implementation, "_mpy", 0)}))
 _survey()
+"""
+FOLDER = "<folder>"  # the survey's entry for a folder (no hash)
+_REMOVE = """
+import os
+def _rm(n):
+    if os.stat(n)[0] & 0x4000:
+        for e in os.listdir(n):
+            _rm(n + "/" + e)
+        os.rmdir(n)
+    else:
+        os.remove(n)
+_rm(%r)
 """
 _PROMPT = b">>> "
 _CHUNK = 1024  # bytes per write; raw-paste flow control keeps the board's buffer safe
@@ -212,7 +225,7 @@ class BoardRepl:
     def survey(self):
         """{'files': {name: sha256}, 'board': name or None, 'mpy': sys.implementation._mpy}"""
         source = (FIRMWARE_DIR / "integrity.py").read_text()
-        return ast.literal_eval(self.exec(source + _SURVEY % BOARD_FILE).strip())
+        return ast.literal_eval(self.exec(source + _SURVEY % (FOLDER, BOARD_FILE)).strip())
 
     def write(self, name, data, progress):
         try:
@@ -221,7 +234,8 @@ class BoardRepl:
             raise LinkError("writing %s on the board failed: %s" % (name, e), "WRITE") from None
 
     def remove(self, name):
-        self.exec("import os\nos.remove(%r)" % name)
+        """Remove a file, or a folder with everything in it."""
+        self.exec(_REMOVE % name)
 
     def hard_reset(self):
         self.t.exec_raw_no_follow("import machine\nmachine.reset()")
@@ -246,7 +260,10 @@ def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=Non
     """
     log = log or (lambda message: None)
     started = time.monotonic()
-    asked = _ask_for_service(port, log)
+    # everything that can be wrong on this side is found before the board is touched: a
+    # typo must not leave the pen in service mode at the raw REPL
+    expected = check_options(board, mpy, firmware_dir)
+    asked = _ask_for_service(port, log, board)
     repl = BoardRepl(port)
     try:
         if asked:
@@ -261,20 +278,45 @@ def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=Non
         report = Report(board=board or found["board"] or "esp32-devkitc")
         report.mpy_arch = mpy_target(found["mpy"]) if mpy else ""
         files = bundle(report.board, report.mpy_arch if mpy else None, firmware_dir)
-        _copy_changed(repl, files, found["files"], report, progress or (lambda *a: None), log)
+        # first: a folder where a file goes must go before the file can be written
         _remove_stale(repl, files, found["files"], report, log)
+        _copy_changed(repl, files, found["files"], report, progress or (lambda *a: None), log)
         _finish(repl, files, log)
     finally:
         repl.close()
-    report.version = _wait_for_firmware(port, firmware_version(firmware_dir), log)
+    report.version = _wait_for_firmware(port, expected, log)
     report.seconds = round(time.monotonic() - started, 1)
     return report
 
 
-def _ask_for_service(port, log):
-    """True if a running firmware agreed to restart in service mode."""
+def check_options(board, mpy, firmware_dir):
+    """Raise UsageError for anything of a deploy that can be checked without the board: the
+    board definition, the firmware tree and each module's syntax, mpy-cross. Returns the
+    firmware version the tree holds."""
+    if board is not None:
+        boards.load(board)
+    source_dir = Path(firmware_dir or FIRMWARE_DIR)
+    sources = sorted(source_dir.glob("*.py"))
+    if not sources:
+        raise UsageError("no firmware modules in %s" % source_dir)
+    for src in sources:
+        try:
+            ast.parse(src.read_bytes(), str(src))
+        except (SyntaxError, ValueError) as e:
+            raise UsageError("%s will not compile: %s" % (src.name, e)) from None
+    if mpy:
+        mpy_cross_version()
+    return firmware_version(firmware_dir)
+
+
+def _ask_for_service(port, log, board=None):
+    """True if a running firmware agreed to restart in service mode. Without a board name,
+    the one the firmware reports must be known here (checked before SERVICE)."""
     try:
         with Pen(port, timeout=0.5, retries=3, connect_timeout=2) as pen:
+            said = pen.info.get("board", "?")
+            if board is None and said != "?":
+                boards.load(said)
             log("firmware %s answers; restarting it in service mode" % pen.info.get("fw", "?"))
             pen.service()
             return True
@@ -302,22 +344,17 @@ def _copy_changed(repl, files, on_board, report, progress, log):
 
 
 def _remove_stale(repl, files, on_board, report, log):
-    """Remove what an earlier deploy put there and this one does not: files its manifest
-    listed, and a module's other form (a stale .py would shadow a new .mpy)."""
-    earlier = set()
-    if integrity.MANIFEST in on_board:
-        try:
-            text = repl.exec("print(open(%r).read())" % integrity.MANIFEST)
-            earlier = {name for name, _ in integrity.parse_manifest(text.rstrip("\n"))}
-        except ValueError:
-            pass
-    modules = {Path(name).stem for name in files}
+    """Remove everything on the board this deploy does not put there, folders included,
+    but the manifest and the firmware's own data (integrity.DATA): the boot check takes
+    anything else for a mismatch, as a stray .py or package would shadow a module."""
     for name in sorted(on_board):
-        stale_form = Path(name).suffix in CODE_SUFFIXES and Path(name).stem in modules
-        if name not in files and (name in earlier or stale_form):
-            log("removing %s" % name)
+        kept = name in files and on_board[name] != FOLDER
+        if not kept and name != integrity.MANIFEST and name not in integrity.DATA:
+            log("removing %s%s" % (name, "/ and everything in it" if on_board[name] == FOLDER
+                                   else ""))
             repl.remove(name)
             report.removed.append(name)
+            on_board.pop(name)
 
 
 def _finish(repl, files, log):
@@ -336,11 +373,18 @@ def _wait_for_firmware(port, expected, log, timeout=15):
     try:
         with Pen(port, connect_timeout=timeout) as pen:
             version = pen.info.get("fw", "?")
-            locked = "INTEGRITY" in pen.status().faults
+            status = pen.status()
+            # main.py's minimal lockout says fw=? and answers nothing but HELLO, STATUS, SERVICE
+            minimal = version == "?"
+            locked = "INTEGRITY" in status.faults and not minimal
             faults = pen.faults() if locked else []
     except LinkError as e:
         raise LinkError("the files are on the board but the firmware did not start: %s"
                         % e.message, e.code) from None
+    if minimal:
+        raise RefusedError("the files are on the board but the firmware did not start: the "
+                           "board runs its minimal lockout (%s); its boot output says why"
+                           % ",".join(status.faults), "BOOT")
     if locked:
         raise RefusedError("the board rejects the deployed files (INTEGRITY): %s"
                            % "; ".join(f["detail"] for f in faults), "INTEGRITY")
