@@ -107,9 +107,11 @@ HAZARDS = [
     },
     {
         "hazard": "needles keep running after the operator lost control",
-        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
+        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug; "
+                 "Ctrl-C bursts from a terminal or mpremote",
         "interlock": "link timeout during host-started runs; watchdog fed only after the "
-                     "supervisor ran; exceptions end in the safe state; continuous run limit",
+                     "supervisor ran; exceptions end in the safe state; continuous run limit; "
+                     "Ctrl-C never interrupts the app (kbd_intr(-1)), it is a realtime STOP",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -120,7 +122,11 @@ HAZARDS = [
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
-                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"],
+                  "hil_tests/test_lifecycle.py::test_an_exception_out_of_the_app_leaves_the"
+                  "_motor_off_at_the_repl",
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_bursts_while_running_are_a_realtime"
+                  "_stop_and_never_leave_the_app",
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_during_homing_stops_homing"],
     },
     {
         "hazard": "needles run on a failed sensor",

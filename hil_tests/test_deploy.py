@@ -15,6 +15,8 @@ from conftest import motor_stopped, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError
 from penctl.deploy import deploy
 from penctl.paths import FIRMWARE_DIR
+from penctl.sim import VirtualBoard
+from test_lifecycle import PLANTED_ESCAPE, escape_from_the_app, patched_firmware
 
 
 def firmware_tree(tmp_path):
@@ -101,30 +103,49 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
 
 
 @pytest.mark.injects
-def test_deploy_from_a_board_left_at_the_repl_with_its_watchdog_running(board):
-    with Pen(board.port) as pen:
-        pen.link.write_raw(b"\x03")  # as a terminal or mpremote would: the app stops
-    wait_until(lambda: ">>> " in board.output(), 2, "the REPL prompt")
-    report = deploy(board.port, firmware_dir=board.firmware_dir)
-    assert report.copied == []
-    assert 3 not in board.observe()["resets"]  # no watchdog reset cut the deploy short
+def test_deploy_from_a_board_left_at_the_repl_with_its_watchdog_running(tmp_path):
+    # an exception out of the app leaves the board at the REPL, its watchdog running
+    fw = patched_firmware(tmp_path, *PLANTED_ESCAPE)
+    with VirtualBoard(firmware_dir=fw) as board:
+        escape_from_the_app(board, Pen(board.port))
+        report = deploy(board.port, firmware_dir=board.firmware_dir)
+        assert report.copied == []
+        assert 3 not in board.observe()["resets"]  # no watchdog reset cut the deploy short
+        with Pen(board.port) as pen:
+            assert pen.status().state == "IDLE"
+        board.check()
+
+
+@pytest.mark.injects
+def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_mode(board):
+    # mpremote's Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): each one is a
+    # realtime STOP, the raw REPL never comes, and the board stays in its app
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port,
+                           "exec", "print('got in')"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "got in" not in done.stdout
+    assert "raw repl" in (done.stdout + done.stderr).lower()
+    assert board.observe()["resets"] == [1] and board.observe()["vm_running"]
     with Pen(board.port) as pen:
         assert pen.status().state == "IDLE"
 
 
 @pytest.mark.injects
-def test_watchdog_survives_soft_reset_so_mpremote_needs_service_mode(board):
-    # what a deploy that forgot service mode would meet: mpremote's soft reset keeps the
-    # watchdog the firmware started, the raw REPL never feeds it, the board resets
-    mpremote = subprocess.Popen([sys.executable, "-m", "mpremote", "connect", board.port,
-                                 "exec", "import time\ntime.sleep(4)\nprint('survived')"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until(lambda: 3 in board.observe()["resets"], 8, "a watchdog reset")  # WDT_RESET
-    finally:
-        mpremote.kill()  # it waits for ever for the end of an exec the reset cut off
-        out, _ = mpremote.communicate()
-    assert "survived" not in out
+def test_watchdog_survives_soft_reset_so_mpremote_needs_service_mode(tmp_path):
+    # what a deploy that forgot service mode would meet on a board left at the REPL (an
+    # exception out of the app): mpremote's soft reset keeps the watchdog the firmware
+    # started, the raw REPL never feeds it, the board resets
+    fw = patched_firmware(tmp_path, *PLANTED_ESCAPE)
+    with VirtualBoard(firmware_dir=fw) as board:
+        escape_from_the_app(board, Pen(board.port))
+        mpremote = subprocess.Popen([sys.executable, "-m", "mpremote", "connect", board.port,
+                                     "exec", "import time\ntime.sleep(4)\nprint('survived')"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until(lambda: 3 in board.observe()["resets"], 8, "a watchdog reset")
+        finally:
+            mpremote.kill()  # it waits for ever for the end of an exec the reset cut off
+            out, _ = mpremote.communicate()
+        assert "survived" not in out
 
 
 @pytest.mark.injects

@@ -1,4 +1,5 @@
-"""What happens around the firmware: Ctrl-C to the REPL, the main.py finally, crashes."""
+"""What happens around the firmware: Ctrl-C as a realtime STOP, the main.py finally,
+exceptions, a VM that dies (a panic), the watchdog."""
 
 import os
 import shutil
@@ -8,25 +9,53 @@ import pytest
 from conftest import motor_stopped, start_run, wait_until
 from penctl import LinkError, Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
+from penctl.protocol import frame
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
 
 
-def test_ctrl_c_leaves_motor_off_and_board_at_repl(board):
+def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app(board):
+    # Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): a second one could land
+    # in main.py's finally before the motor is off. The byte is a realtime STOP instead,
+    # acted on even with a partial line in the buffer, and the VM never dies of it.
     pen = start_run(Pen(board.port), board)
-    pen._stop_keepalive()
+    wait_until(lambda: board.observe()["motor_hz"] > 50, 3, "motor up to speed")
+    resets = board.observe()["resets"]
+    pen.link.write_raw(b"7 STA")  # a frame cut short: the STOP does not wait for its end
+    seen = []
+    for _ in range(10):
+        pen.link.write_raw(b"\x03" * 16)
+        time.sleep(0.02)
+        seen.append(board.observe())
+    assert all(o["vm_running"] for o in seen), "the VM died of a Ctrl-C"
+    wait_until(lambda: motor_stopped(board), 3, "motor off after the realtime STOP")
+    assert board.crash is None and board.observe()["resets"] == resets
+    assert ">>> " not in board.output()  # still in the app, never at the REPL
+    pen.link.write_raw(b"\r\n")  # the cut frame ends: refused as malformed, nothing runs
+    # the board still answers frames, and ramps down to READY as after a STOP command
+    st = wait_until(lambda: (lambda st: st.state == "READY" and st)(pen.status()), 3, "READY")
+    assert not st.faults
+    # a second run stops the same way: the realtime STOP is the STOP command
+    pen.start()
+    wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running again")
     pen.link.write_raw(b"\x03")
-    wait_until(lambda: motor_stopped(board), 2.0, "motor off after Ctrl-C")
-    wait_until(lambda: ">>> " in board.output(), 2.0, "REPL prompt")
-    pen.link.close()
-    with pytest.raises(LinkError) as info:
-        Pen(board.port, connect_timeout=2)
-    assert info.value.code == "REPL" and "REPL" in str(info.value)
-    assert motor_stopped(board)
-    # as on an ESP32, the watchdog the firmware started keeps running at the REPL
-    # and resets the board once nobody feeds it
-    wait_until(lambda: 3 in board.observe()["resets"], 5.0, "watchdog reset at the REPL")
+    wait_until(lambda: motor_stopped(board), 3, "motor off after one Ctrl-C")
+    wait_until(lambda: pen.status().state == "READY", 3, "READY after one Ctrl-C")
+    pen.close()
+    assert board.observe()["vm_running"] and board.observe()["resets"] == resets
+
+
+def test_ctrl_c_during_homing_stops_homing(board):
+    with Pen(board.port) as pen:
+        pen.request("HOME")
+        wait_until(lambda: pen.status().state == "HOMING", 2, "homing under way")
+        pen.link.write_raw(b"\x03\x03")
+        wait_until(lambda: pen.status().state == "IDLE", 2, "homing stopped by Ctrl-C")
+        depth = board.observe()["depth_mm"]
+        time.sleep(0.3)
+        assert abs(board.observe()["depth_mm"] - depth) < 0.01  # the actuator stands
+    assert board.crash is None and board.observe()["resets"] == [1]
 
 
 def patched_firmware(tmp_path, name, old, new):
@@ -40,27 +69,63 @@ def patched_firmware(tmp_path, name, old, new):
     return fw
 
 
+# an exception that escapes the app (control_task is the one main() awaits): a planted bug
+PLANTED_ESCAPE = ("app.py", "            self.tick()\n",
+                  "            self.tick()\n            if self.ctl.params[P.P_TELEMETRY] == 7:\n"
+                  "                raise ValueError('planted bug')\n")
+
+
+def escape_from_the_app(board, pen):
+    """Trip PLANTED_ESCAPE on a running board: the app ends, the board is at the REPL."""
+    pen._stop_keepalive()
+    pen.link.write_line(frame("99 SET telemetry=7"))  # no reply comes: the app is gone
+    wait_until(lambda: ">>> " in board.output(), 3, "the REPL prompt")
+    pen.link.close()
+
+
+def test_an_exception_out_of_the_app_leaves_the_motor_off_at_the_repl(tmp_path):
+    # main.py's and app.run()'s finally: the board ends at the REPL with the motor off,
+    # and, as on an ESP32, the watchdog the firmware started keeps running there and
+    # resets the board once nobody feeds it
+    fw = patched_firmware(tmp_path, *PLANTED_ESCAPE)
+    with VirtualBoard(firmware_dir=fw) as board:
+        escape_from_the_app(board, start_run(Pen(board.port), board))
+        assert "planted bug" in board.output()
+        assert motor_stopped(board)
+        with pytest.raises(LinkError) as info:
+            Pen(board.port, connect_timeout=2)
+        assert info.value.code == "REPL" and "REPL" in str(info.value)
+        wait_until(lambda: 3 in board.observe()["resets"], 5.0, "watchdog reset at the REPL")
+        board.check()
+
+
 def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
+    patched_firmware(tmp_path, *PLANTED_ESCAPE)
     patched_firmware(tmp_path, "main.py", "finally:\n    #",
-                     "except KeyboardInterrupt:\n    raise\nif 0:\n    #")
+                     "except ValueError:\n    raise\nif 0:\n    #")
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
-                          "    except KeyboardInterrupt:\n        raise\n")
+                          "    except ValueError:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:
-        pen = start_run(Pen(board.port), board)
-        pen._stop_keepalive()
-        pen.link.write_raw(b"\x03")
-        wait_until(lambda: ">>> " in board.output(), 2.0, "REPL prompt")
+        escape_from_the_app(board, start_run(Pen(board.port), board))
         assert board.observe()["motor_duty"] > 0  # the hazard a missing finally leaves
-        pen.link.close()
 
 
-def test_crashed_vm_surfaces_as_error(board):
-    board.proc.kill()
+def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_again(board):
+    pen = start_run(Pen(board.port), board)
+    pen._stop_keepalive()
+    board.proc.kill()  # the chip panics
     wait_until(lambda: board.crash, 2.0, "crash noticed")
+    # noticed and reset in one pass of the board: whoever sees the crash sees the outputs off
+    assert motor_stopped(board)
     with pytest.raises(VirtualBoardError, match="VM exited"):
-        board.check()
+        board.check()  # recorded: a test cannot miss it although the board rebooted
+    pen.link.close()
+    with Pen(board.port) as pen:
+        assert pen.info["reset"] == "HARD"  # what an ESP32 reports after a panic
+        assert pen.status().state == "IDLE"
+    assert board.observe()["resets"] == [1, 2] and motor_stopped(board)
     board.crash = None  # the fixture's own check must not fail this test
 
 
