@@ -103,7 +103,8 @@ HAZARDS = [
         "faults": ["ESTOP"],
         "tests": [INTERLOCK_TEST % "estop",
                   "hil_tests/test_interlocks.py::test_estop_cuts_driver_in_hardware_and_firmware",
-                  "hil_tests/test_lifecycle.py::test_estop_pin_interrupt_alone_stops_and_latches"],
+                  "hil_tests/test_lifecycle.py::test_estop_pin_interrupt_alone_stops_and_latches",
+                  "hil_tests/test_interlocks.py::test_every_short_estop_opening_is_latched"],
     },
     {
         "hazard": "needles keep running after the operator lost control",

@@ -77,3 +77,14 @@ def test_run_limit_stops_the_motor(ready_pen, board):
     wait_until(lambda: "RUN_LIMIT" in ready_pen.status().faults, 3, "run limit")
     assert motor_stopped(board)
     assert ready_pen.clear() == "READY"
+
+
+def test_every_short_estop_opening_is_latched(board, pen):
+    # 0.3 ms openings, far shorter than a tick: the supervisor's level check never sees
+    # them, the pin interrupt must (the ESP32's GPIO latches the edge, not the level)
+    for n in range(20):
+        board.pulse("estop", seconds=0.0003)
+        wait_until(lambda: pen.status().state == "ESTOP", 1,
+                   "opening %d of 20 latched as ESTOP" % (n + 1))
+        assert "pin interrupt" in pen.faults()[0]["detail"]
+        assert pen.clear() == "IDLE"  # the loop is closed again: CLEAR takes it

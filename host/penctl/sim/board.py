@@ -429,6 +429,19 @@ class VirtualBoard:
                 self._brownout_at = None
             self.physics.write_inputs()
 
+    def pulse(self, name, seconds=0.0003, **params):
+        """Inject a fault for `seconds`, then remove it: an e-stop loop that opens for a
+        fraction of a millisecond (a bounce, a loose contact). The physics does not step
+        meanwhile, but the pins show it, and the pin's edge count (simhw G_COUNT) keeps the
+        edge after the level is back, as the ESP32's GPIO interrupt latches an edge the
+        CPU never sees as a level."""
+        with self._lock:
+            self.inject(name, **params)
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:  # sleep() would overshoot a sub-ms pulse
+                pass
+            self.remove(name)
+
     def standin_heap_bytes(self):
         """Heap the VM's stand-ins (machine, the register file, flash.py's write counting
         if asked for) took before boot.py:

@@ -73,19 +73,29 @@ class Pin:
 
     def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
         self._handler = handler
+        self._trigger = 0  # the edges before this call are not its own
+        self._last = 0
+        self._check_edge()
         self._trigger = trigger
-        self._last = _regs().get(simhw.slot(self._id, simhw.G_IN))
         if handler is not None and self not in _irq_pins:
             _irq_pins.append(self)
         elif handler is None and self in _irq_pins:
             _irq_pins.remove(self)
 
     def _check_edge(self):
-        level = _regs().get(simhw.slot(self._id, simhw.G_IN))
-        if level == self._last:
-            return
-        self._last = level
-        if self._trigger & (Pin.IRQ_RISING if level else Pin.IRQ_FALLING):
+        # The ESP32's GPIO latches an edge, not a level: the physics counts each rising edge
+        # on the pin (G_COUNT), so an opening shorter than the gap between two looks still
+        # fires. Falling edges follow from that count and the level (each rise is undone by
+        # a fall). _last is count * 2 + level at the last look; no new names (the VM's
+        # interned names are scarce, see README).
+        r = _regs()
+        level = r.get(simhw.slot(self._id, simhw.G_IN))
+        n = r.get(simhw.slot(self._id, simhw.G_COUNT))
+        seq = self._last
+        self._last = (n << 1) | level
+        value = (n - (seq >> 1)) & 0xFFFFFFFF  # rising edges since the last look
+        if (self._trigger & Pin.IRQ_RISING and value
+                or self._trigger & Pin.IRQ_FALLING and value - level + (seq & 1) > 0):
             micropython.schedule(self._handler, self)
 
 
