@@ -315,6 +315,7 @@ class VirtualBoard:
                     dt = min(step, elapsed)
                     self.physics.step(dt)
                     elapsed -= dt
+                self.regs[simhw.H_PHYS_MS] = int(now * 1000) & 0xFFFFFFFF  # see machine.py
                 self.physics.write_inputs()
                 self._time_reaction()
                 self._watch_vm(now)
