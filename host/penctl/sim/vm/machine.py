@@ -25,11 +25,12 @@ def _regs():
 def _poll_irqs():
     # The chip never runs ahead of its world: the physics is a host thread, and a busy
     # host can starve it while the VM ticks on, which froze the tach count into a false
-    # TACH_LOST (no pulses for 4 ticks). So a peripheral access waits while the physics
-    # is more than 10 ms (2 ticks) behind the VM's clock (both CLOCK_MONOTONIC); after
-    # 0.2 s it goes on (a board closing, its physics thread gone).
+    # TACH_LOST (no pulses for 4 ticks, 20 ms). So a peripheral access waits while the
+    # physics is more than 15 ms behind the VM's clock (both CLOCK_MONOTONIC): over any 4
+    # ticks it then moves at least 5 ms, yet a host thread's usual lag (the GIL's 5 ms
+    # switches) costs the VM no time. After 0.2 s it goes on (its physics thread gone).
     n = 0
-    while n < 200 and 10 < (time.ticks_ms() - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
+    while n < 200 and 15 < (time.ticks_ms() - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
             < 0x80000000:
         time.sleep_ms(1)
         n += 1
