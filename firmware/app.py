@@ -140,7 +140,10 @@ class App:
             self.send_events()
             line = link.read_line()
             while line is not None:
-                self.commands.handle(line, time.ticks_ms())
+                if line == 3:  # Ctrl-C (link.py): the realtime STOP, as the STOP command
+                    self.ctl.stop(time.ticks_ms())
+                else:
+                    self.commands.handle(line, time.ticks_ms())
                 self.send_events()
                 line = link.read_line()
             self.flush_log()

@@ -10,6 +10,7 @@ from micropython import const
 
 _NL = const(10)
 _CR = const(13)
+_ETX = const(3)  # Ctrl-C: the realtime STOP (main.py turns KeyboardInterrupt off)
 _REMEMBER = const(8)  # replies kept for retries: more than the host has in flight
 
 
@@ -27,12 +28,16 @@ class Link:
         self.executed = 0
 
     def read_line(self):
-        """One complete line as str, or None when no full line is waiting."""
+        """One complete line as str, None when no full line is waiting, or _ETX (3) for a
+        Ctrl-C: a realtime STOP, acted on at once and outside the line buffer (as grbl's
+        realtime bytes), so a partial line neither delays it nor is lost by it."""
         while self.poll.poll(0):
             b = self.stdin.read(1)
             if not b:
                 return None
             c = b[0]
+            if c == _ETX:
+                return _ETX
             if c == _NL or c == _CR:
                 if self.overlong:
                     self.overlong = False

@@ -1,6 +1,6 @@
 # Entry point on the board. On an ESP32 the PWM keeps running after main.py ends and
-# the REPL takes over (Ctrl-C from mpremote does exactly that), so whatever happens,
-# the finally below puts the motor outputs in their safe state. Before any module of the
+# the REPL takes over (an exception out of the app does exactly that), so whatever
+# happens, the finally below puts the motor outputs in their safe state. Before any module of the
 # pen runs, the deployed files are checked against their manifest (integrity.py).
 # Outside service mode main.py never ends at the REPL, where anyone could run anything:
 # whatever ends it resets the board, and a count of failed boots that survives the reset
@@ -11,6 +11,7 @@ import os
 import sys
 
 import machine
+import micropython
 
 # the application's modules (those it imports on its own are picked up on the way; codes
 # is protocol's to import: it drops codes from sys.modules once it holds the tables)
@@ -76,6 +77,10 @@ try:
                 why = ("INTEGRITY", problems[0][0] + " " + problems[0][1])
             else:
                 del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
+                # While the app runs, Ctrl-C interrupts nothing: a second one could land in
+                # a finally before the motor is off. The UART passes 0x03 on as a byte,
+                # which link.py makes a realtime STOP. Service mode keeps Ctrl-C for mpremote.
+                micropython.kbd_intr(-1)
                 gc.collect()
                 # A module deployed as source (pen deploy --source) is compiled here, which
                 # needs a large free block: the largest go first, with a collection after

@@ -123,18 +123,21 @@ HAZARDS = [
         "faults": ["ESTOP"],
         "tests": [INTERLOCK_TEST % "estop",
                   "hil_tests/test_interlocks.py::test_estop_cuts_driver_in_hardware_and_firmware",
-                  "hil_tests/test_lifecycle.py::test_estop_pin_interrupt_alone_stops_and_latches"],
+                  "hil_tests/test_lifecycle.py::test_estop_pin_interrupt_alone_stops_and_latches",
+                  "hil_tests/test_interlocks.py::test_every_short_estop_opening_is_latched"],
     },
     {
         "hazard": "needles keep running after the operator lost control",
-        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
+        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug; "
+                 "Ctrl-C bursts from a terminal or mpremote",
         "interlock": "link timeout during host-started runs; a heartbeat toggled once a "
                      "tick after the supervisor ran gates both drivers' enables in hardware "
                      "(a retriggerable monostable: a hung firmware loses them within 25 ms); "
                      "watchdog fed only after the supervisor ran; exceptions end in the "
                      "safe state, and outside service mode in a reset, never the REPL; "
                      "repeated failed boots end in a minimal lockout that imports no motor "
-                     "module; continuous run limit",
+                     "module; continuous run limit; Ctrl-C never interrupts the app "
+                     "(kbd_intr(-1)), it is a realtime STOP",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -147,8 +150,11 @@ HAZARDS = [
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
-                  "hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board"
-                  "_never_to_the_repl",
+                  "hil_tests/test_lifecycle.py::test_an_exception_out_of_the_app_leaves_the"
+                  "_motor_off_and_resets_never_to_the_repl",
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_bursts_while_running_are_a_realtime"
+                  "_stop_and_never_leave_the_app",
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_during_homing_stops_homing",
                   "hil_tests/test_deploy.py::test_a_firmware_that_cannot_boot_resets_into_the"
                   "_minimal_lockout_never_the_repl"],
     },

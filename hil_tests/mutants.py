@@ -21,6 +21,10 @@ from penctl.paths import FIRMWARE_DIR  # noqa: E402
 ROOT = Path(__file__).parents[1]
 
 
+CTRL_C_TEST = ("hil_tests/test_lifecycle.py::test_ctrl_c_bursts_while_running_are_a_realtime"
+               "_stop_and_never_leave_the_app")
+
+
 def no_trip(code):
     """Every place the supervisor would trip `code` returns 'no fault' instead."""
     old = "return self._trip(P.F_%s, " % code
@@ -59,14 +63,20 @@ MUTANTS = [
     ("INTERNAL: exceptions in the tick ignored",
      [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
      ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
-    ("Ctrl-C: no finally in main.py nor app.run()",
+    ("Exceptions: no finally in main.py nor app.run()",
      [("main.py", "except BaseException as e:  # printed before the reset below, where a "
        "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
        "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
       ("app.py", "    finally:\n        app.safe()\n",
        "    except KeyboardInterrupt:\n        raise\n")],
-     ["hil_tests/test_lifecycle.py::test_ctrl_c_stops_the_motor_and_resets_the_board_never"
-      "_to_the_repl"]),
+     ["hil_tests/test_lifecycle.py::test_an_exception_out_of_the_app_leaves_the_motor_off_and"
+      "_resets_never_to_the_repl"]),
+    ("Ctrl-C: kbd_intr(-1) removed (Ctrl-C interrupts the app)",
+     [("main.py", "                micropython.kbd_intr(-1)\n", "")],
+     [CTRL_C_TEST]),
+    ("Ctrl-C: realtime STOP byte ignored",
+     [("link.py", "            if c == _ETX:\n                return _ETX\n", "")],
+     [CTRL_C_TEST]),
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],
      [DEPLOY_TEST % "supervisor-edited"]),

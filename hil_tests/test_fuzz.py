@@ -3,7 +3,7 @@ with hostile values, floods. The firmware answers or ignores each, never crashes
 moves the motor, does not leak memory, and works normally right after.
 
 The board is left un-homed so no fuzzed START can legitimately run the motor. Ctrl-C
-(0x03) is left out: on the cable it means "stop the firmware" (see test_lifecycle).
+(0x03) is left out: on the cable it is the realtime STOP (see test_lifecycle).
 `make fuzz N=...` runs more examples.
 """
 

@@ -2,6 +2,8 @@
 physics side: PWM duty 0 and driver enable low), the fault latches with its code and
 readings, and clearing is refused while the cause persists and accepted after."""
 
+import sys
+import threading
 import time
 
 import pytest
@@ -77,3 +79,49 @@ def test_run_limit_stops_the_motor(ready_pen, board):
     wait_until(lambda: "RUN_LIMIT" in ready_pen.status().faults, 3, "run limit")
     assert motor_stopped(board)
     assert ready_pen.clear() == "READY"
+
+
+def test_every_short_estop_opening_is_latched(board, pen):
+    # 0.3 ms openings, far shorter than a tick: the supervisor's level check never sees
+    # them, the pin interrupt must (the ESP32's GPIO latches the edge, not the level)
+    for n in range(20):
+        board.pulse("estop", seconds=0.0003)
+        wait_until(lambda: pen.status().state == "ESTOP", 1,
+                   "opening %d of 20 latched as ESTOP" % (n + 1))
+        assert "pin interrupt" in pen.faults()[0]["detail"]
+        assert pen.clear() == "IDLE"  # the loop is closed again: CLEAR takes it
+
+
+def test_a_starved_physics_thread_trips_no_false_tach_lost(board, pen):
+    # The physics is a thread of this process: a busy host (here a CPU-bound thread and a
+    # 30 ms GIL switch interval) starves it while the VM ticks on. The tach count must not
+    # freeze into a TACH_LOST an operator would see next to a turning motor (hz=37).
+    pen.home()
+    # the longest link timeout: the client's keepalive thread starves as well, and a
+    # LINK_LOST from a silent host is a true fault, not the one under test
+    pen.set(depth_mm=0.5, rate_hz=37, link_timeout=2000)
+    pen.start()
+    wait_until(lambda: abs(pen.status().rate_hz - 37) < 3, 3, "motor at 37 Hz")
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            sum(range(20000))
+
+    hogger = threading.Thread(target=hog, daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.03)
+    hogger.start()
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            st = pen.status()
+            assert "TACH_LOST" not in st.faults and "STALL" not in st.faults, pen.faults()
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        hogger.join()
+        sys.setswitchinterval(interval)
+    st = pen.status()
+    assert st.state == "RUNNING", pen.faults()
+    pen.stop()

@@ -1,4 +1,5 @@
-"""What happens around the firmware: Ctrl-C, the main.py finally, crashes."""
+"""What happens around the firmware: Ctrl-C as a realtime STOP, the main.py finally,
+exceptions, a VM that dies (a panic), the watchdog."""
 
 import os
 import shutil
@@ -8,29 +9,61 @@ import pytest
 from conftest import motor_stopped, start_run, wait_until
 from penctl import Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
+from penctl.protocol import frame
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
 
 
-# main.py's except and finally replaced by a bare re-raise: Ctrl-C ends at the REPL
+# main.py's except and finally replaced by a bare re-raise of the planted bug: the board
+# ends at the REPL, as a firmware without them would
 MAIN_WITHOUT_FINALLY = ("except BaseException as e:  # printed before the reset below, where a "
                         "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
-                        "except KeyboardInterrupt:\n    raise\nif 0:\n    #")
+                        "except ValueError:\n    raise\nif 0:\n    #")
 
 
-def test_ctrl_c_stops_the_motor_and_resets_the_board_never_to_the_repl(board):
-    # outside service mode main.py never ends at the REPL (anyone could run anything
-    # there): the outputs are made safe, then the board resets into the firmware
+def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app(board):
+    # Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): a second one could land
+    # in main.py's finally before the motor is off. The byte is a realtime STOP instead,
+    # acted on even with a partial line in the buffer, and the VM never dies of it.
     pen = start_run(Pen(board.port), board)
-    pen._stop_keepalive()
+    wait_until(lambda: board.observe()["motor_hz"] > 50, 3, "motor up to speed")
+    resets = board.observe()["resets"]
+    pen.link.write_raw(b"7 STA")  # a frame cut short: the STOP does not wait for its end
+    seen = []
+    for _ in range(10):
+        pen.link.write_raw(b"\x03" * 16)
+        time.sleep(0.02)
+        seen.append(board.observe())
+    assert all(o["vm_running"] for o in seen), "the VM died of a Ctrl-C"
+    wait_until(lambda: motor_stopped(board), 3, "motor off after the realtime STOP")
+    assert board.crash is None and board.observe()["resets"] == resets
+    assert ">>> " not in board.output()  # still in the app, never at the REPL
+    pen.link.write_raw(b"\r\n")  # the cut frame ends: refused as malformed, nothing runs
+    # the board still answers frames, and ramps down to READY as after a STOP command
+    st = wait_until(lambda: (lambda st: st.state == "READY" and st)(pen.status()), 3, "READY")
+    assert not st.faults
+    # a second run stops the same way: the realtime STOP is the STOP command
+    pen.start()
+    wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor running again")
     pen.link.write_raw(b"\x03")
-    wait_until(lambda: motor_stopped(board), 2.0, "motor off after Ctrl-C")
-    wait_until(lambda: 2 in board.observe()["resets"], 5.0, "the reset")  # HARD
-    pen.link.close()
+    wait_until(lambda: motor_stopped(board), 3, "motor off after one Ctrl-C")
+    wait_until(lambda: pen.status().state == "READY", 3, "READY after one Ctrl-C")
+    pen.close()
+    assert board.observe()["vm_running"] and board.observe()["resets"] == resets
+
+
+def test_ctrl_c_during_homing_stops_homing(board):
     with Pen(board.port) as pen:
-        assert pen.status().state == "IDLE" and pen.info["reset"] == "HARD"
-    assert ">>> " not in board.output() and motor_stopped(board)
+        pen.request("HOME")
+        wait_until(lambda: pen.status().state == "HOMING", 2, "homing under way")
+        pen.link.write_raw(b"\x03\x03")
+        wait_until(lambda: pen.status().state == "IDLE", 2, "homing stopped by Ctrl-C")
+        depth = board.observe()["depth_mm"]
+        time.sleep(0.3)
+        # homing left where it stood, then the needles driven in to the switch, never out
+        assert board.observe()["depth_mm"] <= min(depth, 0.0) + 0.005
+    assert board.crash is None and board.observe()["resets"] == [1]
 
 
 def patched_firmware(tmp_path, name, old, new):
@@ -44,26 +77,63 @@ def patched_firmware(tmp_path, name, old, new):
     return fw
 
 
+# an exception that escapes the app (control_task is the one main() awaits): a planted bug
+PLANTED_ESCAPE = ("app.py", "            self.tick()\n",
+                  "            self.tick()\n            if self.ctl.params[P.P_TELEMETRY] == 7:\n"
+                  "                raise ValueError('planted bug')\n")
+
+
+def escape_from_the_app(board, pen, until, what):
+    """Trip PLANTED_ESCAPE on a running board: the app ends; wait until `until()`."""
+    pen._stop_keepalive()
+    pen.link.write_line(frame("99 SET telemetry=7"))  # no reply comes: the app is gone
+    wait_until(until, 3, what)
+    pen.link.close()
+
+
+def test_an_exception_out_of_the_app_leaves_the_motor_off_and_resets_never_to_the_repl(
+        tmp_path):
+    # main.py's and app.run()'s finally make the outputs safe; then, outside service mode,
+    # main.py resets the board into the firmware: the REPL would let anyone run anything
+    fw = patched_firmware(tmp_path, *PLANTED_ESCAPE)
+    with VirtualBoard(firmware_dir=fw) as board:
+        escape_from_the_app(board, start_run(Pen(board.port), board),
+                            lambda: 2 in board.observe()["resets"], "the reset")  # HARD
+        assert "planted bug" in board.output()
+        assert motor_stopped(board)
+        with Pen(board.port) as pen:
+            assert pen.info["reset"] == "HARD" and pen.status().state == "IDLE"
+        assert ">>> " not in board.output() and motor_stopped(board)
+        board.check()
+
+
 def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
-    patched_firmware(tmp_path, "main.py", MAIN_WITHOUT_FINALLY[0], MAIN_WITHOUT_FINALLY[1])
+    patched_firmware(tmp_path, *PLANTED_ESCAPE)
+    patched_firmware(tmp_path, "main.py", *MAIN_WITHOUT_FINALLY)
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
-                          "    except KeyboardInterrupt:\n        raise\n")
+                          "    except ValueError:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:
-        pen = start_run(Pen(board.port), board)
-        pen._stop_keepalive()
-        pen.link.write_raw(b"\x03")
-        wait_until(lambda: ">>> " in board.output(), 2.0, "REPL prompt")
+        escape_from_the_app(board, start_run(Pen(board.port), board),
+                            lambda: ">>> " in board.output(), "the REPL prompt")
         assert board.observe()["motor_duty"] > 0  # the hazard a missing finally leaves
-        pen.link.close()
 
 
-def test_crashed_vm_surfaces_as_error(board):
-    board.proc.kill()
+def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_again(board):
+    pen = start_run(Pen(board.port), board)
+    pen._stop_keepalive()
+    board.proc.kill()  # the chip panics
     wait_until(lambda: board.crash, 2.0, "crash noticed")
+    # noticed and reset in one pass of the board: whoever sees the crash sees the outputs off
+    assert motor_stopped(board)
     with pytest.raises(VirtualBoardError, match="VM exited"):
-        board.check()
+        board.check()  # recorded: a test cannot miss it although the board rebooted
+    pen.link.close()
+    with Pen(board.port) as pen:
+        assert pen.info["reset"] == "HARD"  # what an ESP32 reports after a panic
+        assert pen.status().state == "IDLE"
+    assert board.observe()["resets"] == [1, 2] and motor_stopped(board)
     board.crash = None  # the fixture's own check must not fail this test
 
 

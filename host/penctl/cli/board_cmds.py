@@ -34,9 +34,12 @@ def sim(ctx, board, download):
              "virtual board %r at %s%s  (Ctrl-C to stop)" % (
                  board, b.port, " in download mode" if download else ""))
         try:
-            while True:
+            told = 0
+            while True:  # a VM that dies is a panic: the board boots again; say so
                 time.sleep(0.5)
-                b.check()
+                for crash in b.crashes[told:]:
+                    click.echo("virtual board: panic, rebooted: %s" % crash, err=True)
+                told = len(b.crashes)
         except KeyboardInterrupt:
             pass
 

@@ -3,10 +3,12 @@ its pins, reached through a real serial device.
 
     host (pyserial) -> <tmp>/ttyPEN (symlink) -> PTY -> link bridge -> PTY -> VM stdin/stdout
 
-The bridge is the board's USB-UART: it turns a Ctrl-C into SIGINT for the VM (the unix
-port only sees Ctrl-C as a signal), injects link faults, and keeps serving while the VM
-restarts. The VM's flash is a directory; its peripherals are a register file shared
-with the physics thread (vm/simhw.py).
+The bridge is the board's USB-UART: it turns a Ctrl-C into SIGINT for a VM that catches
+it (the unix port only sees Ctrl-C as a signal while its interrupt character is set) and
+passes it on as a byte otherwise, injects link faults, and keeps serving while the VM
+restarts. A VM that dies is a chip that panicked: its outputs go to their reset state at
+once and it boots again; check() still reports the crash. The VM's flash is a directory;
+its peripherals are a register file shared with the physics thread (vm/simhw.py).
 """
 
 import ctypes
@@ -41,6 +43,18 @@ def _die_with_parent():
     # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _catches_sigint(pid):
+    """True if process pid has a handler for SIGINT (bit 2 of SigCgt in its status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def find_micropython():
@@ -84,7 +98,8 @@ class VirtualBoard:
         self.flash_dir = self.tmp / "flash"
         self.port = str(self.tmp / "ttyPEN0")
         self.proc = None
-        self.crash = None
+        self.crash = None  # the first crash, for check()
+        self.crashes = []
         self.resets = []
         self.power_cuts = 0
         self._brownout_at = None  # monotonic time the injected brown-out resets the chip
@@ -295,9 +310,16 @@ class VirtualBoard:
             self._spawn(PWRON_RESET)
 
     def _on_ctrl_c(self):
+        """Ctrl-C from the host: True if it became a KeyboardInterrupt in the VM, False if
+        the byte goes on to the VM's input. As the ESP32's UART raises KeyboardInterrupt
+        only while the interrupt character is set, SIGINT goes only to a VM that catches
+        it: the unix port's REPL and micropython.kbd_intr(-1) restore SIGINT's default
+        action, which would kill the VM instead."""
         proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        if proc is None or proc.poll() is not None or not _catches_sigint(proc.pid):
+            return False
+        proc.send_signal(signal.SIGINT)
+        return True
 
     # ---- physics thread --------------------------------------------------------------------
     def _physics_loop(self):
@@ -313,6 +335,7 @@ class VirtualBoard:
                     dt = min(step, elapsed)
                     self.physics.step(dt)
                     elapsed -= dt
+                self.regs[simhw.H_PHYS_MS] = int(now * 1000) & 0xFFFFFFFF  # see machine.py
                 self.physics.write_inputs()
                 self._time_reaction()
                 self._watch_vm(now)
@@ -411,10 +434,8 @@ class VirtualBoard:
             if code == 0 and self.bridge.at_repl:  # Ctrl-D at the REPL: soft reset
                 self.bridge.send_to_host(b"MPY: soft reboot\r\n")
                 self._spawn(SOFT_RESET, raw=self.bridge.raw_repl)
-            elif self.crash is None:
-                self.crash = "the MicroPython VM exited (code %s); its last output:\n%s" % (
-                    code, self.bridge.vm_output_tail())
-                self.proc = None
+            else:
+                self._panic(code)
             return
         if self._brownout_at is not None and now >= self._brownout_at:
             self.remove("brownout")
@@ -430,6 +451,20 @@ class VirtualBoard:
             self._spawn({1: SOFT_RESET, 2: HARD_RESET}.get(request, PWRON_RESET))
             return
         self._check_watchdog(now)
+
+    def _panic(self, code):
+        # A VM that died is a chip that panicked: an ESP32 resets at once (its outputs
+        # float to their reset state) and boots again, reporting a hard reset
+        # (ESP_RST_PANIC, modmachine.c). The crash stays recorded for check().
+        self._clear_outputs()
+        crash = "the MicroPython VM exited (code %s); its last output:\n%s" % (
+            code, self.bridge.vm_output_tail())
+        self.crash = self.crash or crash
+        self.crashes.append(crash)
+        self.bridge.send_to_host(b"\r\nvirtual board: the MicroPython VM died (code %s): a "
+                                 b"panic; rebooting\r\n" % str(code).encode())
+        self.proc = None
+        self._spawn(HARD_RESET)
 
     def _check_watchdog(self, now):
         timeout = self.regs[simhw.H_WDT_TIMEOUT_MS]
@@ -475,6 +510,19 @@ class VirtualBoard:
                 self._brownout_at = None
             self.physics.write_inputs()
 
+    def pulse(self, name, seconds=0.0003, **params):
+        """Inject a fault for `seconds`, then remove it: an e-stop loop that opens for a
+        fraction of a millisecond (a bounce, a loose contact). The physics does not step
+        meanwhile, but the pins show it, and the pin's edge count (simhw G_COUNT) keeps the
+        edge after the level is back, as the ESP32's GPIO interrupt latches an edge the
+        CPU never sees as a level."""
+        with self._lock:
+            self.inject(name, **params)
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:  # sleep() would overshoot a sub-ms pulse
+                pass
+            self.remove(name)
+
     def standin_heap_bytes(self):
         """Heap the VM's stand-ins (machine, the register file, flash.py's write counting
         if asked for) took before boot.py:
@@ -511,7 +559,8 @@ class VirtualBoard:
         return state
 
     def check(self):
-        """Raise VirtualBoardError if the VM crashed."""
+        """Raise VirtualBoardError if the VM crashed (died) since the board was made, even
+        though it booted again since."""
         if self.crash:
             raise VirtualBoardError(self.crash)
 

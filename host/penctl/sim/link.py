@@ -1,8 +1,10 @@
 """The virtual board's USB-UART: a bridge between the host's PTY and the VM's PTY.
 
-It carries bytes both ways, turns Ctrl-C from the host into SIGINT for a running VM
-(as the ESP32's UART driver turns it into KeyboardInterrupt), and can drop, corrupt,
-duplicate, delay or cut the traffic to test the protocol's integrity checks.
+It carries bytes both ways, turns Ctrl-C from the host into SIGINT for a VM that
+catches it (as the ESP32's UART driver turns it into KeyboardInterrupt while the
+interrupt character is set) and passes it on as a byte otherwise (at the REPL, or after
+`micropython.kbd_intr(-1)`), and can drop, corrupt, duplicate, delay or cut the traffic
+to test the protocol's integrity checks.
 """
 
 import collections
@@ -90,10 +92,9 @@ class LinkBridge:
             return
         out = bytearray()
         for b in self._degrade(data):
-            if b == CTRL_C and not self.at_repl:
-                self.on_ctrl_c()
-            else:
-                out.append(b)
+            if b == CTRL_C and self.on_ctrl_c():
+                continue  # became a KeyboardInterrupt
+            out.append(b)
         self.stats["to_vm"] += len(out)
         self._send(self.vm_master, bytes(out))
 
@@ -125,7 +126,7 @@ class LinkBridge:
                 continue
             if rng.random() < self._corrupt:
                 b ^= 1 << rng.randrange(7)
-                if b == CTRL_C:  # noise that forges Ctrl-C stops the firmware (safe, and a
+                if b == CTRL_C:  # noise that forges Ctrl-C is a realtime STOP (safe, and a
                     b ^= 0x40  # test of its own in test_lifecycle); here it stays garbage
                 self.stats["corrupted"] += 1
             out.append(b)

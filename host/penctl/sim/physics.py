@@ -214,8 +214,15 @@ class Physics:
         self._set_level("home_switch", 0 if at_home else 1)
 
     def _set_level(self, name, level):
-        n = simhw.slot(self.pins[name], simhw.G_IN)
+        # Each rising edge is counted on the pin (G_COUNT, before the level changes) as
+        # the ESP32's GPIO interrupt latches it: the stand-in's Pin.irq fires on a changed
+        # count, so an edge is seen even if the level is back before the VM looks.
+        gpio = self.pins[name]
+        n = simhw.slot(gpio, simhw.G_IN)
         if self.regs[n] != level or name not in self._levels:
+            if level and name in self._levels:
+                edges = simhw.slot(gpio, simhw.G_COUNT)
+                self.regs[edges] = (self.regs[edges] + 1) & 0xFFFFFFFF
             self._levels[name] = level
             self.regs[n] = level
             self.regs[simhw.H_IRQ_SEQ] = (self.regs[simhw.H_IRQ_SEQ] + 1) & 0xFFFFFFFF

@@ -23,6 +23,17 @@ def _regs():
 
 
 def _poll_irqs():
+    # The chip never runs ahead of its world: the physics is a host thread, and a busy
+    # host can starve it while the VM ticks on, which froze the tach count into a false
+    # TACH_LOST (no pulses for 4 ticks, 20 ms). So a peripheral access waits while the
+    # physics is more than 15 ms behind the VM's clock (both CLOCK_MONOTONIC): over any 4
+    # ticks it then moves at least 5 ms, yet a host thread's usual lag (the GIL's 5 ms
+    # switches) costs the VM no time. After 0.2 s it goes on (its physics thread gone).
+    n = 0
+    while n < 200 and 15 < (time.ticks_ms() - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
+            < 0x80000000:
+        time.sleep_ms(1)
+        n += 1
     # ESP32 Pin.irq callbacks are soft: scheduled, run between bytecodes. Here an
     # edge is noticed at the firmware's next peripheral access and scheduled the same way.
     seq = simhw.regs.get(simhw.H_IRQ_SEQ)
@@ -73,19 +84,29 @@ class Pin:
 
     def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
         self._handler = handler
+        self._trigger = 0  # the edges before this call are not its own
+        self._last = 0
+        self._check_edge()
         self._trigger = trigger
-        self._last = _regs().get(simhw.slot(self._id, simhw.G_IN))
         if handler is not None and self not in _irq_pins:
             _irq_pins.append(self)
         elif handler is None and self in _irq_pins:
             _irq_pins.remove(self)
 
     def _check_edge(self):
-        level = _regs().get(simhw.slot(self._id, simhw.G_IN))
-        if level == self._last:
-            return
-        self._last = level
-        if self._trigger & (Pin.IRQ_RISING if level else Pin.IRQ_FALLING):
+        # The ESP32's GPIO latches an edge, not a level: the physics counts each rising edge
+        # on the pin (G_COUNT), so an opening shorter than the gap between two looks still
+        # fires. Falling edges follow from that count and the level (each rise is undone by
+        # a fall). _last is count * 2 + level at the last look; no new names (the VM's
+        # interned names are scarce, see README).
+        r = _regs()
+        level = r.get(simhw.slot(self._id, simhw.G_IN))
+        n = r.get(simhw.slot(self._id, simhw.G_COUNT))
+        seq = self._last
+        self._last = (n << 1) | level
+        value = (n - (seq >> 1)) & 0xFFFFFFFF  # rising edges since the last look
+        if (self._trigger & Pin.IRQ_RISING and value
+                or self._trigger & Pin.IRQ_FALLING and value - level + (seq & 1) > 0):
             micropython.schedule(self._handler, self)
 
 

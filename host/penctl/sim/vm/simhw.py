@@ -21,6 +21,7 @@ H_REQUEST = const(6)  # VM asks the host for a reset: 1 soft, 2 hard, 3 power cu
 H_WRITE_POINTS = const(7)  # flash write points passed since the board was made (flash.py)
 H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
+H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
