@@ -11,6 +11,9 @@ from micropython import const
 _NL = const(10)
 _CR = const(13)
 _REMEMBER = const(8)  # replies kept for retries: more than the host has in flight
+# Bytes read per call: the link task's pass reads at most its lines' worth of them, so a
+# flood cannot hold the control tick off (several calls per pass keep up with the wire).
+_BURST = const(96)
 
 
 class Link:
@@ -27,8 +30,11 @@ class Link:
         self.executed = 0
 
     def read_line(self):
-        """One complete line as str, or None when no full line is waiting."""
-        while self.poll.poll(0):
+        """One complete line as str, or None when no full line is waiting or _BURST bytes
+        were read without ending one (the rest waits for the next call)."""
+        n = _BURST
+        while n and self.poll.poll(0):
+            n -= 1
             b = self.stdin.read(1)
             if not b:
                 return None
