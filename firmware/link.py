@@ -1,6 +1,7 @@
 # The serial link to the host over the REPL's UART (sys.stdin/sys.stdout): assembles
-# lines byte by byte (sys.stdin.read(n) can block on ESP32 after poll), answers repeated
-# sequence numbers with the first reply, and writes frames. No control characters are
+# lines byte by byte (sys.stdin.read(n) can block on ESP32 after poll), answers a repeated
+# frame with its first reply (a sequence number reused for another frame is refused), and
+# writes frames. No control characters are
 # ever sent, so a terminal or mpremote on the same cable sees plain text.
 import select
 import sys
@@ -24,7 +25,7 @@ class Link:
         self.buf = bytearray(P.MAX_LINE)
         self.len = 0
         self.overlong = False
-        self.answered = []  # (seq, reply) of the last _REMEMBER commands
+        self.answered = []  # [seq, frame's CRC, reply] of the last _REMEMBER commands
         self.frames_ok = 0
         self.frames_bad = 0
         self.executed = 0
@@ -65,15 +66,26 @@ class Link:
 
     def reply(self, seq, body):
         text = "%d %s" % (seq, body)
-        self.answered.append((seq, text))
-        if len(self.answered) > _REMEMBER:
-            self.answered.pop(0)
+        last = self.answered[-1] if self.answered else None
+        if last and last[0] == seq and last[2] is None:
+            last[2] = text  # the answer repeat() keeps for this frame
         self.send(text)
 
-    def repeat(self, seq):
-        """True (and the first reply resent) if seq was already answered."""
-        for done, text in self.answered:
-            if done == seq:
-                self.send(text)
+    def repeat(self, seq, line):
+        """True if the frame `line` (sequence number seq) is answered here: with its first
+        reply, if it was answered already, or with ERR SEQ_REUSED, if seq was answered for
+        another frame (a second writer, a stale host); neither runs. False for a new seq,
+        which is remembered, by its frame's CRC, for the reply to come."""
+        crc = line.rstrip()[-8:]  # unframe checked it: the CRC of the request's body
+        for done in self.answered:
+            if done[0] == seq:
+                if done[1] == crc and done[2]:
+                    self.send(done[2])
+                else:
+                    self.send("%d ERR SEQ_REUSED : sequence number %d was answered for "
+                              "another frame; send this one with a new number" % (seq, seq))
                 return True
+        self.answered.append([seq, crc, None])
+        if len(self.answered) > _REMEMBER:
+            self.answered.pop(0)
         return False

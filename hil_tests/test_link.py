@@ -172,3 +172,39 @@ def _latched(pen, code):
         return code in pen.status().faults
     except LinkError:
         return False
+
+
+@pytest.mark.injects
+def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running_pen, board):
+    # Another program on the port sends KA frames under the numbers the Pen will use next:
+    # the board must not answer the Pen's STOP (nor its STATUS) with what it answered them.
+    running_pen.set(link_timeout=2000)
+    other = serial.serial_for_url(board.port, baudrate=115200, exclusive=False)
+    try:
+        first = running_pen._seq + 1
+        other.write(b"".join(P.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()
+                             + b"\n" for i in range(8)))
+        other.flush()
+        time.sleep(0.3)  # all eight answered (the Pen's keepalive may take some numbers)
+        st = running_pen.stop()
+    finally:
+        other.close()
+    assert st.state == "READY" and st.faults == []
+    wait_until(lambda: motor_stopped(board), 1, "motor off after STOP")
+    time.sleep(0.5)
+    st = running_pen.status()
+    assert st.state == "READY" and st.faults == [], "stopped by STOP, not by a lost link"
+
+
+def test_a_reused_sequence_number_is_refused_and_hello_forgets_the_numbers(pen):
+    seq = pen._next_seq()
+    pen.link.write_line(P.frame("%d STATUS" % seq))
+    assert "st" in pen.link.wait_reply(seq, 1.0)[0]
+    pen.link.write_line(P.frame("%d HOME" % seq))  # the same number for another frame
+    assert pen.link.wait_reply(seq, 1.0)[0] == {"err": "SEQ_REUSED"}
+    time.sleep(0.2)
+    assert pen.status().state == "IDLE"  # HOME did not run
+    pen.request("HELLO")  # a new session: the numbers before it are not this host's
+    pen.link.write_line(P.frame("%d HOME" % seq))
+    assert pen.link.wait_reply(seq, 1.0)[0].get("err") is None
+    pen.wait_for("READY")

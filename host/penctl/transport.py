@@ -103,6 +103,11 @@ class Transport:
                 self.telemetry.get_nowait()
             self.telemetry.put(fields)
 
+    def forget(self, seq):
+        """Drop a reply for seq that arrived before its request was sent."""
+        with self._cond:
+            self._replies.pop(seq, None)
+
     def wait_reply(self, seq, timeout, boots=None):
         """(fields, message) for seq, or None on timeout or when the board restarts (a
         BOOT event while boots was the count). A '-' error (garbled frame) is returned
