@@ -227,9 +227,13 @@ class Pen:
     def stop(self, timeout=5.0):
         """Ramp the motor down; returns the status once the board reports a state other
         than RUNNING. Raises LinkError (TIMEOUT) if it still runs after `timeout` s: an
-        answer to STOP alone is no proof (another writer on the port can make one)."""
+        answer to STOP alone is no proof (another writer on the port can make one).
+        timeout=0 returns None once STOP was answered, for a caller that shows the state
+        as it changes (pen monitor)."""
         try:
             self.request("STOP")
+            if not timeout:
+                return None
             deadline = time.monotonic() + timeout
             while True:
                 st = self.status()
