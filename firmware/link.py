@@ -25,7 +25,7 @@ class Link:
         self.buf = bytearray(P.MAX_LINE)
         self.len = 0
         self.overlong = False
-        self.answered = []  # [seq, frame's CRC, reply] of the last _REMEMBER commands
+        self.answered = []  # (seq, frame's CRC, reply) of the last _REMEMBER commands
         self.frames_ok = 0
         self.frames_bad = 0
         self.executed = 0
@@ -68,7 +68,7 @@ class Link:
         text = "%d %s" % (seq, body)
         last = self.answered[-1] if self.answered else None
         if last and last[0] == seq and last[2] is None:
-            last[2] = text  # the answer repeat() keeps for this frame
+            self.answered[-1] = (seq, last[1], text)  # the answer repeat() keeps for it
         self.send(text)
 
     def repeat(self, seq, line):
@@ -76,16 +76,17 @@ class Link:
         reply, if it was answered already, or with ERR SEQ_REUSED, if seq was answered for
         another frame (a second writer, a stale host); neither runs. False for a new seq,
         which is remembered, by its frame's CRC, for the reply to come."""
-        crc = line.rstrip()[-8:]  # unframe checked it: the CRC of the request's body
+        # 28 bits of the CRC unframe checked (the request body's): a small int on an ESP32
+        crc = int(line.rstrip()[-7:], 16)
         for done in self.answered:
             if done[0] == seq:
                 if done[1] == crc and done[2]:
                     self.send(done[2])
                 else:
-                    self.send("%d ERR SEQ_REUSED : sequence number %d was answered for "
-                              "another frame; send this one with a new number" % (seq, seq))
+                    self.send("%d ERR SEQ_REUSED : %d answered another frame; use a new "
+                              "one" % (seq, seq))
                 return True
-        self.answered.append([seq, crc, None])
+        self.answered.append((seq, crc, None))
         if len(self.answered) > _REMEMBER:
             self.answered.pop(0)
         return False
