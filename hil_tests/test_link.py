@@ -151,7 +151,8 @@ def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board
     to_vm = board.bridge.stats["to_vm"]
     with Flood(board.port, kind, first_seq, factor) as flood:
         time.sleep(0.5)
-        assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection"
+        assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection: " \
+            + "; ".join(line for line in board.output().splitlines() if "FAULT" in line)
         board.inject("overtemp")
         wait_until(lambda: motor_stopped(board), 5.0, "motor off after overtemp under a flood")
         time.sleep(0.5)  # the flood goes on with the motor stopped: no watchdog reset now either
