@@ -107,9 +107,12 @@ HAZARDS = [
     },
     {
         "hazard": "needles keep running after the operator lost control",
-        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug",
+        "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug; "
+                 "a flood on the link; a second program on the port answering for STOP",
         "interlock": "link timeout during host-started runs; watchdog fed only after the "
-                     "supervisor ran; exceptions end in the safe state; continuous run limit",
+                     "supervisor ran; exceptions end in the safe state; continuous run limit; "
+                     "the link's work bounded per pass of the loop; retries matched on the "
+                     "whole frame, and stop() confirmed by the board's state",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -120,7 +123,13 @@ HAZARDS = [
                   "hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and"
                   "_reports_internal",
                   "hil_tests/test_interlocks.py::test_run_limit_stops_the_motor",
-                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl"],
+                  "hil_tests/test_lifecycle.py::test_ctrl_c_leaves_motor_off_and_board_at_repl",
+                  "hil_tests/test_link.py::test_a_flood_on_the_link_does_not_starve_the_control"
+                  "_tick[lines-100]",
+                  "hil_tests/test_link.py::test_a_flood_on_the_link_does_not_starve_the_control"
+                  "_tick[bytes-100]",
+                  "hil_tests/test_link.py::test_a_second_writer_taking_the_pens_next_numbers"
+                  "_cannot_fake_a_stop"],
     },
     {
         "hazard": "needles run on a failed sensor",
@@ -170,6 +179,8 @@ HAZARDS = [
                   "hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed",
                   "hil_tests/test_link.py::test_repeated_sequence_number_gets_first_answer"
                   "_without_running_twice",
+                  "hil_tests/test_link.py::test_a_reused_sequence_number_is_refused_and_hello"
+                  "_forgets_the_numbers",
                   "hil_tests/test_refusals.py::test_unknown_and_malformed_commands_refused"],
     },
     {
