@@ -111,6 +111,8 @@ ERRORS = (
     ("INTERNAL", ("unexpected firmware error")),
     ("STORAGE", ("the board could not save to or read from its flash")),
     ("RESTARTED", ("the board restarted since this host's HELLO; nothing was run: HELLO again")),
+    ("SEQ_REUSED", ("sequence number already answered for another frame; nothing was run: "
+                    "send it with a new number")),
 )
 
 # Settable parameters: name, unit, decimals on the wire, min, max, step (all in

@@ -32,7 +32,7 @@ class Commands:
             seq, cmd, args = P.parse_request(body)
             link.frames_ok += 1
             self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
-            if link.repeat(seq):
+            if link.repeat(seq, line):
                 return
             name = P.COMMANDS[cmd][0]
             if not self.greeted and name != "HELLO":

@@ -1,6 +1,7 @@
 # The serial link to the host over the REPL's UART (sys.stdin/sys.stdout): assembles
-# lines byte by byte (sys.stdin.read(n) can block on ESP32 after poll), answers repeated
-# sequence numbers with the first reply, and writes frames. No control characters are
+# lines byte by byte (sys.stdin.read(n) can block on ESP32 after poll), answers a repeated
+# frame with its first reply (a sequence number reused for another frame is refused), and
+# writes frames. No control characters are
 # ever sent, so a terminal or mpremote on the same cable sees plain text.
 import select
 import sys
@@ -12,6 +13,9 @@ _NL = const(10)
 _CR = const(13)
 _ETX = const(3)  # Ctrl-C: the realtime STOP (main.py turns KeyboardInterrupt off)
 _REMEMBER = const(8)  # replies kept for retries: more than the host has in flight
+# Bytes read per call: the link task's pass reads at most its lines' worth of them, so a
+# flood cannot hold the control tick off (several calls per pass keep up with the wire).
+_BURST = const(96)
 
 
 class Link:
@@ -22,16 +26,19 @@ class Link:
         self.buf = bytearray(P.MAX_LINE)
         self.len = 0
         self.overlong = False
-        self.answered = []  # (seq, reply) of the last _REMEMBER commands
+        self.answered = []  # (seq, frame's CRC, reply) of the last _REMEMBER commands
         self.frames_ok = 0
         self.frames_bad = 0
         self.executed = 0
 
     def read_line(self):
-        """One complete line as str, None when no full line is waiting, or _ETX (3) for a
+        """One complete line as str; None when no full line is waiting or _BURST bytes were
+        read without ending one (the rest waits for the next call); or _ETX (3) for a
         Ctrl-C: a realtime STOP, acted on at once and outside the line buffer (as grbl's
         realtime bytes), so a partial line neither delays it nor is lost by it."""
-        while self.poll.poll(0):
+        n = _BURST
+        while n and self.poll.poll(0):
+            n -= 1
             b = self.stdin.read(1)
             if not b:
                 return None
@@ -64,15 +71,27 @@ class Link:
 
     def reply(self, seq, body):
         text = "%d %s" % (seq, body)
-        self.answered.append((seq, text))
-        if len(self.answered) > _REMEMBER:
-            self.answered.pop(0)
+        last = self.answered[-1] if self.answered else None
+        if last and last[0] == seq and last[2] is None:
+            self.answered[-1] = (seq, last[1], text)  # the answer repeat() keeps for it
         self.send(text)
 
-    def repeat(self, seq):
-        """True (and the first reply resent) if seq was already answered."""
-        for done, text in self.answered:
-            if done == seq:
-                self.send(text)
+    def repeat(self, seq, line):
+        """True if the frame `line` (sequence number seq) is answered here: with its first
+        reply, if it was answered already, or with ERR SEQ_REUSED, if seq was answered for
+        another frame (a second writer, a stale host); neither runs. False for a new seq,
+        which is remembered, by its frame's CRC, for the reply to come."""
+        # 28 bits of the CRC unframe checked (the request body's): a small int on an ESP32
+        crc = int(line.rstrip()[-7:], 16)
+        for done in self.answered:
+            if done[0] == seq:
+                if done[1] == crc and done[2]:
+                    self.send(done[2])
+                else:
+                    self.send("%d ERR SEQ_REUSED : %d answered another frame; use a new "
+                              "one" % (seq, seq))
                 return True
+        self.answered.append((seq, crc, None))
+        if len(self.answered) > _REMEMBER:
+            self.answered.pop(0)
         return False

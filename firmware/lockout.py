@@ -58,7 +58,7 @@ class Lockout:
         except P.ProtocolError as e:
             link.send("- ERR %s : %s" % (e.code, e.message))
             return
-        if link.repeat(seq):
+        if link.repeat(seq, line):
             return
         name = P.COMMANDS[cmd][0]
         if name not in _ANSWERED:

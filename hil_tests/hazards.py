@@ -129,7 +129,8 @@ HAZARDS = [
     {
         "hazard": "needles keep running after the operator lost control",
         "cause": "host program hangs or the cable is pulled; firmware hangs; firmware bug; "
-                 "Ctrl-C bursts from a terminal or mpremote",
+                 "Ctrl-C bursts from a terminal or mpremote; a flood on the link; a second "
+                 "program on the port answering for STOP",
         "interlock": "link timeout during host-started runs; a heartbeat toggled once a "
                      "tick after the supervisor ran gates both drivers' enables in hardware "
                      "(a retriggerable monostable: a hung firmware loses them within 25 ms); "
@@ -137,7 +138,9 @@ HAZARDS = [
                      "safe state, and outside service mode in a reset, never the REPL; "
                      "repeated failed boots end in a minimal lockout that imports no motor "
                      "module; continuous run limit; Ctrl-C never interrupts the app "
-                     "(kbd_intr(-1)), it is a realtime STOP",
+                     "(kbd_intr(-1)), it is a realtime STOP; the link's work bounded per "
+                     "pass of the loop; retries matched on the whole frame, and stop() "
+                     "confirmed by the board's state",
         "faults": ["LINK_LOST", "WATCHDOG", "INTERNAL", "RUN_LIMIT"],
         "tests": ["hil_tests/test_link.py::test_silent_host_during_run_stops_motor_within"
                   "_link_timeout",
@@ -156,7 +159,13 @@ HAZARDS = [
                   "_stop_and_never_leave_the_app",
                   "hil_tests/test_lifecycle.py::test_ctrl_c_during_homing_stops_homing",
                   "hil_tests/test_deploy.py::test_a_firmware_that_cannot_boot_resets_into_the"
-                  "_minimal_lockout_never_the_repl"],
+                  "_minimal_lockout_never_the_repl",
+                  "hil_tests/test_link.py::test_a_flood_on_the_link_does_not_starve_the_control"
+                  "_tick[lines-100]",
+                  "hil_tests/test_link.py::test_a_flood_on_the_link_does_not_starve_the_control"
+                  "_tick[bytes-100]",
+                  "hil_tests/test_link.py::test_a_second_writer_taking_the_pens_next_numbers"
+                  "_cannot_fake_a_stop"],
     },
     {
         "hazard": "needles run on a failed sensor",
@@ -218,6 +227,8 @@ HAZARDS = [
                   "hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed",
                   "hil_tests/test_link.py::test_repeated_sequence_number_gets_first_answer"
                   "_without_running_twice",
+                  "hil_tests/test_link.py::test_a_reused_sequence_number_is_refused_and_hello"
+                  "_forgets_the_numbers",
                   "hil_tests/test_refusals.py::test_unknown_and_malformed_commands_refused"],
     },
     {

@@ -1,6 +1,7 @@
 """The `pen` command as an operator or a script meets it: human and --json output, one
 clear sentence per failure, a distinct exit code per failure class."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 
 import pytest
 from conftest import motor_stopped, wait_until
+from penctl.record import COLUMNS
 
 USAGE, REFUSED, FAULT, LINK = 2, 3, 4, 5
 
@@ -89,3 +91,35 @@ def test_log_shows_boots_and_states_and_pages_from_a_record(port):
     human = pen(port, "log", "--boots", "1").stdout
     assert "BOOT" in human and "reset=" in human
     assert pen(port, "log", "--since", "-1").returncode == USAGE
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--foo"], ["no such option '--foo'", "`pen --help`"]),
+    (["status", "--foo"], ["no such option '--foo'", "`pen status --help`"]),
+    (["nosuch"], ["no such command 'nosuch'", "`pen --help`"]),
+    (["set", "--depth", "deep"], ["'deep' is not a valid float", "`pen set --help`"]),
+    (["plot"], ["missing argument 'SESSION.CSV'", "`pen plot --help`"]),
+    (["status"], ["no port", "pen ports"]),
+])
+def test_a_usage_error_is_one_sentence_with_exit_code_2(args, words):
+    done = pen(None, *args)
+    assert done.returncode == USAGE
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+@pytest.mark.parametrize("cells", [{}, {"rate_hz": "nan", "temperature_c": "nan"}])
+def test_plot_of_telemetry_rows_without_readings_is_an_error(tmp_path, cells):
+    path, png = tmp_path / "blank.csv", tmp_path / "blank.png"
+    rows = []
+    for i in range(3):
+        row = dict.fromkeys(COLUMNS, "")
+        row.update(cells, time_s="%.3f" % (0.05 * i), kind="telemetry", state="IDLE")
+        rows.append([row[c] for c in COLUMNS])
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([COLUMNS, *rows])
+    done = pen(None, "plot", str(path), "-o", str(png))
+    assert done.returncode == USAGE and "no telemetry rows with readings" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "plotted" not in done.stdout
+    assert not png.exists()

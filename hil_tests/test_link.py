@@ -1,10 +1,14 @@
 """Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
 
 import os
+import threading
 import time
 
 import pytest
+import serial
 from conftest import motor_stopped, wait_until
+from hazards import stated_reaction_ticks
+from penctl import LinkError
 from penctl import protocol as P
 
 
@@ -89,3 +93,119 @@ def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board):
 def test_delayed_and_duplicated_bytes_still_run_each_command_once(pen, board):
     run_each_once(pen, board, "run_limit", list(range(100, 120)), 30, 0.3, duplicate=0.01,
                   delay_s=0.08, seed=5)
+
+
+WIRE_BYTES_PER_S = 115200 // 10  # 8N1: ten bits a byte
+
+
+class Flood:
+    """A second writer on the board's port, at `factor` times the wire rate, from a host
+    thread: newline-ended lines (valid KA frames and frames with a bad CRC, which the
+    board answers), or printable bytes that never end a line."""
+
+    def __init__(self, port, kind, first_seq, factor=4):
+        self.serial = serial.serial_for_url(port, baudrate=115200, exclusive=False)
+        self.rate = WIRE_BYTES_PER_S * factor
+        if kind == "lines":
+            lines = []
+            for i in range(40):
+                line = P.frame("%d KA" % (first_seq + i))
+                lines.append(line if i % 2 else line[:-1] + ("0" if line[-1] != "0" else "1"))
+            self.chunk = ("\n".join(lines) + "\n").encode()
+        else:
+            self.chunk = b"0123456789abcdefghijklmnopqrstuvwxyz" * 16
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="flood")
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            due = self.sent / self.rate - (time.monotonic() - t0)
+            if due > 0:
+                self._stop.wait(min(due, 0.01))
+                continue
+            self.serial.write(self.chunk)
+            self.sent += len(self.chunk)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.serial.close()
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("factor", [4, 100])
+@pytest.mark.parametrize("kind", ["lines", "bytes"])
+def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board, kind,
+                                                              factor):
+    # 4x the wire rate, and far beyond what the board can read (the virtual board's UART
+    # is not paced at its baud rate, so the excess waits in or overflows its buffer)
+    # the flood drowns the Pen's own keepalives: only a fault we inject may stop the motor
+    running_pen.set(link_timeout=2000)
+    first_seq = (running_pen._seq + 20000) % (P.SEQ_MAX - 100) + 1
+    to_vm = board.bridge.stats["to_vm"]
+    with Flood(board.port, kind, first_seq, factor) as flood:
+        time.sleep(0.5)
+        assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection: " \
+            + "; ".join(line for line in board.output().splitlines() if "FAULT" in line)
+        board.inject("overtemp")
+        wait_until(lambda: motor_stopped(board), 5.0, "motor off after overtemp under a flood")
+        time.sleep(0.5)  # the flood goes on with the motor stopped: no watchdog reset now either
+        flooded = flood.sent
+    assert board.bridge.stats["to_vm"] - to_vm >= min(flooded, 2 * WIRE_BYTES_PER_S)
+    stated = stated_reaction_ticks("overtemp", board.definition)
+    assert board.reaction_ticks() is not None
+    assert 0 < board.reaction_ticks() <= stated, "motor off after %s ticks, stated %d" % (
+        board.reaction_ticks(), stated)
+    assert 3 not in board.observe()["resets"], "the watchdog reset the board under the flood"
+    board.remove("overtemp")
+    # the board works off what the flood left in its UART buffer, answering each bad frame
+    wait_until(lambda: _latched(running_pen, "OVERTEMP"), 30.0, "the link answers again")
+
+
+def _latched(pen, code):
+    try:
+        return code in pen.status().faults
+    except LinkError:
+        return False
+
+
+@pytest.mark.injects
+def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running_pen, board):
+    # Another program on the port sends KA frames under the numbers the Pen will use next:
+    # the board must not answer the Pen's STOP (nor its STATUS) with what it answered them.
+    running_pen.set(link_timeout=2000)
+    other = serial.serial_for_url(board.port, baudrate=115200, exclusive=False)
+    try:
+        first = running_pen._seq + 1
+        other.write(b"".join(P.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()
+                             + b"\n" for i in range(8)))
+        other.flush()
+        time.sleep(0.3)  # all eight answered (the Pen's keepalive may take some numbers)
+        st = running_pen.stop()
+    finally:
+        other.close()
+    assert st.state == "READY" and st.faults == []
+    wait_until(lambda: motor_stopped(board), 1, "motor off after STOP")
+    time.sleep(0.5)
+    st = running_pen.status()
+    assert st.state == "READY" and st.faults == [], "stopped by STOP, not by a lost link"
+
+
+def test_a_reused_sequence_number_is_refused_and_hello_forgets_the_numbers(pen):
+    seq = pen._next_seq()
+    pen.link.write_line(P.frame("%d STATUS" % seq))
+    assert "st" in pen.link.wait_reply(seq, 1.0)[0]
+    pen.link.write_line(P.frame("%d HOME" % seq))  # the same number for another frame
+    assert pen.link.wait_reply(seq, 1.0)[0] == {"err": "SEQ_REUSED"}
+    time.sleep(0.2)
+    assert pen.status().state == "IDLE"  # HOME did not run
+    pen.request("HELLO")  # a new session: the numbers before it are not this host's
+    pen.link.write_line(P.frame("%d HOME" % seq))
+    assert pen.link.wait_reply(seq, 1.0)[0].get("err") is None
+    pen.wait_for("READY")

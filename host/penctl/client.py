@@ -102,19 +102,34 @@ class Pen:
             self.link.close()
 
     # ---- requests -------------------------------------------------------------------------
-    def _next_seq(self):
+    def _next_seq(self, fresh=False):
         with self._seq_lock:
+            if fresh:  # away from numbers another writer may have taken after ours
+                self._seq = random.randrange(1, P.SEQ_MAX)
             self._seq = self._seq % P.SEQ_MAX + 1
             return self._seq
 
     def request(self, command, retries=None, **params):
         """Send a command; returns (fields, message) of its OK reply. Retries (the Pen's
-        unless given) reuse the sequence number, so the board never runs a command twice."""
-        seq = self._next_seq()
-        body = " ".join([str(seq), command] + ["%s=%s" % (k, _wire_value(v))
-                                                for k, v in params.items()])
-        line = P.frame(body)
+        unless given) reuse the sequence number, so the board never runs a command twice.
+        A number the board answered for another frame (SEQ_REUSED: another writer on the
+        port, or a stale host) is refused without running; the command goes once more
+        under a fresh number."""
+        args = ["%s=%s" % (k, _wire_value(v)) for k, v in params.items()]
+        for fresh in (False, True):
+            fields, message = self._exchange(command, self._next_seq(fresh), args, retries)
+            if fields.get("err") != "SEQ_REUSED":
+                break
+        if "err" in fields:
+            raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
+                               fields["err"])
+        return fields, message
+
+    def _exchange(self, command, seq, args, retries):
+        """(fields, message) of the board's answer to seq, through resends."""
+        line = P.frame(" ".join([str(seq), command] + args))
         boots = self.link.boots
+        self.link.forget(seq)  # an answer to someone else's frame with this number
         for _ in range((self.retries if retries is None else retries) + 1):
             self.link.write_line(line)
             reply = self.link.wait_reply(seq, self.timeout, boots)
@@ -126,13 +141,9 @@ class Pen:
                     # no resend (the board also refuses it until a new HELLO)
                     raise self._restarted(command, "it may or may not have been done")
                 continue  # lost, or the board could not read our frame: send it again
-            fields, message = reply
-            if fields.get("err") == "RESTARTED":
+            if reply[0].get("err") == "RESTARTED":
                 raise self._restarted(command, "it was not run")
-            if "err" in fields:
-                raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
-                                   fields["err"])
-            return fields, message
+            return reply
         raise self._no_answer(command)
 
     def _restarted(self, command, outcome):
@@ -147,12 +158,29 @@ class Pen:
                                                                   command, outcome), "RESET")
 
     def _no_answer(self, command):
-        if self.link.at_repl:
-            return LinkError("the board is at the MicroPython REPL, not running the pen "
-                             "firmware: soft-reset it (Ctrl-D) or power-cycle it", "REPL")
+        port = self.link.port
+        kind, service, main = self.link.probe_repl()
+        if service:
+            return LinkError(
+                "the board on %s is in service mode: the pen firmware does not run, and a "
+                "reset brings it back to service mode; leave it with `mpremote connect %s fs "
+                "rm :service + reset` (`pen deploy` also leaves it)" % (port, port), "REPL")
+        where = {"raw": "MicroPython's raw REPL (where mpremote or another tool left it)",
+                 "repl": "the MicroPython REPL"}.get(kind)
+        if where and main is False:
+            return LinkError("the board on %s is at %s and has no pen firmware on its flash: "
+                             "deploy it with `pen deploy`" % (port, where), "REPL")
+        if kind == "raw":
+            return LinkError("the board on %s is at %s, not running the pen firmware: reset "
+                             "it with `mpremote connect %s reset`, its EN button or a power "
+                             "cycle" % (port, where, port), "REPL")
+        if kind == "repl":
+            return LinkError("the board on %s is at %s, not running the pen firmware: "
+                             "soft-reset it (Ctrl-D in a terminal, or `mpremote connect %s "
+                             "reset`) or power-cycle it" % (port, where, port), "REPL")
         return LinkError("no answer to %s from %s after %d tries; check the cable and that "
-                         "the pen firmware is running" % (command, self.link.port,
-                                                          self.retries + 1), "NO_ANSWER")
+                         "the pen firmware is running" % (command, port, self.retries + 1),
+                         "NO_ANSWER")
 
     def _connect(self, deadline_s):
         deadline = time.monotonic() + deadline_s
@@ -203,14 +231,25 @@ class Pen:
         self._start_keepalive()
 
     def stop(self, timeout=5.0):
-        """Ramp the motor down; returns the status once the board left RUNNING."""
-        self.request("STOP")
+        """Ramp the motor down; returns the status once the board reports a state other
+        than RUNNING. Raises LinkError (TIMEOUT) if it still runs after `timeout` s: an
+        answer to STOP alone is no proof (another writer on the port can make one).
+        timeout=0 returns None once STOP was answered, for a caller that shows the state
+        as it changes (pen monitor)."""
         try:
+            self.request("STOP")
+            if not timeout:
+                return None
             deadline = time.monotonic() + timeout
             while True:
                 st = self.status()
-                if st.state != "RUNNING" or time.monotonic() > deadline:
+                if st.state in P.STATES and st.state != "RUNNING":
                     return st
+                if time.monotonic() > deadline:
+                    raise LinkError(
+                        "the board still reports %s %.1f s after STOP: it has not stopped; "
+                        "the keepalive ends now, so its link timeout stops it, else press the "
+                        "e-stop" % (st.state, timeout), "TIMEOUT")
                 time.sleep(0.05)
         finally:
             self._stop_keepalive()

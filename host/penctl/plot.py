@@ -25,9 +25,10 @@ def render(source, png_path):
     its Path. Raises UsageError when there is nothing to draw or no matplotlib."""
     rows = read(source) if isinstance(source, (str, Path)) else list(source)
     telemetry = [r for r in rows if r["kind"] == "telemetry"]
-    if not telemetry:
-        raise UsageError("%s has no telemetry rows to plot; record with the board "
-                         "connected and telemetry on" % _name(source))
+    if not any(_drawable(r[measured]) for r in telemetry for _, measured, _ in PANELS):
+        raise UsageError("%s has no telemetry rows %sto plot; record with the board "
+                         "connected and telemetry on" % (
+                             _name(source), "with readings " if telemetry else ""))
     figure = _figure()
     axes = figure.subplots(len(PANELS), 1, sharex=True)
     times = [r["time_s"] for r in telemetry]
@@ -82,6 +83,10 @@ def _draw_panel(ax, times, telemetry, label, measured, target):
         ax.legend(loc="upper right", fontsize="small")
     ax.set_ylabel(label)
     ax.grid(True, alpha=0.3)
+
+
+def _drawable(value):
+    return value is not None and math.isfinite(value)
 
 
 def _values(rows, column):

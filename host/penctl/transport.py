@@ -3,14 +3,24 @@ and sorts them into replies (by sequence number), events and telemetry."""
 
 import collections
 import queue
+import re
 import threading
+import time
 
 import serial
 
 from . import protocol as P
 from .errors import LinkError
+from .paths import firmware_module
 
 REPL_MARKERS = (">>> ", "raw REPL; CTRL-B to exit")
+RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
+# what the board prints when main.py finds the service flag (firmware/main.py)
+SERVICE_BANNER = "pen: service mode"
+# Read-only, and its echo (the friendly REPL echoes) cannot match PROBE_ANSWER.
+PROBE = "import os;_l=os.listdir();print('pen-'+'probe',%r in _l,'main.py' in _l or " \
+        "'main.mpy' in _l)"
+PROBE_ANSWER = re.compile(rb"pen-probe (True|False) (True|False)")
 
 
 class Transport:
@@ -31,6 +41,7 @@ class Transport:
         self.noise = collections.deque(maxlen=40)  # lines that were not frames
         self.counts = collections.Counter()
         self.at_repl = False
+        self.heard = b""  # the last bytes read, for probe_repl()
         self.boots = 0  # BOOT events seen: a restart forgets the board's answered requests
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
@@ -70,6 +81,7 @@ class Transport:
                     self.at_repl = True
                 continue
             pending += chunk
+            self.heard = (self.heard + chunk)[-1024:]
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 self._dispatch(raw.decode("ascii", "replace").strip())
@@ -102,6 +114,44 @@ class Transport:
             if self.telemetry.full():
                 self.telemetry.get_nowait()
             self.telemetry.put(fields)
+
+    def probe_repl(self, wait=0.5):
+        """What holds the port when frames go unanswered: (kind, service, main) with kind
+        "repl" (MicroPython's friendly REPL), "raw" (its raw REPL) or None (silence, or
+        something else); service and main (None if unknown): whether the pen's service
+        flag and a main.py are on the board's flash. Neither REPL changes mode, and the
+        firmware ignores an empty line and control bytes."""
+        self.heard = b""
+        self.write_raw(b"\r\n")  # the friendly REPL answers with its prompt
+        if self._hear(lambda h: h.endswith(b">>> "), wait):
+            kind, run = "repl", b"\r\n"
+        else:
+            self.write_raw(b"\x01")  # the raw REPL starts over, dropping our frames, and says so
+            if not self._hear(lambda h: h.endswith(RAW_PROMPT), wait):
+                return None, None, None
+            kind, run = "raw", b"\x04"
+        self.at_repl = True
+        self.heard = b""
+        self.write_raw((PROBE % firmware_module("app_mode").SERVICE_FLAG).encode() + run)
+        found = self._hear(PROBE_ANSWER.search, 2 * wait)
+        if not found:
+            banner = any(SERVICE_BANNER in line for line in self.noise)
+            return kind, True if banner else None, None
+        return kind, found.group(1) == b"True", found.group(2) == b"True"
+
+    def _hear(self, test, wait):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            found = test(self.heard)
+            if found:
+                return found
+            time.sleep(0.02)
+        return test(self.heard)
+
+    def forget(self, seq):
+        """Drop a reply for seq that arrived before its request was sent."""
+        with self._cond:
+            self._replies.pop(seq, None)
 
     def wait_reply(self, seq, timeout, boots=None):
         """(fields, message) for seq, or None on timeout or when the board restarts (a

@@ -67,13 +67,27 @@ def emit(ctx, data, human):
 from . import board_cmds, config_cmds, monitor_cmds, session_cmds  # noqa: E402,F401,I001
 
 
+def usage_sentence(e):
+    """click's error as one sentence with where to look: its usage and help lines go."""
+    text = e.format_message().strip().rstrip(".")
+    if text[1:2].islower():  # "No such option", not a name such as PEN_PORT
+        text = text[:1].lower() + text[1:]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        text += "; see `%s --help`" % ctx.command_path
+    return text
+
+
 def main():
     try:
-        cli(standalone_mode=False)
+        cli(standalone_mode=False, prog_name="pen")
     except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # a bare `pen`: the help is the answer
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo("error: %s" % usage_sentence(e), err=True)
         sys.exit(2)
     except PenError as e:
         click.echo("error: %s" % e, err=True)
