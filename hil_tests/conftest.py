@@ -6,11 +6,13 @@ skipped on a real board (no test rig can inject them there yet).
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from penctl import Pen
+from penctl import Pen, RefusedError
 from penctl.sim import VirtualBoard
 
 
@@ -114,6 +116,23 @@ def quiet_flash(board, quiet_s=1.0):
             last[:] = [now, time.monotonic()]
         return time.monotonic() - last[1] > quiet_s
     wait_until(quiet, 10, "the flash quiet")
+
+
+def clears(pen):
+    """True once CLEAR is accepted (a refusal means its cause is still there)."""
+    try:
+        pen.clear()
+        return True
+    except RefusedError:
+        return False
+
+
+def mpremote(port, *args):
+    """Run the real mpremote on the port; its output (it must succeed)."""
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def motor_stopped(board):

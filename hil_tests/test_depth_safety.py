@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import clears, motor_stopped, wait_until
 from penctl import Pen, RefusedError
 
 pytestmark = pytest.mark.injects
@@ -104,7 +104,7 @@ def test_a_stricter_profile_clears_a_deeper_stored_depth(pen, board):
         board.inject("overtemp")
         wait_until(lambda: "OVERTEMP" in pen.status().faults, 3, "OVERTEMP latched")
         board.remove("overtemp")
-        wait_until(lambda: _clears(pen), 3, "clear accepted")
+        wait_until(lambda: clears(pen), 3, "clear accepted")
         pen.defaults()
         time.sleep(0.5)
     watch.check()
@@ -197,13 +197,6 @@ def test_heavy_load_on_the_host_never_drops_the_drivers(running_pen, board):
     assert board.heartbeat_drops() == 0
     assert running_pen.status().state == "RUNNING"
 
-
-def _clears(pen):
-    try:
-        pen.clear()
-        return True
-    except RefusedError:
-        return False
 
 
 def test_a_watchdog_reset_mid_run_brings_the_needles_in(pen, board):

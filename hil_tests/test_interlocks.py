@@ -7,14 +7,14 @@ import threading
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import clears, motor_stopped, wait_until
 from hazards import INTERLOCKS, stated_reaction_ticks
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
 
 @pytest.mark.parametrize("hazard", sorted(INTERLOCKS))
-def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
+def test_interlock_stops_latches_andclears(running_pen, board, hazard):
     code, _, state, visible_at_rest = INTERLOCKS[hazard]
     assert board.observe()["motor_duty"] > 0
     board.inject(hazard)
@@ -36,17 +36,10 @@ def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
         assert code in str(refused.value)
     board.remove(hazard)
     time.sleep(0.1)
-    wait_until(lambda: _clears(running_pen), 2.0, "clear accepted once %s is gone" % hazard)
+    wait_until(lambda: clears(running_pen), 2.0, "clear accepted once %s is gone" % hazard)
     assert running_pen.status().faults == []
     assert motor_stopped(board)
 
-
-def _clears(pen):
-    try:
-        pen.clear()
-        return True
-    except RefusedError:
-        return False
 
 
 @pytest.mark.profile("body")

@@ -2,23 +2,14 @@
 raw or the friendly REPL, no firmware deployed) and a way out that works, tried here."""
 
 import shlex
-import subprocess
-import sys
 import time
 
 import pytest
 import serial
-from conftest import wait_until
+from conftest import mpremote, wait_until
 from penctl import LinkError, Pen
 
 pytestmark = pytest.mark.injects
-
-
-def mpremote(port, *args):
-    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def to_service_mode(board):

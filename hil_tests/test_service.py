@@ -1,22 +1,13 @@
 """Service mode: the watchdog cannot be stopped once the firmware started it, so file
 transfers need a boot that never starts it. mpremote (unmodified) then owns the REPL."""
 
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import motor_stopped, mpremote, wait_until
 from penctl import Pen, RefusedError
 
 pytestmark = pytest.mark.injects
-
-
-def mpremote(port, *args):
-    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tmp_path):
