@@ -400,8 +400,9 @@ class VirtualBoard:
         return self.physics.beat_drops
 
     def heartbeat_max_gap_s(self, restart=False):
-        """The longest time, in the board's time, between two heartbeat edges that came
-        within the window; restart=True starts a new measurement."""
+        """The longest simulated time between two heartbeat edges while the drivers were
+        enabled (on a busy host it includes the VM's waits for a CPU); restart=True starts
+        a new measurement."""
         with self._lock:
             gap = self.physics.beat_max_gap
             if restart:

@@ -73,6 +73,7 @@ class Physics:
         self.beat_drops = 0  # times the monostable ran out
         self.beat_lost_at = None  # self.t when it last ran out
         self.beat_max_gap = 0.0  # longest time between two edges the drivers outlasted
+        self.beat_edge_t = 0.0  # self.t at the last edge
         self.power_on()
 
     def power_on(self):
@@ -105,8 +106,9 @@ class Physics:
 
     def retrigger(self):
         """An edge on the heartbeat pin: the monostable holds for its window again."""
-        if self.beat_left > 0:  # the board's time since the previous edge
-            self.beat_max_gap = max(self.beat_max_gap, self.beat_window_s - self.beat_left)
+        if self.beat_left > 0:  # simulated time since the previous edge
+            self.beat_max_gap = max(self.beat_max_gap, self.t - self.beat_edge_t)
+        self.beat_edge_t = self.t
         self.beat_left = self.beat_window_s
 
     def drop(self):
