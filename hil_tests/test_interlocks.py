@@ -14,7 +14,7 @@ from penctl import RefusedError
 pytestmark = pytest.mark.injects
 
 @pytest.mark.parametrize("hazard", sorted(INTERLOCKS))
-def test_interlock_stops_latches_andclears(running_pen, board, hazard):
+def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
     code, _, state, visible_at_rest = INTERLOCKS[hazard]
     assert board.observe()["motor_duty"] > 0
     board.inject(hazard)
