@@ -35,6 +35,7 @@ from .vm import simhw
 
 VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
+_CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -109,7 +110,7 @@ class VirtualBoard:
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
         self._beat_seen = (0, 0)  # heartbeat pin's (level, stamp) at the last physics pass
-        self._beat_edge = (0, None)  # (watchdog feeds, VM CPU ns) at the last edge
+        self._beat_edge = (0, 0.0, None)  # watchdog feeds, host time, VM CPU ns at the last edge
         self._hang_at = None  # physics time of the last inject("hang")
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
@@ -323,19 +324,29 @@ class VirtualBoard:
 
     # ---- physics thread --------------------------------------------------------------------
     def _physics_loop(self):
+        # The world is stepped up to the host's clock, never more than _CHUNK_S at once
+        # with one set of outputs, and stamps how far it got (H_PHYS_MS) for the VM, which
+        # waits while it is more than 15 ms behind (machine.py). A thread starved by a
+        # busy host catches up in chunks, pass after pass; it neither drops the time (a
+        # world slower than the firmware's clock) nor applies one drive for 100 ms and
+        # more: either way the depth loop, its actuator lagging, swung out past the cap.
         step = self.definition["physics"]["step_s"]
-        last = time.monotonic()
+        world = time.monotonic()  # the host time the world has been stepped to
         while not self._stop.is_set():
-            time.sleep(0.001)
             now = time.monotonic()
-            elapsed, last = min(now - last, 0.05), now
+            if now - world < 2 * _CHUNK_S:
+                time.sleep(0.001)  # caught up
+                now = time.monotonic()
+            world = max(world, now - 1.0)  # a host asleep for longer: that time is lost
+            elapsed = min(now - world, _CHUNK_S)
+            world += elapsed
             with self._lock:
                 self._watch_heartbeat()
                 while elapsed > 1e-9:
                     dt = min(step, elapsed)
                     self.physics.step(dt)
                     elapsed -= dt
-                self.regs[simhw.H_PHYS_MS] = int(now * 1000) & 0xFFFFFFFF  # see machine.py
+                self.regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
                 self.physics.write_inputs()
                 self._time_reaction()
                 self._watch_vm(now)
@@ -364,24 +375,32 @@ class VirtualBoard:
         # wall clock (a VM waiting for a host CPU is not a hung chip): the firmware ran a
         # window's worth of control ticks, or spent a window of CPU time (a busy hang, a
         # REPL loop), without an edge; a stopped VM (inject("hang")) has its window run
-        # in simulated time by the physics itself.
+        # in simulated time by the physics itself. The VM's CPU time is read only once a
+        # window of wall time has gone without an edge: a file read releases the GIL, and
+        # a physics thread that gave it up every pass fell behind on a busy host.
         physics = self.physics
         physics.beat_counting = "hang" in physics.faults
+        timing = self.definition["timing"]
         pin = self.definition["pins"]["heartbeat"]
         seen = (self.regs[simhw.slot(pin, simhw.G_OUT)], self.regs[simhw.slot(pin, simhw.G_STAMP)])
+        feeds = self.regs[simhw.H_WDT_FEEDS]
         if seen != self._beat_seen:
             self._beat_seen = seen
             physics.retrigger()
-            self._beat_edge = (self.regs[simhw.H_WDT_FEEDS], self._vm_cpu_ns())
+            self._beat_edge = (feeds, time.monotonic(), None)
             return
         if physics.beat_left <= 0 or physics.beat_counting:
             return
-        window_ms = self.definition["timing"]["heartbeat_ms"]
-        feeds, cpu_ns = self._beat_edge
-        ticks = self.regs[simhw.H_WDT_FEEDS] - feeds
-        now_ns = self._vm_cpu_ns()
-        busy = None not in (cpu_ns, now_ns) and now_ns - cpu_ns >= window_ms * 1e6
-        if self.proc is None or busy or ticks * self.definition["timing"]["tick_ms"] >= window_ms:
+        window_ms = timing["heartbeat_ms"]
+        edge_feeds, edge_at, edge_cpu = self._beat_edge
+        busy = False
+        if (time.monotonic() - edge_at) * 1000 > window_ms:
+            cpu = self._vm_cpu_ns()
+            if edge_cpu is None:
+                self._beat_edge = (edge_feeds, edge_at, cpu)  # from here on, CPU time
+            elif cpu is not None:
+                busy = cpu - edge_cpu >= window_ms * 1e6
+        if self.proc is None or busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
             physics.drop()
 
     def _vm_cpu_ns(self):

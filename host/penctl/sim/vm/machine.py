@@ -28,9 +28,9 @@ def _poll_irqs():
     # TACH_LOST (no pulses for 4 ticks, 20 ms). So a peripheral access waits while the
     # physics is more than 15 ms behind the VM's clock (both CLOCK_MONOTONIC): over any 4
     # ticks it then moves at least 5 ms, yet a host thread's usual lag (the GIL's 5 ms
-    # switches) costs the VM no time. After 0.2 s it goes on (its physics thread gone).
+    # switches) costs the VM no time. After 1 s it goes on (its physics thread gone).
     n = 0
-    while n < 200 and 15 < (time.ticks_ms() - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
+    while n < 1000 and 15 < (time.ticks_ms() - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
             < 0x80000000:
         time.sleep_ms(1)
         n += 1
