@@ -85,7 +85,11 @@ def reset(cmds, args, now_ms):
 
 def service(cmds, args, now_ms):
     # machine.WDT cannot be stopped once started; only a reset into a boot that never
-    # starts it frees the REPL for file transfers
+    # starts it frees the REPL for file transfers. Service mode drives nothing, so it
+    # waits until the needles are in (a RESET need not: the boot brings them in).
+    if cmds.ctl.depth.moving():
+        raise P.ProtocolError("STATE", "SERVICE refused while the needles are moving in: "
+                              "wait until they are in")
     reset(cmds, args, now_ms)
     set_service_mode()
 
@@ -107,13 +111,14 @@ def defaults(cmds, args, now_ms):
 
 
 def _save(app, values):
-    app.ctl.require_still("changing settings")
+    # applied first: a refusal raises before anything changed, so nothing refused is saved
+    settings.apply(app.ctl, values, None)
     try:
         settings.save(values)
     except OSError as e:
+        settings.apply(app.ctl, app.saved, app.config_problem)  # back to what was in use
         raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
             from None
-    settings.apply(app.ctl, values, None)
     app.saved = values
     app.config_problem = None
 

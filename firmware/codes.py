@@ -69,6 +69,8 @@ F_WATCHDOG = const(14)
 F_INTERNAL = const(15)
 F_INTEGRITY = const(16)
 F_OVERDEPTH = const(17)
+# Faults after which the depth actuator is not trusted to move: it stays where it is
+ACTUATOR_FAULTS = const((1 << F_DEPTH_FOLLOWING) | (1 << F_DEPTH_SENSOR))
 
 # Why the board last restarted, indexed by machine.reset_cause() (ESP32 port values).
 # BROWNOUT is not one of them: the ESP32 port reports a brown-out as PWRON, and the

@@ -64,7 +64,7 @@ class Controller:
         r.depth_active = 1 if self.depth.homed and self.state != P.HOMING else 0
         r.cap_um = self.caps.depth_um()
         f = self.sup.check(r, running, self.params[P.P_LINK_TIMEOUT],
-                           self.params[P.P_RUN_LIMIT] * 1000)
+                           self.params[P.P_RUN_LIMIT] * 1000, self.faults)
         if f >= 0:
             self.motor.off()
             if not self.faults & (1 << f):
@@ -104,8 +104,7 @@ class Controller:
         self.motor.off()
         d = self.depth
         r.following_um = 0
-        if not (d.homed or d.homing or r.home_switch or self.faults & (
-                (1 << P.F_DEPTH_SENSOR) | (1 << P.F_DEPTH_FOLLOWING))):
+        if not (d.homed or d.homing or r.home_switch or self.faults & P.ACTUATOR_FAULTS):
             d.retract(now_ms)
         if self.state == P.BOOT and not d.homing:
             self._set_state(P.IDLE)
@@ -129,10 +128,14 @@ class Controller:
         r.ramping = 1 if sp != target or self.stopping else 0
         if sp == 0:
             self.motor.off()
-            # READY once the motor stopped and the needles are in
-            if (r.rate_chz < _STOPPED_CHZ or ticks_diff(now_ms, self.stop_since) > 1000) \
-                    and not self.depth.moving():
+            # READY once the motor stopped and the needles are in; needles that do not
+            # come in within a homing's time are an actuator fault (a jam short of the
+            # following error's threshold once left the board stopping for ever)
+            since = ticks_diff(now_ms, self.stop_since)
+            if (r.rate_chz < _STOPPED_CHZ or since > 1000) and not self.depth.moving():
                 self._set_state(P.READY)
+            elif since > self.depth.home_timeout_ms:
+                self.trip(P.F_DEPTH_FOLLOWING, "needles not in %d ms after STOP" % since)
             return
         self.motor.drive(self.pi.update(sp, r.rate_chz, not r.ramping))
 
@@ -278,7 +281,10 @@ class Controller:
         for code in range(len(P.FAULTS)):
             if self.faults & (1 << code):
                 why = self.sup.cause_present(code, self.r)
-                if why:
+                # needles beyond the cap on a stopped actuator come in only once its own
+                # fault is cleared (the retract then runs; OVERDEPTH may latch again on
+                # the way): refusing here too would leave them out for good
+                if why and not (code == P.F_OVERDEPTH and self.faults & P.ACTUATOR_FAULTS):
                     reasons.append("%s: %s" % (P.FAULTS[code][0], why))
         if reasons:
             raise P.ProtocolError("CAUSE_PERSISTS", "clear refused: " + "; ".join(reasons))

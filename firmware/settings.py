@@ -125,12 +125,20 @@ def apply(ctl, values, problem):
     caps = ctl.caps
     was = caps.profile
     caps.profile = values["profile"]
-    if ctl.r.depth_um > caps.depth_um():  # OVERDEPTH would trip: refuse, change nothing
+    r = ctl.r
+    # Another profile only while the needles are known to be within its cap: at the home
+    # switch, or measured within it on a trusted actuator (OVERDEPTH would trip, and a
+    # failed sensor reads shallow). Refused, nothing changes. At boot the saved profile
+    # is taken as it is: the boot brings the needles in before anything can run.
+    if was != caps.profile and ctl.state != P.BOOT and not r.home_switch and (
+            r.depth_um > caps.depth_um() or not ctl.depth.home_mv
+            or ctl.faults & P.ACTUATOR_FAULTS):
         caps.profile = was
-        raise P.ProtocolError("STATE", "profile %s refused while the needles stand at %s mm, "
-                              "beyond its cap: wait until they are in" % (
+        raise P.ProtocolError("STATE", "profile %s refused while the needles stand out (%s): "
+                              "wait until they are in" % (
                                   P.PROFILES[values["profile"]][0],
-                                  P.format_fixed(ctl.r.depth_um, 3)))
+                                  "position unknown" if ctl.faults & P.ACTUATOR_FAULTS else
+                                  "%s mm" % P.format_fixed(r.depth_um, 3)))
     if was != caps.profile:
         ctl.events.append("! PROFILE name=%s" % P.PROFILES[caps.profile][0])
     for i in (P.P_DEPTH, P.P_RATE):  # a value nobody chose for this profile is never used

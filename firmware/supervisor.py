@@ -39,6 +39,7 @@ class Supervisor:
         self.supply_ticks = _ticks(lim["supply_ms"], tick)
         self.detail = ""
         self.warnings = 0
+        self.faults = 0  # latched, as the controller passed them to check()
         self.reset()
 
     def reset(self):
@@ -50,50 +51,62 @@ class Supervisor:
         self.n_low = 0
         self.n_high = 0
 
-    def check(self, r, running, link_timeout_ms, run_limit_ms):
+    def check(self, r, running, link_timeout_ms, run_limit_ms, faults=0):
         """r: Readings plus the controller's figures (setpoint_chz, following_um,
-        link_age_ms, run_ms, depth_active, ramping, host_run). Returns a fault index or -1."""
+        link_age_ms, run_ms, depth_active, ramping, host_run, cap_um); faults: the mask
+        already latched, which never hides a new one. Returns a fault index or -1."""
         self.warnings = (1 << P.W_HOT) if r.temp_dc >= self.warn_dc else 0
+        self.faults = faults
         f = self._always(r)
         if f == _NONE and running:
             f = self._running(r, link_timeout_ms, run_limit_ms)
         return f
 
     def _always(self, r):
-        if r.estop_open:
+        # Each check passes over a fault already latched (its cause may well persist),
+        # so that a latched one never hides a new one behind it: a persisting OVERDEPTH
+        # once kept DEPTH_FOLLOWING from stopping an actuator driven into a jam.
+        f = self.faults
+        if r.estop_open and not f & (1 << P.F_ESTOP):
             return self._trip(P.F_ESTOP, "estop input open")
-        if r.temp_mv < self.therm_mv_min or r.temp_mv > self.therm_mv_max:
+        if (r.temp_mv < self.therm_mv_min or r.temp_mv > self.therm_mv_max) \
+                and not f & (1 << P.F_THERMISTOR):
             return self._trip(P.F_THERMISTOR, "thermistor %d mV outside %d..%d mV" % (
                 r.temp_mv, self.therm_mv_min, self.therm_mv_max))
-        if r.temp_dc >= self.trip_dc:
+        if r.temp_dc >= self.trip_dc and not f & (1 << P.F_OVERTEMP):
             return self._trip(P.F_OVERTEMP, "temperature %d.%d C at or above %d C" % (
                 r.temp_dc // 10, r.temp_dc % 10, self.trip_dc // 10))
-        if r.depth_mv < self.sensor_mv_min or r.depth_mv > self.sensor_mv_max:
+        if (r.depth_mv < self.sensor_mv_min or r.depth_mv > self.sensor_mv_max) \
+                and not f & (1 << P.F_DEPTH_SENSOR):
             return self._trip(P.F_DEPTH_SENSOR, "depth sensor %d mV outside %d..%d mV" % (
                 r.depth_mv, self.sensor_mv_min, self.sensor_mv_max))
         # in every state: the needles beyond the cap, whatever put them there
         self.n_deep = self.n_deep + 1 if r.depth_um > r.cap_um + self.depth_tol_um else 0
-        if self.n_deep >= self.deep_ticks:
+        if self.n_deep >= self.deep_ticks and not f & (1 << P.F_OVERDEPTH):
             return self._trip(P.F_OVERDEPTH, "depth %d um measured beyond the cap of %d um "
                               "for %d ms" % (r.depth_um, r.cap_um, self.n_deep * self.tick_ms))
         self.n_low = self.n_low + 1 if r.supply_mv < self.supply_low else 0
-        if self.n_low >= self.supply_ticks:
+        if self.n_low >= self.supply_ticks and not f & (1 << P.F_SUPPLY_LOW):
             return self._trip(P.F_SUPPLY_LOW, "supply %d mV below %d mV" % (
                 r.supply_mv, self.supply_low))
         self.n_high = self.n_high + 1 if r.supply_mv > self.supply_high else 0
-        if self.n_high >= self.supply_ticks:
+        if self.n_high >= self.supply_ticks and not f & (1 << P.F_SUPPLY_HIGH):
             return self._trip(P.F_SUPPLY_HIGH, "supply %d mV above %d mV" % (
                 r.supply_mv, self.supply_high))
         self.n_over = self.n_over + 1 if r.current_ma >= self.overcurrent_ma else 0
         if self.n_over >= self.overcurrent_ticks:
             # a locked rotor draws overcurrent too: no tach pulses says which it is
             if r.recent_pulses == 0 and r.drive_u16 > 0:
-                return self._trip(P.F_STALL, "current %d mA with no tach pulses" % r.current_ma)
-            return self._trip(P.F_OVERCURRENT, "current %d mA at or above %d mA for %d ms" % (
-                r.current_ma, self.overcurrent_ma, self.n_over * self.tick_ms))
+                if not f & (1 << P.F_STALL):
+                    return self._trip(P.F_STALL, "current %d mA with no tach pulses"
+                                      % r.current_ma)
+            elif not f & (1 << P.F_OVERCURRENT):
+                return self._trip(P.F_OVERCURRENT, "current %d mA at or above %d mA for %d ms"
+                                  % (r.current_ma, self.overcurrent_ma,
+                                     self.n_over * self.tick_ms))
         if r.depth_active:
             self.n_follow = self.n_follow + 1 if abs(r.following_um) > self.following_um else 0
-            if self.n_follow >= self.following_ticks:
+            if self.n_follow >= self.following_ticks and not f & (1 << P.F_DEPTH_FOLLOWING):
                 return self._trip(P.F_DEPTH_FOLLOWING, "depth %d um off its setpoint for %d ms" % (
                     r.following_um, self.n_follow * self.tick_ms))
         else:

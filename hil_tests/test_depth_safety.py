@@ -213,3 +213,80 @@ def test_a_watchdog_reset_mid_run_brings_the_needles_in(pen, board):
         assert "WATCHDOG" in again.status().faults
         wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 3, "needles in")
     assert motor_stopped(board)
+
+
+def run_out(pen, board, profile="cheeks", depth_mm=1.0):
+    pen.use_profile(profile)
+    pen.set(depth_mm=depth_mm, rate_hz=100)
+    pen.home()
+    pen.start()
+    wait_until(lambda: board.observe()["depth_mm"] > depth_mm * 0.9, 5, "needles out")
+
+
+def test_a_stricter_profile_is_refused_while_the_needles_position_is_unknown(pen, board):
+    # a failed depth sensor reads shallow: the switch to periorbital was accepted with the
+    # needles at 2.4 mm, and OVERDEPTH then kept CLEAR refused for good
+    run_out(pen, board)
+    board.inject("depth_sensor_open")
+    wait_until(lambda: "DEPTH_SENSOR" in pen.status().faults, 2, "DEPTH_SENSOR latched")
+    with pytest.raises(RefusedError, match="position unknown") as refused:
+        pen.use_profile("periorbital")
+    assert refused.value.code == "STATE" and pen.config()["profile"] == "cheeks"
+
+
+def test_needles_beyond_the_cap_on_a_stopped_actuator_come_in_once_it_is_cleared(pen, board):
+    run_out(pen, board, "periorbital", 0.5)
+    board.inject("depth_jam")
+    pen.stop(timeout=0)
+    wait_until(lambda: "DEPTH_FOLLOWING" in pen.status().faults, 6, "DEPTH_FOLLOWING latched")
+    board.inject("depth_slip", mm=0.5)  # and then knocked out beyond the cap
+    wait_until(lambda: "OVERDEPTH" in pen.status().faults, 2, "OVERDEPTH latched")
+    board.remove("depth_jam")
+    wait_until(lambda: clears(pen) and board.observe()["depth_mm"] <= MARGIN_MM
+               and not pen.status().faults, 6, "cleared, needles in")
+    assert motor_stopped(board)
+
+
+def test_needles_that_do_not_come_in_after_stop_are_a_fault_not_a_stop_for_ever(pen, board):
+    # a jam short of the following error's 0.2 mm threshold once left the board in
+    # RUNNING (stopping), refusing RESET and START, until the 900 s run limit
+    run_out(pen, board, "periorbital", 0.5)
+    pen.stop(timeout=0)
+    wait_until(lambda: board.observe()["depth_mm"] < 0.15, 2, "needles on the way in")
+    board.inject("depth_jam")
+    timeout_s = board.definition["depth"]["home_timeout_ms"] / 1000
+    wait_until(lambda: "DEPTH_FOLLOWING" in pen.status().faults, timeout_s + 3,
+               "DEPTH_FOLLOWING latched")
+    assert pen.status().state == "FAULT" and motor_stopped(board)
+
+
+def test_a_refused_config_or_defaults_changes_and_saves_nothing(pen, board):
+    # the refusal once came after the save: refused, yet in force after the next reset
+    run_out(pen, board)
+    board.inject("depth_jam")  # the needles stay out at 0.9 mm
+    board.inject("overtemp")
+    wait_until(lambda: "OVERTEMP" in pen.status().faults, 2, "OVERTEMP latched")
+    before = pen.config()
+    saved = (board.flash_dir / "settings.txt").read_text()
+    for refused_call in (lambda: pen.config(profile="periorbital", run_limit=60), pen.defaults):
+        with pytest.raises(RefusedError) as refused:
+            refused_call()
+        assert refused.value.code == "STATE"
+    assert (board.flash_dir / "settings.txt").read_text() == saved  # nothing refused saved
+    assert pen.config() == before
+    pen.config(current_zero=3)  # the same profile: a calibration is no profile switch
+    board.remove("depth_jam")
+    board.remove("overtemp")
+    pen.reset()
+    after = pen.config()
+    assert (after["profile"], after["run_limit"], after["current_zero"]) == ("cheeks", "900", "3")
+
+
+def test_service_waits_until_the_needles_are_in(pen, board):
+    # service mode drives nothing: entered during a retract, it left the needles out
+    run_out(pen, board)
+    board.inject("overtemp")
+    with pytest.raises(RefusedError, match="moving in") as refused:
+        pen.service()
+    assert refused.value.code == "STATE"
+    wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 3, "needles in")

@@ -167,7 +167,8 @@ def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
 
 def test_estop_pin_interrupt_alone_stops_and_latches(tmp_path):
     # second layer on its own: the supervisor's e-stop check removed, the IRQ remains
-    fw = patched_firmware(tmp_path, "supervisor.py", "        if r.estop_open:\n",
+    fw = patched_firmware(tmp_path, "supervisor.py",
+                          "        if r.estop_open and not f & (1 << P.F_ESTOP):\n",
                           "        if False:\n")
     with VirtualBoard(firmware_dir=fw) as board, Pen(board.port) as pen:
         start_run(pen, board)

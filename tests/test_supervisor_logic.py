@@ -46,10 +46,10 @@ def ticks_for(ms):
     return max(1, -(-ms // TICK))
 
 
-def run(sup, r, ticks, running=True):
+def run(sup, r, ticks, running=True, faults=0):
     result = -1
     for _ in range(ticks):
-        result = sup.check(r, running, LINK_MS, RUN_LIMIT_MS)
+        result = sup.check(r, running, LINK_MS, RUN_LIMIT_MS, faults)
     return result
 
 
@@ -139,6 +139,24 @@ def test_overdepth_trips_in_every_state_and_not_within_the_tolerance(running):
     deep = Readings(depth_um=500 + tolerance_um + 1, depth_active=0)  # homed or not
     assert run(sup, deep, ticks_for(LIMITS["overdepth_ms"]) - 1, running) == -1
     assert sup.check(deep, running, LINK_MS, RUN_LIMIT_MS) == P.F_OVERDEPTH
+
+
+@pytest.mark.parametrize("latched, persisting, new, ms", [
+    # a persisting OVERDEPTH once kept DEPTH_FOLLOWING from stopping an actuator in a jam
+    ("OVERDEPTH", {"depth_um": 2000}, {"following_um": 1500}, LIMITS["depth_following_ms"]),
+    ("ESTOP", {"estop_open": 1}, {"temp_dc": LIMITS["temp_trip_c"] * 10}, 0),
+    ("SUPPLY_LOW", {"supply_mv": 9000}, {"depth_um": 2000}, LIMITS["overdepth_ms"]),
+    ("STALL", {"current_ma": 4000, "recent_pulses": 0}, {"supply_mv": 15000},
+     LIMITS["supply_ms"]),
+])
+def test_a_latched_fault_whose_cause_persists_hides_no_new_one(latched, persisting, new, ms):
+    sup = supervisor.Supervisor(BOARD)
+    mask = 1 << getattr(P, "F_" + latched)
+    r = Readings(**persisting)
+    assert run(sup, r, 100, False, mask) == -1  # latched already: nothing new to report
+    r.__dict__.update(new)
+    found = run(sup, r, ticks_for(ms), False, mask)
+    assert found != -1 and P.FAULTS[found][0] != latched
 
 
 def test_warning_level_warns_without_tripping():
