@@ -71,7 +71,7 @@ class App:
             self.ctl.tick(time.ticks_ms(), t0)
             self.wdt.feed()  # only after the supervisor has judged this tick
             # the same for the drivers' monostable: no edges for its window, no drivers
-            self.motor.heartbeat(self.ticks & 1)
+            self.motor.heartbeat.value(self.ticks & 1)
         except Exception as e:
             self.ctl.internal_fault(e)
         grown = gc.mem_alloc() - a0

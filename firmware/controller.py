@@ -77,7 +77,16 @@ class Controller:
 
     def _run_state(self, r, now_ms):
         st = self.state
-        self.depth.target_um = self._depth_target()
+        # The one path to the depth actuator's target: the set depth while the needles
+        # run, never beyond the lower of the board's and the active profile's cap; 0
+        # (needles in) in every other state and from STOP on.
+        target = 0
+        if st == P.RUNNING and not self.stopping:
+            target = self.params[P.P_DEPTH]
+            cap = self.caps.depth_um()
+            if target > cap:
+                target = cap
+        self.depth.target_um = target
         if st == P.RUNNING:
             self._run_motor(r, now_ms)
             r.following_um = self.depth.hold(r, True)
@@ -85,16 +94,6 @@ class Controller:
             self._home(r, now_ms)
         else:
             self._rest(r, now_ms)
-
-    def _depth_target(self):
-        """The one path to the depth actuator's target: the set depth while the needles
-        run, never beyond the lower of the board's and the active profile's cap; 0 (needles
-        in) in every other state and from STOP on."""
-        if self.state != P.RUNNING or self.stopping:
-            return 0
-        cap = self.caps.depth_um()
-        depth = self.params[P.P_DEPTH]
-        return depth if depth < cap else cap
 
     def _rest(self, r, now_ms):
         """Every state but RUNNING and HOMING: motor off, needles in. Where the position is

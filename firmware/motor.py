@@ -17,7 +17,8 @@ class Motor:
         m = board["motor"]
         t = board["timing"]
         self.enable = Pin(pins["motor_enable"], Pin.OUT, value=0)
-        self.hb = Pin(pins["heartbeat"], Pin.OUT, value=0)
+        # one edge a tick for the monostable: the app alternates its level (app.tick)
+        self.heartbeat = Pin(pins["heartbeat"], Pin.OUT, value=0)
         self.pwm = PWM(Pin(pins["motor_pwm"]), freq=m["pwm_freq"], duty_u16=0)
         self.counter = Counter(0, Pin(pins["tach"], Pin.IN), edge=Counter.RISING, filter_ns=1000)
         self.ppr = m["tach_ppr"]
@@ -35,10 +36,6 @@ class Motor:
         self.pwm.duty_u16(0)
         self.enable.value(0)
         self.duty = 0
-
-    def heartbeat(self, level):
-        """One edge for the monostable (the caller alternates level once per tick)."""
-        self.hb.value(level)
 
     def drive(self, duty_u16):
         if duty_u16 <= 0:
