@@ -324,30 +324,32 @@ class VirtualBoard:
 
     # ---- physics thread --------------------------------------------------------------------
     def _physics_loop(self):
-        # The world is stepped up to the host's clock, never more than _CHUNK_S at once
-        # with one set of outputs, and stamps how far it got (H_PHYS_MS) for the VM, which
-        # waits while it is more than 15 ms behind (machine.py). A thread starved by a
-        # busy host catches up in chunks, pass after pass; it neither drops the time (a
-        # world slower than the firmware's clock) nor applies one drive for 100 ms and
-        # more: either way the depth loop, its actuator lagging, swung out past the cap.
+        # The world is stepped up to the host's clock in chunks of at most _CHUNK_S with
+        # one set of outputs, and after each chunk it shows its inputs and stamps how far
+        # it got (H_PHYS_MS); the VM, another process, reads them as they come and waits
+        # while the world is more than 15 ms behind (machine.py). A thread starved by a
+        # busy host (CPU load, a thread holding the GIL) catches up in one go, without a
+        # system call that would give the GIL away between chunks: dropping the time (a
+        # world slower than the firmware's clock) or catching up a chunk per GIL switch
+        # (30 ms each) left the depth loop working on stale positions, and it swung out
+        # past the cap.
         step = self.definition["physics"]["step_s"]
         world = time.monotonic()  # the host time the world has been stepped to
         while not self._stop.is_set():
+            time.sleep(0.001)
             now = time.monotonic()
-            if now - world < 2 * _CHUNK_S:
-                time.sleep(0.001)  # caught up
-                now = time.monotonic()
             world = max(world, now - 1.0)  # a host asleep for longer: that time is lost
-            elapsed = min(now - world, _CHUNK_S)
-            world += elapsed
             with self._lock:
                 self._watch_heartbeat()
-                while elapsed > 1e-9:
-                    dt = min(step, elapsed)
-                    self.physics.step(dt)
-                    elapsed -= dt
-                self.regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
-                self.physics.write_inputs()
+                while now - world > 1e-9:
+                    elapsed = min(now - world, _CHUNK_S)
+                    world += elapsed
+                    while elapsed > 1e-9:
+                        dt = min(step, elapsed)
+                        self.physics.step(dt)
+                        elapsed -= dt
+                    self.physics.write_inputs()
+                    self.regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
                 self._time_reaction()
                 self._watch_vm(now)
 
