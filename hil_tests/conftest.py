@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +117,59 @@ def quiet_flash(board, quiet_s=1.0):
             last[:] = [now, time.monotonic()]
         return time.monotonic() - last[1] > quiet_s
     wait_until(quiet, 10, "the flash quiet")
+
+
+class Background:
+    """Runs self._run() in a daemon thread from start() (or `with`) until stop(); _run
+    waits on self._stop between its steps."""
+
+    def start(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=type(self).__name__)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    __enter__ = start
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class DepthWatch(Background):
+    """The physics sampled every 10 ms: how far the needles stood beyond the cap in force
+    (cap_mm, which the test follows as it switches profiles), the deepest they went, and
+    the deepest while `resting`; nothing while `paused`."""
+
+    def __init__(self, board, cap_mm=3.0):
+        self.board = board
+        self.cap_mm = cap_mm
+        self.worst = (0.0, 0.0, cap_mm, False)  # beyond the cap, depth, cap, motor turning
+        self.deepest_mm = 0.0
+        self.at_rest_mm = 0.0
+        self.resting = False
+        self.paused = False
+
+    def _run(self):
+        while not self._stop.wait(0.01):
+            obs = self.board.observe()
+            if self.paused:
+                continue
+            depth = obs["depth_mm"]
+            self.worst = max(self.worst, (depth - self.cap_mm, depth, self.cap_mm,
+                                          obs["motor_hz"] > 1))
+            self.deepest_mm = max(self.deepest_mm, depth)
+            if self.resting:
+                self.at_rest_mm = max(self.at_rest_mm, depth)
+
+    def check(self, margin_mm=0.05):
+        beyond, depth, cap, turning = self.worst
+        assert beyond <= margin_mm, "needles at %.3f mm against a cap of %.3f mm (motor %s)" % (
+            depth, cap, "turning" if turning else "still")
 
 
 def clears(pen):

@@ -11,60 +11,15 @@ toggles every tick gates both drivers in hardware, so a hang loses them within i
 
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from conftest import clears, motor_stopped, wait_until
+from conftest import DepthWatch, clears, motor_stopped, wait_until
 from penctl import Pen, RefusedError
 
 pytestmark = pytest.mark.injects
 
 MARGIN_MM = 0.05  # the sensor tolerance the acceptance allows beyond a cap
-
-
-class DepthWatch:
-    """Samples the physics every 10 ms in a thread: the deepest the needles went, and the
-    deepest while the motor turned, each with the cap that applied then."""
-
-    def __init__(self, board):
-        self.board = board
-        self.cap_mm = 3.0
-        self.worst = []  # (depth beyond the cap, depth, cap, motor turning)
-        self.at_rest_mm = 0.0  # deepest while the firmware was in a resting state
-        self.resting = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self):
-        while not self._stop.wait(0.01):
-            obs = self.board.observe()
-            depth = obs["depth_mm"]
-            self.worst.append((depth - self.cap_mm, depth, self.cap_mm, obs["motor_hz"] > 1))
-            if self.resting:
-                self.at_rest_mm = max(self.at_rest_mm, depth)
-
-    def deepest_beyond_cap(self):
-        return max(self.worst)
-
-    def check(self):
-        beyond, depth, cap, turning = self.deepest_beyond_cap()
-        assert beyond <= MARGIN_MM, "needles at %.3f mm against a cap of %.3f mm (motor %s)" % (
-            depth, cap, "turning" if turning else "still")
-
-
-def settle_at_rest(pen, board, state="READY"):
-    """Wait for the resting state and for the needles to be in."""
-    pen.wait_for(state, 5)
-    wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 5, "needles retracted")
 
 
 def test_a_stricter_profile_never_runs_the_needles_beyond_its_cap(pen, board):
@@ -108,7 +63,7 @@ def test_a_stricter_profile_clears_a_deeper_stored_depth(pen, board):
         pen.defaults()
         time.sleep(0.5)
     watch.check()
-    assert max(d for _, d, _, _ in watch.worst) <= MARGIN_MM  # never out at all: at rest
+    assert watch.deepest_mm <= MARGIN_MM  # never out at all: at rest
 
 
 def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board):

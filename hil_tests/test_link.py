@@ -1,12 +1,11 @@
 """Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
 
 import os
-import threading
 import time
 
 import pytest
 import serial
-from conftest import motor_stopped, wait_until
+from conftest import Background, motor_stopped, wait_until
 from hazards import stated_reaction_ticks
 from penctl import LinkError
 from penctl import protocol as P
@@ -98,7 +97,7 @@ def test_delayed_and_duplicated_bytes_still_run_each_command_once(pen, board):
 WIRE_BYTES_PER_S = 115200 // 10  # 8N1: ten bits a byte
 
 
-class Flood:
+class Flood(Background):
     """A second writer on the board's port, at `factor` times the wire rate, from a host
     thread: newline-ended lines (valid KA frames and frames with a bad CRC, which the
     board answers), or printable bytes that never end a line."""
@@ -115,8 +114,6 @@ class Flood:
         else:
             self.chunk = b"0123456789abcdefghijklmnopqrstuvwxyz" * 16
         self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="flood")
 
     def _run(self):
         t0 = time.monotonic()
@@ -128,13 +125,8 @@ class Flood:
             self.serial.write(self.chunk)
             self.sent += len(self.chunk)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=2)
+    def stop(self):
+        super().stop()
         self.serial.close()
 
 

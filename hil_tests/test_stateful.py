@@ -12,11 +12,10 @@ virtual board, with invariants checked from the physics side after every step.
 """
 
 import os
-import threading
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import DepthWatch, motor_stopped, wait_until
 from hazards import INTERLOCKS, stated_reaction_ticks
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -49,7 +48,7 @@ class PenMachine(RuleBasedStateMachine):
         self.cap = self.board.definition["depth"]["cap_mm"]
         self.ticks = []  # reaction counts seen
         self.settings_accepted = False
-        self.watch = CapWatch(self.board, PROFILES[0][1] / 1000)
+        self.watch = DepthWatch(self.board, PROFILES[0][1] / 1000).start()
 
     def teardown(self):
         try:
@@ -187,34 +186,6 @@ class PenMachine(RuleBasedStateMachine):
     def never_deeper_than_the_cap(self):
         assert self.board.observe()["depth_mm"] <= self.cap + 0.05
         self.watch.check()
-
-
-class CapWatch:
-    """The deepest the needles stood beyond the active cap, sampled every 10 ms."""
-
-    def __init__(self, board, cap_mm):
-        self.board = board
-        self.cap_mm = cap_mm
-        self.worst = (0.0, 0.0, cap_mm)
-        self.paused = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.01):
-            depth = self.board.observe()["depth_mm"]
-            if self.paused:
-                continue
-            self.worst = max(self.worst, (depth - self.cap_mm, depth, self.cap_mm))
-
-    def check(self):
-        beyond, depth, cap = self.worst
-        assert beyond <= 0.05, "needles at %.3f mm, active cap %.3f mm" % (depth, cap)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=2)
 
 
 PenMachine.TestCase.settings = settings(
