@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check host firmware tests hil_tests
 
 safety-report: $(STAMP)
-	$(BIN)/python hil_tests/safety_report.py
+	$(BIN)/python hil_tests/safety_report.py $(if $(PORT),--port "$(PORT)")
 
 safety-mutants: $(STAMP)
 	$(BIN)/python hil_tests/mutants.py

@@ -4,16 +4,14 @@ Tests that inject faults or read the physics observer are marked `injects` and a
 skipped on a real board (no test rig can inject them there yet).
 """
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from penctl import Pen, RefusedError
+from penctl import Pen, RefusedError, evidence
 from penctl.sim import VirtualBoard
 
 
@@ -194,10 +192,7 @@ def motor_stopped(board):
     return obs["motor_duty"] == 0 and not obs["motor_enable_line"]
 
 
-# ---- last result of every test, for `make safety-report` -------------------------------------
-RESULTS = Path(__file__).parents[1] / ".pen-results" / "hil.json"
-
-
+# ---- every test's result as evidence, for `make safety-report` (penctl.evidence) ------------
 def pytest_runtest_logreport(report):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[report.nodeid] = report.outcome
@@ -206,11 +201,11 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session):
     if hasattr(session.config, "workerinput") or not _outcomes:
         return  # xdist workers report to the controller, which writes the file
-    RESULTS.parent.mkdir(exist_ok=True)
-    known = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    known.update({nodeid: {"outcome": o, "at": stamp} for nodeid, o in _outcomes.items()})
-    RESULTS.write_text(json.dumps(known, indent=1, sort_keys=True))
+    if os.environ.get("PEN_FIRMWARE_DIR"):
+        return  # a patched firmware (the mutants): its results are evidence of nothing
+    port = session.config.getoption("--port")
+    evidence.record(_outcomes, evidence.kind_of(port), evidence.firmware_id(),
+                    None if port else evidence.board_id("virtual"))
 
 
 _outcomes = {}
