@@ -38,7 +38,7 @@ fuzz: $(STAMP)
 
 soak: $(STAMP)
 	PEN_SOAK_N=$(or $(N),500) PEN_SOAK_STEPS=$(or $(STEPS),30) $(BIN)/pytest -q \
-		hil_tests/test_stateful.py --hypothesis-show-statistics
+		hil_tests/test_stateful.py $(if $(STATS),--hypothesis-show-statistics)
 
 bench: $(STAMP)
 	$(BIN)/python -m penctl.bench --board $(BOARD)

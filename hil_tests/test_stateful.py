@@ -38,9 +38,13 @@ rates = st.one_of(st.sampled_from([25, 60.5, 100, 150, 150.1, 10, 0]),
                   st.floats(allow_nan=True, allow_infinity=True))
 
 
+TALLY = {"runs": 0, "checks": 0}  # machines run; times the invariants ran
+
+
 class PenMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
+        TALLY["runs"] += 1
         fw = os.environ.get("PEN_FIRMWARE_DIR")
         self.board = VirtualBoard(firmware_dir=fw).__enter__()
         self.pen = Pen(self.board.port)
@@ -172,6 +176,7 @@ class PenMachine(RuleBasedStateMachine):
 
     @invariant()
     def motor_only_turns_when_running(self):
+        TALLY["checks"] += 1  # once before a run's first step, then after each step
         st_ = self.pen.status()
         obs = self.board.observe()
         if st_.state != "RUNNING":
@@ -191,4 +196,18 @@ class PenMachine(RuleBasedStateMachine):
 PenMachine.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
     derandomize="PEN_SOAK_N" not in os.environ, suppress_health_check=list(HealthCheck))
-test_pen_state_machine = PenMachine.TestCase
+
+
+def test_pen_state_machine(capsys):
+    """The machine's runs; `make soak` shows a one-line summary (STATS=1: hypothesis's)."""
+    outcome = "no failure"
+    try:
+        PenMachine.TestCase().runTest()
+    except BaseException:
+        outcome = "FAILED (minimal failing sequence above)"
+        raise
+    finally:
+        with capsys.disabled():
+            runs, checks = TALLY["runs"], TALLY["checks"]
+            print("\nsoak: %d runs, %d steps, %d invariant checks (2 invariants); %s" % (
+                runs, checks - runs, checks * 2, outcome))
