@@ -87,7 +87,8 @@ def service(cmds, args, now_ms):
     # machine.WDT cannot be stopped once started; only a reset into a boot that never
     # starts it frees the REPL for file transfers. Service mode drives nothing, so it
     # waits until the needles are in (a RESET need not: the boot brings them in).
-    if cmds.ctl.depth.moving():
+    ctl = cmds.ctl
+    if ctl.depth.moving() and not ctl.faults & P.ACTUATOR_FAULTS:  # a retract under way
         raise P.ProtocolError("STATE", "SERVICE refused while the needles are moving in: "
                               "wait until they are in")
     reset(cmds, args, now_ms)
