@@ -168,7 +168,7 @@ class Controller:
         self.faults |= 1 << code
         d = self.depth
         r = self.r
-        if code in (P.F_DEPTH_SENSOR, P.F_DEPTH_FOLLOWING):
+        if (1 << code) & P.ACTUATOR_FAULTS:
             d.stop()  # the actuator cannot be trusted to move: it stays where it is
             d.homed = False  # position no longer trusted: home again after clear
         d.homing = 0  # an unfinished homing: _rest brings the needles in (the target is 0)
