@@ -98,10 +98,10 @@ class Depth:
             self._drive(-self.max_duty if self.homing == _HOME_RETRACT else -self.home_duty)
             return 0
         self.stop()
-        if self.homing == _HOME_RETRACT:
-            self.homing = _HOME_IDLE
-            return 1
+        retracted = self.homing == _HOME_RETRACT  # in, but not taken as the zero
         self.homing = _HOME_IDLE
+        if retracted:
+            return 1
         if not self.home_mv_min <= r.depth_mv <= self.home_mv_max:
             return -2
         self.home_mv = r.depth_mv

@@ -16,22 +16,33 @@ import time
 import pytest
 from conftest import DepthWatch, clears, motor_stopped, wait_until
 from penctl import Pen, RefusedError
+from penctl.protocol import PROFILES
 
 pytestmark = pytest.mark.injects
 
 MARGIN_MM = 0.05  # the sensor tolerance the acceptance allows beyond a cap
+CAP_MM = {name: cap_um / 1000 for name, cap_um, _, _ in PROFILES}
+
+
+def use_profile(pen, watch, name):
+    """Switch the profile; the watch judges the needles against its cap from then on."""
+    pen.use_profile(name)
+    watch.cap_mm = CAP_MM[name]
+
+
+def homed_with_a_body_depth_stored(pen, watch):
+    """Where findings 1 and 2 start: body profile, 2.5 mm and 100 Hz set, homed."""
+    use_profile(pen, watch, "body")
+    pen.set(depth_mm=2.5, rate_hz=100)
+    pen.home()
 
 
 def test_a_stricter_profile_never_runs_the_needles_beyond_its_cap(pen, board):
     # finding 1: START checked the stored settings, not where the actuator stood
     with DepthWatch(board) as watch:
-        pen.use_profile("body")
-        watch.cap_mm = 2.5
-        pen.set(depth_mm=2.5, rate_hz=100)
-        pen.home()
+        homed_with_a_body_depth_stored(pen, watch)
         time.sleep(0.5)
-        pen.use_profile("periorbital")
-        watch.cap_mm = 0.5
+        use_profile(pen, watch, "periorbital")
         pen.set(depth_mm=0.5, rate_hz=100)
         pen.start()
         wait_until(lambda: board.observe()["motor_hz"] > 50, 8, "motor running")
@@ -44,12 +55,8 @@ def test_a_stricter_profile_clears_a_deeper_stored_depth(pen, board):
     # finding 2: the stored 2.500 mm outlived the switch and any SET, HOME or CLEAR
     # copied it to the actuator
     with DepthWatch(board) as watch:
-        pen.use_profile("body")
-        watch.cap_mm = 2.5
-        pen.set(depth_mm=2.5, rate_hz=100)
-        pen.home()
-        pen.use_profile("periorbital")
-        watch.cap_mm = 0.5
+        homed_with_a_body_depth_stored(pen, watch)
+        use_profile(pen, watch, "periorbital")
         values = pen.get()
         assert values["depth"] == "0.000" and values["cap"] == "0.500"
         with pytest.raises(RefusedError, match="depth not set"):
@@ -70,7 +77,7 @@ def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board
     pen.use_profile("cheeks")
     pen.set(depth_mm=1.0, rate_hz=100)
     with DepthWatch(board) as watch:
-        watch.cap_mm = 1.5
+        watch.cap_mm = CAP_MM["cheeks"]
         watch.resting = True
         pen.home()
         time.sleep(0.3)

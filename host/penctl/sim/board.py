@@ -402,7 +402,7 @@ class VirtualBoard:
                 self._beat_edge = (edge_feeds, edge_at, cpu)  # from here on, CPU time
             elif cpu is not None:
                 busy = cpu - edge_cpu >= window_ms * 1e6
-        if self.proc is None or busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
+        if busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
             physics.drop()
 
     def _vm_cpu_ns(self):
