@@ -9,6 +9,7 @@ the cap, the board retracts the needles on its own at boot, and a heartbeat the 
 toggles every tick gates both drivers in hardware, so a hang loses them within its window.
 """
 
+import re
 import subprocess
 import sys
 import time
@@ -124,7 +125,10 @@ def test_overdepth_trips_in_any_state_and_names_the_depth(pen, board):
     wait_until(lambda: "OVERDEPTH" in pen.status().faults, 6, "OVERDEPTH latched")
     with pytest.raises(RefusedError) as refused:
         pen.start()
-    assert "1.0" in str(refused.value) and "beyond the cap" in str(refused.value)
+    # named as measured: the 1.0 mm slip from wherever the carriage stood at home (±8 um)
+    named = re.search(r"needles at ([0-9.]+) mm measured, beyond the cap of 0\.500 mm",
+                      str(refused.value))
+    assert named and abs(float(named.group(1)) - 1.0) <= 0.02, str(refused.value)
     with pytest.raises(RefusedError, match="CAUSE_PERSISTS"):
         pen.clear()
     assert motor_stopped(board)
