@@ -73,8 +73,14 @@ def get(cmds, args, now_ms):
 def faults(cmds, args, now_ms):
     ctl = cmds.ctl
     log = ";".join("%d:%s" % (t, P.FAULTS[c][0]) for t, c, _, _ in ctl.fault_log[-6:])
-    latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in ctl.fault_log
-                        if ctl.faults & (1 << c))
+    # each latched fault once, by its newest record: a fault tripped, cleared and tripped
+    # again was listed with every earlier record too, a reply that grew to a MemoryError
+    newest = {}
+    for entry in ctl.fault_log:
+        if ctl.faults & (1 << entry[1]):
+            newest[entry[1]] = entry
+    latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in
+                        newest.values())
     return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
 
 
