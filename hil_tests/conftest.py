@@ -24,11 +24,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
     config.addinivalue_line("markers", "count_writes: the virtual board counts flash write "
                                        "points and can cut power at one (quiet_flash needs it)")
+    config.addinivalue_line("markers", "long: takes seconds (mpremote's or esptool's own "
+                                       "waits, a loop of power cuts): scheduled first")
     config.addinivalue_line("markers", "profile(name): the treatment profile the test runs in "
                                        "(default: the first, most restrictive one)")
 
 
 def pytest_collection_modifyitems(config, items):
+    # the long tests first, so the parallel workers (xdist, one test at a time each) end
+    # together instead of one finishing a long test after the others have run out of work
+    items.sort(key=lambda item: "long" not in item.keywords)
     if config.getoption("--port"):
         skip = pytest.mark.skip(reason="needs the virtual board's fault injection/observer; "
                                        "no test rig is configured for the real board")
@@ -43,10 +48,16 @@ def board(request):
         yield None
         return
     # PEN_FIRMWARE_DIR: a patched firmware copy, as `make safety-mutants` deploys
+    # the needles in at power-on, as a real board's last test leaves them: a boot's
+    # retract is tested where it is the point (power_cycle(depth_mm=...))
     with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"),
-                      count_writes=request.node.get_closest_marker("count_writes") is not None
-                      ) as b:
-        yield b
+                      count_writes=request.node.get_closest_marker("count_writes") is not None,
+                      needles_mm=0.0) as b:
+        _clock.board = b
+        try:
+            yield b
+        finally:
+            _clock.board = None
         b.check()  # a crashed VM fails the test that caused it
 
 
@@ -93,28 +104,70 @@ def start_run(pen, board):
     return pen
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
+# ---- waiting in the board's own time ----------------------------------------------------
+# A test waits for so much of the board's time, not the host's: on the virtual board its
+# control ticks (the firmware feeds the watchdog once per tick), so a VM that waits for a
+# CPU on a busy host has not used up a test's patience; on a real board, seconds. A
+# firmware that runs no tick at all during a wait (the integrity lockout, service mode, a
+# reset under way) has the wall clock as its time. A wall-clock ceiling of CEILING times
+# the wait ends every wait: a bound against hangs, not the measure.
+CEILING = 10
+
+
+class _Clock:
+    board = None  # the test's virtual board (the board fixture sets it)
+
+    def start(self, board=None):
+        board = board or self.board
+        return board, (board.ticks() if board else 0), time.monotonic()
+
+    @staticmethod
+    def elapsed(started):
+        """(board seconds, wall seconds) since start()."""
+        board, ticks, wall = started
+        wall = time.monotonic() - wall
+        ran = board.ticks() - ticks if board else 0
+        return (ran * board.tick_s if ran else wall), wall
+
+
+_clock = _Clock()
+
+
+def wait_until(predicate, timeout, what, board=None):
+    """Poll predicate until it is true; fail after `timeout` seconds of board time."""
+    started = _clock.start(board)
     while True:
         value = predicate()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(0.02)
+        spent, wall = _clock.elapsed(started)
+        if spent > timeout or wall > CEILING * timeout + 5:
+            raise AssertionError("timed out after %.1f s of board time (%.1f s wall) waiting "
+                                 "for %s" % (spent, wall, what))
+        time.sleep(0.01)
 
 
-def quiet_flash(board, quiet_s=1.0):
+def board_sleep(seconds, board=None):
+    """Let `seconds` of board time pass."""
+    started = _clock.start(board)
+    while True:
+        spent, wall = _clock.elapsed(started)
+        if spent >= seconds or wall > CEILING * seconds + 5:
+            return
+        time.sleep(min(0.01, seconds))
+
+
+def quiet_flash(board, quiet_s=0.4):
     """Wait until the firmware has written everything it queued: no new flash write point
-    for quiet_s (a log flush also waits for the depth actuator to settle)."""
-    last = [board.write_points(), time.monotonic()]
+    for quiet_s of board time (a log flush also waits for the depth actuator to settle)."""
+    last = [board.write_points(), _clock.start(board)]
 
     def quiet():
         now = board.write_points()
         if now != last[0]:
-            last[:] = [now, time.monotonic()]
-        return time.monotonic() - last[1] > quiet_s
-    wait_until(quiet, 10, "the flash quiet")
+            last[:] = [now, _clock.start(board)]
+        return _clock.elapsed(last[1])[0] > quiet_s
+    wait_until(quiet, 10, "the flash quiet", board)
 
 
 class Background:

@@ -5,10 +5,9 @@ import csv
 import json
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import board_sleep, motor_stopped, wait_until
 from penctl.record import COLUMNS
 
 USAGE, REFUSED, FAULT, LINK = 2, 3, 4, 5
@@ -75,7 +74,7 @@ def test_faults_and_clear(port):
     assert found["faults"] == [] and set(found["warnings"]) <= {"CONFIG"}
     pen(port, "config", "reset")  # saved settings: the CONFIG warning ends
     assert pen(port, "faults").stdout.strip() == "no latched faults, no warnings"
-    time.sleep(0.1)
+    board_sleep(0.1)
     done = pen(port, "--json", "clear")
     assert done.returncode == 0 and json.loads(done.stdout)["state"] in ("IDLE", "READY")
 

@@ -7,11 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import motor_stopped, start_run, wait_until
+from conftest import board_sleep, motor_stopped, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.deploy import deploy
 from penctl.paths import FIRMWARE_DIR
@@ -47,6 +46,7 @@ def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, t
         deploy(port, firmware_dir=firmware_tree(tmp_path))  # a real board is left as found
 
 
+@pytest.mark.long
 def test_source_deploy_runs_and_the_default_mpy_deploy_replaces_it(port, tmp_path):
     source = deploy(port, mpy=False, firmware_dir=firmware_tree(tmp_path))
     assert not source.mpy_arch
@@ -94,7 +94,7 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
             with pytest.raises(RefusedError):
                 pen.request(command)
     assert ">>> " not in board.output()
-    time.sleep(0.3)
+    board_sleep(0.3)
     assert motor_stopped(board) and board.observe()["motor_duty"] == 0
     fixed = deploy(board.port, firmware_dir=board.firmware_dir)
     assert fixed.copied == [name]
@@ -158,6 +158,7 @@ def test_a_firmware_that_cannot_boot_resets_into_the_minimal_lockout_never_the_r
         board.check()
 
 
+@pytest.mark.long
 @pytest.mark.injects
 def test_watchdog_resets_in_a_row_end_in_the_minimal_lockout(board):
     # a firmware that hangs at every boot is reset by its watchdog for ever: each such
@@ -169,7 +170,7 @@ def test_watchdog_resets_in_a_row_end_in_the_minimal_lockout(board):
     with Pen(board.port) as pen:
         assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
         pen.request("RESET")  # the minimal lockout cleared the count: the firmware again
-    time.sleep(0.3)
+    board_sleep(0.3)
     with Pen(board.port) as pen:
         assert pen.info["fw"] != "?" and pen.status().state == "IDLE"
 
@@ -183,6 +184,7 @@ def test_deploy_from_a_board_already_at_the_repl_in_service_mode(board):
     assert report.copied == []
 
 
+@pytest.mark.long
 @pytest.mark.injects
 def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_mode(board):
     # mpremote's Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): each one is a
@@ -197,9 +199,6 @@ def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_
 
 
 @pytest.mark.injects
-
-
-@pytest.mark.injects
 def test_deploy_refused_while_the_needles_run(board):
     pen = start_run(Pen(board.port), board)
     pen._stop_keepalive()
@@ -210,6 +209,7 @@ def test_deploy_refused_while_the_needles_run(board):
     assert not (board.flash_dir / "service").exists()
 
 
+@pytest.mark.long
 @pytest.mark.injects
 def test_deploy_errors_are_clear(board, tmp_path):
     with pytest.raises(LinkError, match="cannot open"):

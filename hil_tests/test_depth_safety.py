@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import DepthWatch, clears, motor_stopped, wait_until
+from conftest import DepthWatch, board_sleep, clears, motor_stopped, wait_until
 from penctl import Pen, RefusedError
 from penctl.protocol import PROFILES
 
@@ -42,12 +42,12 @@ def test_a_stricter_profile_never_runs_the_needles_beyond_its_cap(pen, board):
     # finding 1: START checked the stored settings, not where the actuator stood
     with DepthWatch(board) as watch:
         homed_with_a_body_depth_stored(pen, watch)
-        time.sleep(0.5)
+        board_sleep(0.5)
         use_profile(pen, watch, "periorbital")
         pen.set(depth_mm=0.5, rate_hz=100)
         pen.start()
         wait_until(lambda: board.observe()["motor_hz"] > 50, 8, "motor running")
-        time.sleep(1.5)
+        board_sleep(1.5)
         pen.stop()
     watch.check()
 
@@ -69,7 +69,7 @@ def test_a_stricter_profile_clears_a_deeper_stored_depth(pen, board):
         board.remove("overtemp")
         wait_until(lambda: clears(pen), 8, "clear accepted")
         pen.defaults()
-        time.sleep(0.5)
+        board_sleep(0.5)
     watch.check()
     assert watch.deepest_mm <= MARGIN_MM  # never out at all: at rest
 
@@ -81,7 +81,7 @@ def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board
         watch.cap_mm = CAP_MM["cheeks"]
         watch.resting = True
         pen.home()
-        time.sleep(0.3)
+        board_sleep(0.3)
         watch.resting = False
         pen.start()
         wait_until(lambda: board.observe()["depth_mm"] > 0.9, 10, "needles out to 1.0 mm")
@@ -90,7 +90,7 @@ def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board
         # READY comes once the motor stopped and the needles are in
         assert board.observe()["depth_mm"] <= MARGIN_MM and motor_stopped(board)
         watch.resting = True
-        time.sleep(0.3)
+        board_sleep(0.3)
     watch.check()
     assert watch.at_rest_mm <= MARGIN_MM
 

@@ -4,11 +4,10 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import serial
-from conftest import wait_until
+from conftest import board_sleep, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.flash import flash
 from penctl.sim import VirtualBoard
@@ -101,6 +100,7 @@ def test_blank_flash_does_not_boot(board, tmp_path):
     assert not board.booted_app and not board.observe()["vm_running"]
 
 
+@pytest.mark.long
 def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
     # DTR/RTS travel over RFC 2217 to the emulated auto-reset circuit: esptool's own
     # reset sequence enters the ROM bootloader, its hard reset boots the new image.
@@ -114,7 +114,7 @@ def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
     assert "Hash of data verified" in done.stdout and "Hard resetting" in done.stdout
     assert flash_bytes(board)[0x1000:0x1000 + 2048] == image.read_bytes()
     wait_until(lambda: board.observe()["vm_running"], 5, "board boots after the hard reset")
-    time.sleep(0.5)
+    board_sleep(0.5)
     with Pen(url) as pen:
         assert pen.info["reset"] == "PWRON"
         assert pen.status().state == "IDLE"

@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from conftest import motor_stopped
+from conftest import board_sleep, motor_stopped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from penctl import protocol as P
@@ -82,10 +82,10 @@ def test_flood_of_frames_then_normal_operation(pen, board):
     junk = b"".join(P.frame("%d STATUS x=%d" % (i % 65535 + 1, i)).encode() + b"\n"
                     for i in range(300))
     pen.link.write_raw(junk + bytes(range(4, 256)) * 4 + b"\n")
-    time.sleep(1.0)
+    board_sleep(1.0)
     check_untouched(pen, board, heap)
     pen.home()
     pen.set(depth_mm=0.5, rate_hz=100)
     pen.start()
-    time.sleep(0.5)
+    board_sleep(0.5)
     assert pen.status().state == "RUNNING"

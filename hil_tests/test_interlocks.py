@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import clears, motor_stopped, wait_until
+from conftest import board_sleep, clears, motor_stopped, wait_until
 from hazards import INTERLOCKS, stated_reaction_ticks
 from penctl import RefusedError
 
@@ -35,7 +35,7 @@ def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
         assert refused.value.code == "CAUSE_PERSISTS"
         assert code in str(refused.value)
     board.remove(hazard)
-    time.sleep(0.1)
+    board_sleep(0.1)
     wait_until(lambda: clears(running_pen), 2.0, "clear accepted once %s is gone" % hazard)
     assert running_pen.status().faults == []
     assert motor_stopped(board)
@@ -87,6 +87,7 @@ def test_every_short_estop_opening_is_latched(board, pen):
         assert pen.clear() == "IDLE"  # the loop is closed again: CLEAR takes it
 
 
+@pytest.mark.long
 def test_a_starved_physics_thread_trips_no_false_tach_lost(board, pen):
     # The physics is a thread of this process: a busy host (here a CPU-bound thread and a
     # 30 ms GIL switch interval) starves it while the VM ticks on. The tach count must not

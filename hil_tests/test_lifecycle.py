@@ -6,7 +6,7 @@ import shutil
 import time
 
 import pytest
-from conftest import motor_stopped, start_run, wait_until
+from conftest import board_sleep, motor_stopped, start_run, wait_until
 from penctl import Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
 from penctl.protocol import frame
@@ -60,7 +60,7 @@ def test_ctrl_c_during_homing_stops_homing(board):
         pen.link.write_raw(b"\x03\x03")
         wait_until(lambda: pen.status().state == "IDLE", 2, "homing stopped by Ctrl-C")
         depth = board.observe()["depth_mm"]
-        time.sleep(0.3)
+        board_sleep(0.3)
         # homing left where it stood, then the needles driven in to the switch, never out
         assert board.observe()["depth_mm"] <= min(depth, 0.0) + 0.005
     assert board.crash is None and board.observe()["resets"] == [1]
@@ -160,7 +160,7 @@ def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
         st = pen.status()
         assert st.state == "FAULT" and "INTERNAL" in st.faults
         assert "planted bug" in pen.faults()[0]["detail"]
-        time.sleep(0.3)
+        board_sleep(0.3)
         assert motor_stopped(board)  # stays off although the tick keeps raising
         board.check()
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 import serial
-from conftest import Background, motor_stopped, wait_until
+from conftest import Background, board_sleep, motor_stopped, wait_until
 from hazards import stated_reaction_ticks
 from penctl import LinkError
 from penctl import protocol as P
@@ -17,13 +17,13 @@ def test_corrupted_frame_refused_and_not_executed(pen):
     pen.link.write_line(corrupted)
     reply = pen.link.wait_reply(-1, 1.0)
     assert reply[0]["err"] == "BAD_CRC" and reply[0]["garbled"]
-    time.sleep(0.1)
+    board_sleep(0.1)
     assert pen.status().state == "IDLE"
 
 
 def test_garbage_and_overlong_lines_do_not_break_the_link(pen):
     pen.link.write_raw(b"\x00\xff garbage \x1b[2J\n" + b"x" * 500 + b"\n")
-    time.sleep(0.2)
+    board_sleep(0.2)
     assert pen.status().state == "IDLE"
 
 
@@ -32,11 +32,11 @@ def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
     line = P.frame("%d HOME" % seq)
     pen.link.write_line(line)
     first = pen.link.wait_reply(seq, 1.0)
-    time.sleep(1.5)  # homing done; no other command in between, as in a real retry
+    board_sleep(1.5)  # homing done; no other command in between, as in a real retry
     pen.link.write_line(line)  # a retry of a reply we "lost"
     again = pen.link.wait_reply(seq, 1.0)
     assert again == first
-    time.sleep(0.2)
+    board_sleep(0.2)
     assert pen.status().state == "READY"  # a second HOME would have gone back to HOMING
     homing = [e for e in pen.events() if e[0] == "STATE" and e[1]["to"] == "HOMING"]
     assert len(homing) == 1
@@ -45,10 +45,14 @@ def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
 @pytest.mark.injects
 def test_silent_host_during_run_stops_motor_within_link_timeout(running_pen, board):
     running_pen._stop_keepalive()  # the host goes silent
-    t0 = time.monotonic()
+    silent_from = board.ticks()
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after link timeout")
-    elapsed = time.monotonic() - t0
-    assert elapsed < 2.0
+    # the firmware's timeout runs on its own clock: however busy the host, no more of its
+    # ticks than the timeout (and a tick to act) pass before the motor is off
+    cut = max(board.written_at_tick(pin) for pin in ("motor_pwm", "motor_enable"))
+    took_ms = (cut - silent_from) * board.definition["timing"]["tick_ms"]
+    timeout_ms = board.definition["limits"]["link_timeout_ms"]
+    assert took_ms <= timeout_ms + 20, "motor off %d ms after the host fell silent" % took_ms
     assert "LINK_LOST" in running_pen.status().faults
 
 
@@ -78,16 +82,19 @@ def run_each_once(pen, board, name, values, retries, timeout, **link_faults):
     assert pen.diag()["executed"] - before == len(values) + 2  # + the GET and this DIAG
 
 
+@pytest.mark.long
 @pytest.mark.injects
-def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board):
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])  # four boards at once: 200 commands in all
+def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board, seed):
     # 1 % of bytes dropped and 1 % corrupted, both ways
-    values = [100 + 10 * (i % 190) for i in range(LOSSY_COMMANDS)]
+    values = [100 + 10 * (i % 190) for i in range(LOSSY_COMMANDS // 4)]
     run_each_once(pen, board, "link_timeout", values, 30, 0.1, drop=0.01, corrupt=0.01,
-                  seed=11)
+                  seed=seed)
     stats = board.bridge.stats
     assert stats["corrupted"] > 0 and stats["dropped"] > 0
 
 
+@pytest.mark.long
 @pytest.mark.injects
 def test_delayed_and_duplicated_bytes_still_run_each_command_once(pen, board):
     run_each_once(pen, board, "run_limit", list(range(100, 120)), 30, 0.3, duplicate=0.01,
@@ -142,12 +149,12 @@ def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board
     first_seq = (running_pen._seq + 20000) % (P.SEQ_MAX - 100) + 1
     to_vm = board.bridge.stats["to_vm"]
     with Flood(board.port, kind, first_seq, factor) as flood:
-        time.sleep(0.5)
+        board_sleep(0.5)
         assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection: " \
             + "; ".join(line for line in board.output().splitlines() if "FAULT" in line)
         board.inject("overtemp")
         wait_until(lambda: motor_stopped(board), 5.0, "motor off after overtemp under a flood")
-        time.sleep(0.5)  # the flood goes on with the motor stopped: no watchdog reset now either
+        board_sleep(0.5)  # the flood goes on with the motor stopped: no watchdog reset now either
         flooded = flood.sent
     assert board.bridge.stats["to_vm"] - to_vm >= min(flooded, 2 * WIRE_BYTES_PER_S)
     stated = stated_reaction_ticks("overtemp", board.definition)
@@ -178,13 +185,13 @@ def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running
         other.write(b"".join(P.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()
                              + b"\n" for i in range(8)))
         other.flush()
-        time.sleep(0.3)  # all eight answered (the Pen's keepalive may take some numbers)
+        board_sleep(0.3)  # all eight answered (the Pen's keepalive may take some numbers)
         st = running_pen.stop()
     finally:
         other.close()
     assert st.state == "READY" and st.faults == []
     wait_until(lambda: motor_stopped(board), 1, "motor off after STOP")
-    time.sleep(0.5)
+    board_sleep(0.5)
     st = running_pen.status()
     assert st.state == "READY" and st.faults == [], "stopped by STOP, not by a lost link"
 
@@ -195,7 +202,7 @@ def test_a_reused_sequence_number_is_refused_and_hello_forgets_the_numbers(pen):
     assert "st" in pen.link.wait_reply(seq, 1.0)[0]
     pen.link.write_line(P.frame("%d HOME" % seq))  # the same number for another frame
     assert pen.link.wait_reply(seq, 1.0)[0] == {"err": "SEQ_REUSED"}
-    time.sleep(0.2)
+    board_sleep(0.2)
     assert pen.status().state == "IDLE"  # HOME did not run
     pen.request("HELLO")  # a new session: the numbers before it are not this host's
     pen.link.write_line(P.frame("%d HOME" % seq))

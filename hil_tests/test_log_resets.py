@@ -1,10 +1,9 @@
 """The fault and event log on the board's flash, the boot counter, and resets reported
 with their cause: watchdog after a hang, brown-out, power-on; the log across power cuts."""
 
-import time
 
 import pytest
-from conftest import motor_stopped, quiet_flash, wait_until
+from conftest import board_sleep, motor_stopped, quiet_flash, wait_until
 from penctl import LinkError, Pen, UsageError
 from penctl import protocol as P
 
@@ -24,7 +23,7 @@ def flushed(pen, text):
 
 def test_log_keeps_boots_starts_stops_with_uptime_and_boot_number(ready_pen):
     ready_pen.start()
-    time.sleep(0.3)
+    board_sleep(0.3)
     ready_pen.stop()
     records = ready_pen.log()
     assert records == sorted(records, key=lambda r: r["seq"])
@@ -66,7 +65,7 @@ def test_the_log_is_never_written_while_the_needles_run(ready_pen, board):
     board.inject("overtemp", celsius=45)  # a HOT warning: an event while running
     wait_until(lambda: "HOT" in ready_pen.status().warnings, 2, "HOT warning")
     board.remove("overtemp")
-    time.sleep(0.5)
+    board_sleep(0.5)
     assert board.write_points() == before and ready_pen.status().state == "RUNNING"
     ready_pen.stop()
     quiet_flash(board)
@@ -80,7 +79,7 @@ def test_faults_and_clears_are_logged_with_their_readings(ready_pen, board):
     board.inject("overtemp", celsius=70)
     wait_until(lambda: ready_pen.status().state == "FAULT", 2, "OVERTEMP latched")
     board.remove("overtemp")
-    time.sleep(0.6)  # the thermistor reading settles below the trip level
+    board_sleep(0.6)  # the thermistor reading settles below the trip level
     ready_pen.clear()
     flushed(ready_pen, "CLEAR faults=OVERTEMP")
     fault = events(ready_pen.log(), "FAULT")[-1]["text"]
@@ -135,7 +134,7 @@ def test_a_brownout_while_running_keeps_its_record_and_its_name(running_pen, boa
 
 def run_and_stop(pen):
     pen.start()
-    time.sleep(0.2)
+    board_sleep(0.2)
     pen.stop()
 
 
@@ -161,6 +160,7 @@ def run_with_power_cut(board, point):
         return known, pen.log(), known[-1]["boot"]
 
 
+@pytest.mark.long
 @pytest.mark.injects
 @pytest.mark.count_writes
 def test_the_log_survives_a_power_cut_at_every_write_point_of_a_flush(ready_pen, board):

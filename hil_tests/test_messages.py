@@ -2,11 +2,10 @@
 raw or the friendly REPL, no firmware deployed) and a way out that works, tried here."""
 
 import shlex
-import time
 
 import pytest
 import serial
-from conftest import mpremote, wait_until
+from conftest import board_sleep, mpremote, wait_until
 from penctl import LinkError, Pen
 
 pytestmark = pytest.mark.injects
@@ -38,7 +37,7 @@ def advised_mpremote(message):
 
 
 def firmware_runs_again(board):
-    time.sleep(0.5)
+    board_sleep(0.5)
     with Pen(board.port) as pen:
         assert pen.status().state == "IDLE"
 

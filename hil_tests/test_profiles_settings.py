@@ -1,10 +1,9 @@
 """Treatment profiles enforced on the board, and saved settings that survive resets and
 power cuts at any write point."""
 
-import time
 
 import pytest
-from conftest import motor_stopped, quiet_flash, start_run, wait_until
+from conftest import board_sleep, motor_stopped, quiet_flash, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError
 from penctl.protocol import CALIBRATION, PROFILES
 
@@ -87,7 +86,7 @@ def test_unusable_settings_fall_back_to_safe_defaults_with_a_config_warning(boar
     else:
         path.write_text(path.read_text().replace("v=1", "v=9"))
     board.reset()
-    time.sleep(0.3)
+    board_sleep(0.3)
     with Pen(board.port) as pen:
         assert pen.config()["profile"] == "periorbital" and pen.config()["source"] == "defaults"
         assert "CONFIG" in pen.status().warnings
@@ -113,13 +112,14 @@ def save_with_power_cut(board, point):
     if point:
         wait_until(lambda: board.power_cuts > 0 and board.observe()["vm_running"], 5,
                    "the board back after the power cut")
-        time.sleep(0.3)
+        board_sleep(0.3)
     with Pen(board.port) as pen:
         saved = pen.config()
         assert saved["source"] == "saved" and "CONFIG" not in pen.status().warnings
         return saved["profile"]
 
 
+@pytest.mark.long
 @pytest.mark.injects
 @pytest.mark.count_writes
 def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(board):
@@ -171,7 +171,7 @@ def test_no_allowed_current_calibration_hides_an_overcurrent(pen, board, zero):
     pen.config(current_zero=zero)
     start_run(pen, board)
     wait_until(lambda: abs(pen.status().rate_hz - 100) < 5, 3, "the motor up to speed")
-    time.sleep(0.3)
+    board_sleep(0.3)
     assert pen.status().faults == []
     running = board.observe()["current_a"]
     board.inject("overcurrent", amps=2.55 - running)  # the true current just above 2.5 A
@@ -186,7 +186,7 @@ def test_no_allowed_current_calibration_hides_an_overcurrent(pen, board, zero):
 ])
 def test_no_allowed_supply_trim_hides_a_supply_fault(pen, board, gain, injection, volts, fault):
     pen.config(supply_gain=gain)
-    time.sleep(0.3)
+    board_sleep(0.3)
     assert pen.status().faults == []  # the nominal 12 V is inside the window at either bound
     board.inject(injection, volts=volts)  # true supply outside the 10.5..13.5 V window
     wait_until(lambda: fault in pen.status().faults, 2, "the %s trip" % fault)

@@ -4,12 +4,13 @@ transfers need a boot that never starts it. mpremote (unmodified) then owns the 
 import time
 
 import pytest
-from conftest import motor_stopped, mpremote, wait_until
+from conftest import board_sleep, motor_stopped, mpremote, wait_until
 from penctl import Pen, RefusedError
 
 pytestmark = pytest.mark.injects
 
 
+@pytest.mark.long
 def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tmp_path):
     with Pen(board.port) as pen:
         pen.service()
@@ -34,7 +35,7 @@ def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tm
     mpremote(board.port, "fs", "rm", ":note.txt")
     mpremote(board.port, "fs", "rm", ":service")
     mpremote(board.port, "reset")
-    time.sleep(0.5)
+    board_sleep(0.5)
     with Pen(board.port) as pen:
         assert pen.status().state == "IDLE"  # the firmware runs again
 

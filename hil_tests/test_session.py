@@ -4,7 +4,7 @@ import statistics
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import board_sleep, motor_stopped, wait_until
 
 
 def test_boot_state_is_idle_with_motor_off(pen, board):
@@ -41,7 +41,7 @@ def test_rate_holds_within_2_percent(ready_pen, board, rate):
     ready_pen.set(rate_hz=rate)
     ready_pen.start()
     wait_until(lambda: abs(ready_pen.status().rate_hz - rate) < rate * 0.05, 4, "settling")
-    time.sleep(0.5)
+    board_sleep(0.5)
     samples = mean_telemetry(ready_pen, 1.0)
     measured = statistics.mean(s.rate_hz for s in samples)
     assert abs(measured - rate) <= rate * 0.02
@@ -55,7 +55,7 @@ def test_depth_holds_within_tolerance(ready_pen, board):
     ready_pen.set(depth_mm=1.25)
     ready_pen.start()
     wait_until(lambda: ready_pen.status().target_depth_mm == 1.25, 5, "setpoint ramps to target")
-    time.sleep(0.3)
+    board_sleep(0.3)
     assert abs(ready_pen.status().depth_mm - 1.25) <= 0.05
     if board:
         assert abs(board.observe()["depth_mm"] - 1.25) <= 0.05
@@ -70,7 +70,7 @@ def test_stop_ramps_down_to_ready_and_motor_off(running_pen, board):
 
 
 def test_strokes_counted_match_shaft_revolutions(running_pen, board):
-    time.sleep(1.0)
+    board_sleep(1.0)
     st = running_pen.status()
     if board:
         revs = board.observe()["revolutions"]
@@ -81,7 +81,7 @@ def test_strokes_counted_match_shaft_revolutions(running_pen, board):
 @pytest.mark.profile("body")
 def test_depth_change_while_running_is_rate_limited(running_pen, board):
     running_pen.set(depth_mm=1.5)
-    time.sleep(0.4)
+    board_sleep(0.4)
     st = running_pen.status()
     # run_rate_mm_per_s is 0.5 mm/s: after 0.4 s the setpoint cannot be past ~0.72 mm
     assert st.target_depth_mm < 0.8

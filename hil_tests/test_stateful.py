@@ -12,10 +12,9 @@ virtual board, with invariants checked from the physics side after every step.
 """
 
 import os
-import time
 
 import pytest
-from conftest import DepthWatch, motor_stopped, wait_until
+from conftest import DepthWatch, board_sleep, motor_stopped, wait_until
 from hazards import INTERLOCKS, stated_reaction_ticks
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -130,7 +129,11 @@ class PenMachine(RuleBasedStateMachine):
     def hang_briefly(self):
         before = self.board.observe()["depth_mm"]
         self.board.inject("hang")
-        time.sleep(0.2)
+        # a hung firmware runs no ticks: the monostable's window runs in simulated time
+        window_s = self.board.definition["timing"]["heartbeat_ms"] / 1000
+        wait_until(lambda: self.board.heartbeat_lost_after_s() is not None, 8 * window_s,
+                   "the heartbeat monostable to drop the drivers")
+        assert self.board.heartbeat_lost_after_s() <= window_s * 1.2
         obs = self.board.observe()
         self.board.remove("hang")
         assert not obs["motor_enabled"] and not obs["depth_enabled"]
@@ -145,13 +148,13 @@ class PenMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.05, 0.2, 0.5]))
     def wait(self, seconds):
-        time.sleep(seconds)
+        board_sleep(seconds)
 
     @rule()
     def silence(self):
         # the host stops talking during a run: the board must stop on its own
         self.pen._stop_keepalive()
-        time.sleep(0.7)
+        board_sleep(0.7)
 
     @precondition(lambda self: len(self.injected) < 2)
     @rule(fault=st.sampled_from(VISIBLE))

@@ -84,7 +84,7 @@ class VirtualBoard:
     """Context manager running one virtual pen board. `.port` is what pyserial opens."""
 
     def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None,
-                 count_writes=False):
+                 count_writes=False, needles_mm=None):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
@@ -95,6 +95,10 @@ class VirtualBoard:
         # in the VM: about 2 KB of its heap that an ESP32 does not spend, so only the tests
         # that cut power at a write ask for it.
         self.count_writes = count_writes
+        # where the needle carriage stands at power-on: by default wherever the actuator
+        # was left (out), so the first boot retracts; 0.0 for a board whose last run
+        # brought them in (a test's board: its boot then takes no retract)
+        self.needles_mm = needles_mm
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
         self.port = str(self.tmp / "ttyPEN0")
@@ -112,6 +116,7 @@ class VirtualBoard:
         self._beat_seen = (0, 0)  # heartbeat pin's (level, stamp) at the last physics pass
         self._beat_edge = (0, 0.0, None)  # watchdog feeds, host time, VM CPU ns at the last edge
         self._hang_at = None  # physics time of the last inject("hang")
+        self._ticks_before = 0  # control ticks of the firmware runs before this one
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -140,6 +145,10 @@ class VirtualBoard:
         self._deploy_firmware()
         self._map_registers()
         self.physics = Physics(self.definition, self.regs)
+        if self.needles_mm is not None:
+            self.physics.depth_mm = 0.0
+            self.physics.slip(self.needles_mm)
+            self.physics.write_inputs()
         vm_master, self._vm_slave = open_raw_pty()
         self.bridge = LinkBridge(vm_master, self._on_ctrl_c)
         os.symlink(self.bridge.host_port, self.port)
@@ -269,6 +278,7 @@ class VirtualBoard:
         regs[simhw.H_RESET_CAUSE] = cause
         self.physics.faults.pop("hang", None)  # a reset ends the hang: new firmware run
         if cause != SOFT_RESET:  # machine.WDT survives a soft reset, as on an ESP32
+            self._ticks_before += regs[simhw.H_WDT_FEEDS]
             regs[simhw.H_WDT_TIMEOUT_MS] = 0
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
@@ -416,6 +426,24 @@ class VirtualBoard:
         except (OSError, ValueError, IndexError):
             return None
 
+    def ticks(self):
+        """Control ticks the firmware has run since the board was made, across resets:
+        the board's own clock (it feeds the watchdog once per tick), which a VM waiting
+        for a host CPU does not advance."""
+        with self._lock:
+            return self._ticks_before + self.regs[simhw.H_WDT_FEEDS]
+
+    def written_at_tick(self, pin_name):
+        """The tick (on the ticks() clock) at which the firmware last wrote this output
+        pin: when it acted, however late a busy host lets a test look."""
+        with self._lock:
+            gpio = self.definition["pins"][pin_name]
+            return self._ticks_before + self.regs[simhw.slot(gpio, simhw.G_STAMP)]
+
+    @property
+    def tick_s(self):
+        return self.definition["timing"]["tick_ms"] / 1000
+
     def heartbeat_drops(self):
         """Times the heartbeat monostable ran out and dropped both drivers."""
         return self.physics.beat_drops
@@ -507,8 +535,6 @@ class VirtualBoard:
             raise UsageError("fault %r takes no parameter %s" % (name, ", ".join(sorted(unknown))))
         with self._lock:
             running = self.physics.motor_duty() > 0 or self.physics.enable_line()
-            feeds = self.regs[simhw.H_WDT_FEEDS]
-            self._reaction = [name, feeds, None] if running else None
             self.physics.faults[name] = dict(FAULTS[name], **params)
             if name == "link_cut":
                 self.bridge.cut = True
@@ -520,6 +546,11 @@ class VirtualBoard:
             elif name == "brownout":
                 self._brownout_at = time.monotonic() + self.physics.faults[name]["after_s"]
             self.physics.write_inputs()
+            # The reaction counts from the ticks that can see the fault: the feed count is
+            # read once the pins show it. Read before, a host thread preempted between the
+            # two (a busy host) charged the firmware for ticks that ran before the fault.
+            feeds = self.regs[simhw.H_WDT_FEEDS]
+            self._reaction = [name, feeds, None] if running else None
 
     def remove(self, name):
         with self._lock:
