@@ -54,15 +54,21 @@ def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app
 
 
 def test_ctrl_c_during_homing_stops_homing(board):
+    # a jammed carriage keeps homing under way (it takes ~60 ms when free: a busy host
+    # saw it over before the Ctrl-C arrived); once the jam is gone, a homing that went on
+    # would drive the needles out to leave the switch
+    board.inject("depth_jam")
     with Pen(board.port) as pen:
         pen.request("HOME")
         wait_until(lambda: pen.status().state == "HOMING", 2, "homing under way")
         pen.link.write_raw(b"\x03\x03")
         wait_until(lambda: pen.status().state == "IDLE", 2, "homing stopped by Ctrl-C")
         depth = board.observe()["depth_mm"]
+        board.remove("depth_jam")
         board_sleep(0.3)
         # homing left where it stood, then the needles driven in to the switch, never out
         assert board.observe()["depth_mm"] <= min(depth, 0.0) + 0.005
+        assert pen.status().state == "IDLE"
     assert board.crash is None and board.observe()["resets"] == [1]
 
 

@@ -130,7 +130,12 @@ class Pen:
         line = P.frame(" ".join([str(seq), command] + args))
         boots = self.link.boots
         self.link.forget(seq)  # an answer to someone else's frame with this number
-        for _ in range((self.retries if retries is None else retries) + 1):
+        tries = (self.retries if retries is None else retries) + 1
+        timeouts = garbled = 0
+        # A try is used up by a timeout. A garbled answer gets a resend at once without
+        # using one: it may be the late answer to an earlier send (a slow host, a delayed
+        # link), and counting those ran the tries out in a burst of resends.
+        while timeouts < tries and garbled < 4 * tries:
             self.link.write_line(line)
             reply = self.link.wait_reply(seq, self.timeout, boots)
             if reply is None and self.link.at_repl:
@@ -140,6 +145,8 @@ class Pen:
                     # a restarted board has forgotten the sequence numbers it answered:
                     # no resend (the board also refuses it until a new HELLO)
                     raise self._restarted(command, "it may or may not have been done")
+                timeouts += reply is None
+                garbled += reply is not None
                 continue  # lost, or the board could not read our frame: send it again
             if reply[0].get("err") == "RESTARTED":
                 raise self._restarted(command, "it was not run")

@@ -115,7 +115,7 @@ class Transport:
                 self.telemetry.get_nowait()
             self.telemetry.put(fields)
 
-    def probe_repl(self, wait=0.5):
+    def probe_repl(self, wait=1.5):
         """What holds the port when frames go unanswered: (kind, service, main) with kind
         "repl" (MicroPython's friendly REPL), "raw" (its raw REPL) or None (silence, or
         something else); service and main (None if unknown): whether the pen's service

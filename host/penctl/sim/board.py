@@ -283,7 +283,8 @@ class VirtualBoard:
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
-        self._wdt_seen = (0, time.monotonic())
+        self._wdt_seen = (0, time.monotonic(), 0.0)  # a new process has waited for nothing
+        self._waited = (0.0, time.monotonic())  # the VM's run-queue wait, sampled, and when
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -415,16 +416,30 @@ class VirtualBoard:
         if busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
             physics.drop()
 
-    def _vm_cpu_ns(self):
-        """CPU time the VM has run for (ns), or None without a VM."""
+    def _vm_schedstat(self, field):
+        """The VM's /proc schedstat field in ns (0: CPU time it ran, 1: time it waited,
+        runnable, for a CPU), or None without a VM."""
         proc = self.proc
         if proc is None:
             return None
         try:
             with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
-                return int(f.read().split()[0])
+                return int(f.read().split()[field])
         except (OSError, ValueError, IndexError):
             return None
+
+    def _vm_cpu_ns(self):
+        return self._vm_schedstat(0)
+
+    def _vm_waited_s(self, now):
+        """Seconds the VM has waited for a host CPU, sampled at most every 50 ms (each
+        read of /proc gives the GIL away)."""
+        waited, at = self._waited
+        if now - at >= 0.05:
+            ns = self._vm_schedstat(1)
+            waited = waited if ns is None else ns / 1e9
+            self._waited = (waited, now)
+        return waited
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
@@ -519,11 +534,18 @@ class VirtualBoard:
     def _check_watchdog(self, now):
         timeout = self.regs[simhw.H_WDT_TIMEOUT_MS]
         feeds = self.regs[simhw.H_WDT_FEEDS]
-        if feeds != self._wdt_seen[0] or not timeout:
-            self._wdt_seen = (feeds, now)
-        elif (now - self._wdt_seen[1]) * 1000 > timeout:
-            self._kill_vm()
-            self._spawn(WDT_RESET)
+        # The watchdog counts the chip's time: the host's, less what the VM spent waiting
+        # for a CPU (a busy host is not a hung firmware). A VM that spins, blocks or is
+        # stopped (inject("hang")) waits for no CPU, so its time runs on.
+        waited = self._vm_waited_s(now)
+        fed_feeds, fed_at, fed_waited = self._wdt_seen
+        if feeds != fed_feeds or not timeout:
+            self._wdt_seen = (feeds, now, waited)
+        elif (now - fed_at) * 1000 > timeout:
+            self._waited = (waited, now - 1.0)  # read it now: this may be the time to fire
+            if (now - fed_at - (self._vm_waited_s(now) - fed_waited)) * 1000 > timeout:
+                self._kill_vm()
+                self._spawn(WDT_RESET)
 
     # ---- test and operator API ----------------------------------------------------------------
     def inject(self, name, **params):
