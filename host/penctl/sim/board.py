@@ -117,6 +117,7 @@ class VirtualBoard:
         self._beat_edge = (0, 0.0, None)  # watchdog feeds, host time, VM CPU ns at the last edge
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
+        self._frozen_s = 0.0  # host time the VM waited for a world left behind (starved)
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -283,7 +284,8 @@ class VirtualBoard:
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
-        self._wdt_seen = (0, time.monotonic(), 0.0)  # a new process has waited for nothing
+        # a new process has waited for nothing yet
+        self._wdt_seen = (0, time.monotonic(), 0.0, self._frozen_s)
         self._waited = (0.0, time.monotonic())  # the VM's run-queue wait, sampled, and when
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
@@ -349,6 +351,9 @@ class VirtualBoard:
         while not self._stop.is_set():
             time.sleep(0.001)
             now = time.monotonic()
+            # the VM waits while the world is more than 15 ms behind: that is no time of
+            # the chip's (the watchdog leaves it out)
+            self._frozen_s += max(0.0, now - world - 0.015)
             world = max(world, now - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
@@ -535,15 +540,17 @@ class VirtualBoard:
         timeout = self.regs[simhw.H_WDT_TIMEOUT_MS]
         feeds = self.regs[simhw.H_WDT_FEEDS]
         # The watchdog counts the chip's time: the host's, less what the VM spent waiting
-        # for a CPU (a busy host is not a hung firmware). A VM that spins, blocks or is
-        # stopped (inject("hang")) waits for no CPU, so its time runs on.
+        # for a CPU or for a physics thread the host starved (a busy host is not a hung
+        # firmware). A VM that spins, blocks or is stopped (inject("hang")) waits for
+        # neither, so its time runs on.
         waited = self._vm_waited_s(now)
-        fed_feeds, fed_at, fed_waited = self._wdt_seen
+        fed_feeds, fed_at, fed_waited, fed_frozen = self._wdt_seen
         if feeds != fed_feeds or not timeout:
-            self._wdt_seen = (feeds, now, waited)
+            self._wdt_seen = (feeds, now, waited, self._frozen_s)
         elif (now - fed_at) * 1000 > timeout:
             self._waited = (waited, now - 1.0)  # read it now: this may be the time to fire
-            if (now - fed_at - (self._vm_waited_s(now) - fed_waited)) * 1000 > timeout:
+            lost = self._vm_waited_s(now) - fed_waited + self._frozen_s - fed_frozen
+            if (now - fed_at - lost) * 1000 > timeout:
                 self._kill_vm()
                 self._spawn(WDT_RESET)
 
