@@ -143,8 +143,16 @@ def wait_until(predicate, timeout, what, board=None):
         spent, wall = _clock.elapsed(started)
         if spent > timeout or wall > CEILING * timeout + 5:
             raise AssertionError("timed out after %.1f s of board time (%.1f s wall) waiting "
-                                 "for %s" % (spent, wall, what))
+                                 "for %s%s" % (spent, wall, what, _faults_seen(started[0])))
         time.sleep(0.01)
+
+
+def _faults_seen(board):
+    """The board's last fault events, for a failure message."""
+    if board is None:
+        return ""
+    lines = [line for line in board.output().splitlines() if "FAULT" in line]
+    return "; the board's last faults: " + " | ".join(lines[-3:]) if lines else ""
 
 
 def board_sleep(seconds, board=None):

@@ -200,7 +200,9 @@ def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_
 
 @pytest.mark.injects
 def test_deploy_refused_while_the_needles_run(board):
-    pen = start_run(Pen(board.port), board)
+    pen = Pen(board.port)
+    pen.set(link_timeout=2000)  # the longest: deploy must reach the board within it
+    start_run(pen, board)
     pen._stop_keepalive()
     pen.link.close()  # the host program ended without STOP: the run lasts to the link timeout
     with pytest.raises(RefusedError) as refused:

@@ -44,7 +44,7 @@ def test_rate_holds_within_2_percent(ready_pen, board, rate):
     board_sleep(0.5)
     samples = mean_telemetry(ready_pen, 1.0)
     measured = statistics.mean(s.rate_hz for s in samples)
-    assert abs(measured - rate) <= rate * 0.02
+    assert abs(measured - rate) <= rate * 0.02, ready_pen.faults()
     if board:
         actual = board.observe()["motor_hz"]
         assert abs(actual - rate) <= rate * 0.02
@@ -56,7 +56,7 @@ def test_depth_holds_within_tolerance(ready_pen, board):
     ready_pen.start()
     wait_until(lambda: ready_pen.status().target_depth_mm == 1.25, 5, "setpoint ramps to target")
     board_sleep(0.3)
-    assert abs(ready_pen.status().depth_mm - 1.25) <= 0.05
+    assert abs(ready_pen.status().depth_mm - 1.25) <= 0.05, ready_pen.faults()
     if board:
         assert abs(board.observe()["depth_mm"] - 1.25) <= 0.05
 
