@@ -54,8 +54,9 @@ def hello(cmds, args, now_ms):
     # a new host session: the numbers earlier hosts used are not its own (this HELLO's
     # is kept, so a resend of it is answered as it was)
     cmds.link.answered = cmds.link.answered[-1:]
-    return "proto=%d fw=%s board=%s reset=%s" % (
-        P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, cmds.app.board_name, cmds.ctl.reset_cause)
+    return "proto=%d fw=%s board=%s uid=%s reset=%s" % (
+        P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, cmds.app.board_name, cmds.app.uid,
+        cmds.ctl.reset_cause)
 
 
 def get(cmds, args, now_ms):

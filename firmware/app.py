@@ -2,6 +2,7 @@
 # tick at a fixed period, the serial link, and telemetry. Outputs are made safe on
 # every way out (see main.py).
 import asyncio
+import binascii
 import gc
 import time
 
@@ -31,6 +32,8 @@ _LINK_LINES = const(3)
 class App:
     def __init__(self, board):
         self.board_name = board["name"]
+        # the chip's own id (its base MAC): what safety evidence from this board is filed by
+        self.uid = binascii.hexlify(machine.unique_id()).decode()
         t = board["timing"]
         self.tick_ms = t["tick_ms"]
         self.baud = t["baud"]

@@ -4,6 +4,7 @@
 # says who it is and what is wrong, refuses everything else, and accepts SERVICE and RESET
 # so that `pen deploy` can put good files in place. No watchdog: nothing here can hang
 # the needles, and mpremote may take the REPL with Ctrl-C.
+import binascii
 import time
 
 import machine
@@ -26,8 +27,9 @@ class Lockout:
         self.reset_pending = False
 
     def hello(self):
-        return "proto=%d fw=%s board=? reset=%s" % (
-            P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.reset_name(machine.reset_cause()))
+        return "proto=%d fw=%s board=? uid=%s reset=%s" % (
+            P.PROTOCOL_VERSION, P.FIRMWARE_VERSION,
+            binascii.hexlify(machine.unique_id()).decode(), P.reset_name(machine.reset_cause()))
 
     def status(self):
         return "st=%s f=%s up=%d" % (P.STATES[P.FAULT], P.FAULTS[P.F_INTEGRITY][0],

@@ -265,8 +265,10 @@ def pytest_sessionfinish(session):
     if os.environ.get("PEN_FIRMWARE_DIR"):
         return  # a patched firmware (the mutants): its results are evidence of nothing
     port = session.config.getoption("--port")
-    evidence.record(_outcomes, evidence.kind_of(port), evidence.firmware_id(),
-                    None if port else evidence.board_id("virtual"))
+    # a real board's results are filed by its name and chip id (HELLO), asked now that no
+    # test holds the port
+    evidence.record(_outcomes, evidence.identify(port) if port else evidence.VIRTUAL,
+                    evidence.firmware_id(), None if port else evidence.board_id("virtual"))
 
 
 _outcomes = {}

@@ -22,14 +22,20 @@ def main(argv=None, results=evidence.RESULTS):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", default=None, help="a real board's evidence (its URL)")
     args = parser.parse_args(argv)
-    kind = evidence.kind_of(args.port)
+    kind = evidence.identify(args.port) if args.port else evidence.VIRTUAL
     firmware = evidence.firmware_id()
-    runs = evidence.load(results).get(kind, {})
+    known = evidence.load(results)
+    runs = known.get(kind, {})
     print("# Hazard table\n")
     print("Evidence for firmware %s on the %s%s.\n" % (
         firmware, "virtual board (definition %s)" % evidence.board_id("virtual")
-        if kind == evidence.VIRTUAL else "board at " + args.port,
-        "" if runs else ": none recorded yet; run `make test` first"))
+        if kind == evidence.VIRTUAL else "board %s at %s" % (kind, args.port),
+        "" if runs else ": none recorded yet; run `make test` (`make hil PORT=...` for a real "
+        "board) first"))
+    if args.port and kind.startswith("port "):
+        others = sorted(k for k in known if k != evidence.VIRTUAL)
+        print("The board at %s did not answer HELLO, so its chip id is unknown; evidence is "
+              "recorded for: %s.\n" % (args.port, ", ".join(others) or "no real board"))
     print("| hazard | cause | interlock | fault codes | tests (evidence) |")
     print("|---|---|---|---|---|")
     lacking = []

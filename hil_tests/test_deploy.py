@@ -4,6 +4,7 @@ motor locked out (INTEGRITY) until a good deploy."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
             assert "INTEGRITY %s hash mismatch" % name in board.output()
         else:
             assert name in pen.faults()[0]["detail"]
+            assert pen.info["uid"] == board.uid.hex()  # the lockout says who it is too
         for command in ("HOME", "START", "CLEAR"):
             with pytest.raises(RefusedError):
                 pen.request(command)
@@ -224,7 +226,7 @@ def test_deploy_errors_are_clear(board, tmp_path):
         deploy(board.port)
 
 
-def test_pen_deploy_and_pen_version_commands(port):
+def test_pen_deploy_and_pen_version_commands(port, board):
     def pen(*args):
         done = subprocess.run([sys.executable, "-m", "penctl", "--port", port, *args],
                               capture_output=True, text=True, timeout=60)
@@ -235,7 +237,11 @@ def test_pen_deploy_and_pen_version_commands(port):
     assert report["copied"] == [] and report["version"]
     version = pen("--json", "version")
     assert version["board_firmware"] == report["version"] and version["match"] is True
-    assert "match" in pen("version")
+    # the chip's own id (machine.unique_id(), its base MAC), which evidence is filed by
+    assert re.fullmatch("[0-9a-f]{12}", version["uid"])
+    if board:
+        assert version["uid"] == board.uid.hex() and version["board"] == "virtual"
+    assert "match" in pen("version") and version["uid"] in pen("version")
 
 
 @pytest.mark.injects

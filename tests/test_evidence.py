@@ -84,3 +84,24 @@ def test_a_patched_firmware_run_records_no_evidence():
     assert done.returncode == 0, done.stdout
     after = evidence.RESULTS.read_bytes() if evidence.RESULTS.exists() else None
     assert after == before
+
+
+def test_a_real_boards_results_are_filed_by_its_name_and_chip_id(tmp_path):
+    # a run with --port (here on a virtual board started apart, as `make hil` would use a
+    # real one) files its results under the name and chip id the board's HELLO gives
+    from penctl.sim import VirtualBoard
+
+    results = tmp_path / "hil.json"
+    test = "hil_tests/test_refusals.py::test_start_refused_before_homing"
+    with VirtualBoard(needles_mm=0.0) as board:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p",
+                               "no:cacheprovider", test, "--port", board.port],
+                              cwd=ROOT, env=dict(os.environ, PEN_RESULTS=str(results)),
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+        kind = "virtual %s" % board.uid.hex()
+        assert evidence.identify(board.port) == kind
+    recorded = evidence.load(results)
+    assert list(recorded) == [kind]
+    assert recorded[kind][test]["outcome"] == "passed"
+    assert recorded[kind][test]["firmware"] == evidence.firmware_id()

@@ -10,12 +10,15 @@ never overwrites the virtual board's evidence, and a run of a patched firmware (
 
 import hashlib
 import json
+import os
 import time
+from pathlib import Path
 
 from . import boards
 from .paths import FIRMWARE_DIR, ROOT
 
-RESULTS = ROOT / ".pen-results" / "hil.json"
+# PEN_RESULTS: another file (a test of the recording itself, a CI job's own)
+RESULTS = Path(os.environ.get("PEN_RESULTS") or ROOT / ".pen-results" / "hil.json")
 VIRTUAL = "virtual"
 
 
@@ -33,9 +36,26 @@ def board_id(name):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def kind_of(port):
-    """The evidence's board: the virtual board, or a real one by its port."""
-    return VIRTUAL if not port else "port %s" % port
+def kind_of(port, hello=None):
+    """The evidence's board: the virtual board, or a real one by the name and chip id its
+    HELLO gave (the same board on any port), or by its port when it did not answer."""
+    if not port:
+        return VIRTUAL
+    if hello and hello.get("uid"):
+        return "%s %s" % (hello.get("board", "?"), hello["uid"])
+    return "port %s" % port
+
+
+def identify(port):
+    """kind_of() a real board, asking it HELLO (None if it does not answer)."""
+    from .client import Pen
+    from .errors import PenError
+
+    try:
+        with Pen(port, timeout=0.5, retries=2, connect_timeout=3) as pen:
+            return kind_of(port, pen.info)
+    except PenError:
+        return kind_of(port)
 
 
 def load(path=RESULTS):

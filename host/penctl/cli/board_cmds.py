@@ -128,8 +128,9 @@ def version(ctx):
     host_fw = firmware_version()
     with pen_of(ctx) as pen:
         board_fw, proto = pen.info.get("fw", "?"), pen.info.get("proto", "?")
+        board, uid = pen.info.get("board", "?"), pen.info.get("uid", "?")
     info = {"host": __version__, "host_firmware": host_fw, "board_firmware": board_fw,
-            "protocol": int(proto), "match": board_fw == host_fw}
-    emit(ctx, info, "host penctl %s (deploys firmware %s), board firmware %s, protocol %s: %s"
-         % (__version__, host_fw, board_fw, proto,
-            "match" if info["match"] else "MISMATCH, run pen deploy"))
+            "protocol": int(proto), "match": board_fw == host_fw, "board": board, "uid": uid}
+    emit(ctx, info, "host penctl %s (deploys firmware %s), board %s (chip id %s) firmware %s, "
+         "protocol %s: %s" % (__version__, host_fw, board, uid, board_fw, proto,
+                              "match" if info["match"] else "MISMATCH, run pen deploy"))

@@ -124,6 +124,9 @@ class VirtualBoard:
             raise UsageError("the virtual board has no ROM model for chip %r; it has: %s"
                              % (self.chip, ", ".join(sorted(ROMS))))
         self.app_offset = ROMS[self.chip].spec.app_offset
+        # its own chip id, as every ESP32 has (machine.unique_id(), the MAC esptool reads):
+        # Espressif's OUI and three random bytes
+        self.uid = bytes.fromhex("240ac4") + os.urandom(3)
         self.flash_size = 4 * 1024 * 1024
         self.booted_app = True
         self._rfc2217 = None
@@ -227,7 +230,7 @@ class VirtualBoard:
         with self._lock:
             self._kill_vm()
             self.bridge.at_repl = False
-            chip = ROMS[self.chip](mac=bytes.fromhex("240ac4000001"))
+            chip = ROMS[self.chip](mac=self.uid)
             self.bridge.rom = RomLoader(self.flash_image, chip, self.flash_size)
             self._clear_outputs()
             self.bridge.send_to_host(chip.banner)
@@ -251,6 +254,8 @@ class VirtualBoard:
         self._mmap = mmap.mmap(self._regs_file.fileno(), simhw.SIZE)
         self.regs = memoryview(self._mmap).cast("I")
         self.regs[simhw.H_MAGIC] = simhw.MAGIC
+        uid = int.from_bytes(self.uid, "big")
+        self.regs[simhw.H_UID], self.regs[simhw.H_UID + 1] = uid & 0xFFFFFFFF, uid >> 32
 
     # ---- the VM ------------------------------------------------------------------------
     def _clear_outputs(self):

@@ -44,10 +44,6 @@ def _poll_irqs():
         p._check_edge()
 
 
-def _gpio(pin):
-    return pin._id if isinstance(pin, Pin) else pin
-
-
 class Pin:
     IN = 1
     OUT = 3
@@ -112,7 +108,7 @@ class Pin:
 
 class PWM:
     def __init__(self, dest, *, freq=None, duty_u16=None):
-        self._id = _gpio(dest)
+        self._id = getattr(dest, "_id", dest)  # a Pin or a GPIO number
         self.init(freq=freq or 5000, duty_u16=duty_u16 or 0)
 
     def init(self, *, freq=None, duty_u16=None):
@@ -151,8 +147,8 @@ class ADC:
     # full-scale input of the ESP32 ADC per attenuation, microvolts
     _FULL_UV = (950000, 1250000, 1750000, 3100000)
 
-    def __init__(self, id, *, sample_ns=None, atten=None):
-        self._id = _gpio(id)
+    def __init__(self, id, *, atten=None):
+        self._id = getattr(id, "_id", id)
         if not 32 <= self._id <= 39:
             raise ValueError("invalid pin for ADC1")
         self._atten = ADC.ATTN_0DB if atten is None else atten
@@ -168,23 +164,21 @@ class Counter:
     RISING = 1
     FALLING = 2
 
-    def __init__(self, id, *args, **kwargs):
+    def __init__(self, id, *args, **params):  # "params": a name the VM already holds
         self._id = id
         self._pin = -1
         self._offset = 0
-        if args or kwargs:
-            self.init(*args, **kwargs)
+        if args or params:
+            self.init(*args, **params)
 
     def init(self, src, *args, edge=1, direction=1, filter_ns=0):
-        self._pin = _gpio(src)
-        self._offset = self._raw()
-
-    def _raw(self):
-        return _regs().get(simhw.slot(self._pin, simhw.G_COUNT))
+        self._pin = getattr(src, "_id", src)
+        self._offset = 0
+        self._offset = self.value()  # counts from here on
 
     def value(self, value=None):
         _poll_irqs()
-        raw = self._raw()
+        raw = _regs().get(simhw.slot(self._pin, simhw.G_COUNT))
         current = (raw - self._offset) & 0xFFFFFFFF
         if value is not None:
             self._offset = (raw - value) & 0xFFFFFFFF
@@ -201,6 +195,12 @@ class WDT:
     def feed(self):
         r = _regs()
         r.put(simhw.H_WDT_FEEDS, r.get(simhw.H_WDT_FEEDS) + 1)
+
+
+def unique_id():
+    # the ESP32 port returns the chip's 6-byte base MAC; each virtual board has its own
+    r = _regs()
+    return (r.get(simhw.H_UID) | r.get(simhw.H_UID + 1) << 32).to_bytes(6, "big")
 
 
 def reset_cause():

@@ -22,6 +22,7 @@ H_WRITE_POINTS = const(7)  # flash write points passed since the board was made 
 H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
+H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
