@@ -147,7 +147,7 @@ P_RUN_LIMIT = const(4)
 
 # Commands: name, parameters it takes ("*" = any settable parameter), what it does.
 COMMANDS = (
-    ("HELLO", "", ("identify: protocol and firmware version, board name")),
+    ("HELLO", "", ("identify: protocol and firmware version, board name, chip id, reset cause")),
     ("STATUS", "", ("state, faults, targets and readings")),
     ("HOME", "", ("home the depth actuator at its retracted end")),
     ("SET", "*", ("set one or more parameters")),
