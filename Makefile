@@ -10,7 +10,7 @@ BOARD ?= virtual
 # busy (quiet: ~70 s; 4 workers ~100 s, 2 workers ~180 s)
 JOBS ?= 8
 
-.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak
+.PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak passes
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ fuzz: $(STAMP)
 soak: $(STAMP)
 	PEN_SOAK_N=$(or $(N),500) PEN_SOAK_STEPS=$(or $(STEPS),30) $(BIN)/pytest -q \
 		hil_tests/test_stateful.py $(if $(STATS),--hypothesis-show-statistics)
+
+passes: $(STAMP)
+	$(BIN)/python -m penctl.passes -n $(or $(N),200) --seconds $(or $(SECONDS),2) \
+		$(if $(PORT),--port "$(PORT)")
 
 bench: $(STAMP)
 	$(BIN)/python -m penctl.bench --board $(BOARD)
