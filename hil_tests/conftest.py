@@ -12,6 +12,7 @@ import time
 
 import pytest
 from penctl import Pen, RefusedError, evidence
+from penctl import protocol as P
 from penctl.sim import VirtualBoard
 
 
@@ -78,6 +79,10 @@ def pen(request, port):
         profile = request.node.get_closest_marker("profile")
         if profile:
             p.use_profile(profile.args[0])
+        # The longest link timeout: a busy host can hold the keepalive thread, or the VM,
+        # for longer than the default 500 ms, and that LINK_LOST is the host's stall, not
+        # what the test is about. The tests of the link timeout set it themselves.
+        p.set(link_timeout=LINK_TIMEOUT_MAX_MS)
         yield p
 
 
@@ -112,6 +117,7 @@ def start_run(pen, board):
 # reset under way) has the wall clock as its time. A wall-clock ceiling of CEILING times
 # the wait ends every wait: a bound against hangs, not the measure.
 CEILING = 10
+LINK_TIMEOUT_MAX_MS = next(p[4] for p in P.PARAMS if p[0] == "link_timeout")
 
 
 class _Clock:

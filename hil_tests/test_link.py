@@ -44,6 +44,8 @@ def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
 
 @pytest.mark.injects
 def test_silent_host_during_run_stops_motor_within_link_timeout(running_pen, board):
+    timeout_ms = board.definition["limits"]["link_timeout_ms"]  # the board's default
+    running_pen.set(link_timeout=timeout_ms)
     running_pen._stop_keepalive()  # the host goes silent
     silent_from = board.ticks()
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after link timeout")
@@ -51,13 +53,26 @@ def test_silent_host_during_run_stops_motor_within_link_timeout(running_pen, boa
     # ticks than the timeout (and a tick to act) pass before the motor is off
     cut = max(board.written_at_tick(pin) for pin in ("motor_pwm", "motor_enable"))
     took_ms = (cut - silent_from) * board.definition["timing"]["tick_ms"]
-    timeout_ms = board.definition["limits"]["link_timeout_ms"]
     assert took_ms <= timeout_ms + 20, "motor off %d ms after the host fell silent" % took_ms
     assert "LINK_LOST" in running_pen.status().faults
 
 
 @pytest.mark.injects
+def test_a_run_outlasts_lost_keepalives_at_the_default_link_timeout(running_pen, board):
+    # one lost byte loses a keepalive or its answer: the next must still go out on time,
+    # not after a reply timeout (1 s) or a REPL probe (seconds), or the run stops
+    running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
+    board.link_faults(drop=0.005, seed=3)  # about one keepalive or answer in ten
+    board_sleep(4.0)
+    board.link_faults()
+    dropped = board.bridge.stats["dropped"]
+    st = running_pen.status()
+    assert st.state == "RUNNING" and dropped > 0, (dropped, running_pen.faults())
+
+
+@pytest.mark.injects
 def test_cut_link_during_run_stops_motor(running_pen, board):
+    running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
     board.inject("link_cut")
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after link cut")
     board.remove("link_cut")

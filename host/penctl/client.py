@@ -359,16 +359,23 @@ class Pen:
             time.sleep(0.05)
 
     # ---- keepalive ----------------------------------------------------------------------------
-    def _start_keepalive(self, period=0.15):
+    def _start_keepalive(self, period=0.1):
+        """KA every `period` s, five to the shortest link timeout. Each waits for its
+        answer no longer than the period and is never resent: the next one is the resend.
+        (Waiting out a lost answer's timeout, then probing for a REPL, left the board
+        without a frame for a second or more: a lost byte stopped the run.)"""
         self._stop_keepalive()
         stop = threading.Event()
 
         def loop():
             while not stop.wait(period):
+                seq = self._next_seq()
+                self.link.forget(seq)
                 try:
-                    self.request("KA")
-                except (LinkError, RefusedError):
-                    pass
+                    self.link.write_line(P.frame("%d KA" % seq))
+                except LinkError:
+                    continue
+                self.link.wait_reply(seq, period)
 
         t = threading.Thread(target=loop, daemon=True, name="pen-keepalive")
         self._keepalive = (stop, t)

@@ -102,6 +102,8 @@ class Transport:
         if kind == "reply":
             with self._cond:
                 self._replies[key] = (fields, message)
+                if len(self._replies) > 64:  # answers nobody waits for any more (late ones)
+                    del self._replies[next(iter(self._replies))]
                 self._cond.notify_all()
         elif kind == "event":
             if key == "BOOT":

@@ -289,9 +289,10 @@ class VirtualBoard:
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
-        # a new process has waited for nothing yet
-        self._wdt_seen = (0, time.monotonic(), 0.0, self._frozen_s)
-        self._waited = (0.0, time.monotonic())  # the VM's run-queue wait, sampled, and when
+        # (feeds, host time, VM CPU s, VM run-queue wait s, frozen s) at the last feed seen;
+        # a new process has run and waited for nothing yet
+        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._frozen_s)
+        self._sched = (0.0, 0.0, "R", time.monotonic())  # _vm_sched()'s last sample
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -426,30 +427,34 @@ class VirtualBoard:
         if busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
             physics.drop()
 
-    def _vm_schedstat(self, field):
-        """The VM's /proc schedstat field in ns (0: CPU time it ran, 1: time it waited,
-        runnable, for a CPU), or None without a VM."""
+    def _vm_cpu_ns(self):
+        """CPU time the VM has run for (ns), or None without a VM."""
         proc = self.proc
         if proc is None:
             return None
         try:
             with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
-                return int(f.read().split()[field])
+                return int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
-    def _vm_cpu_ns(self):
-        return self._vm_schedstat(0)
-
-    def _vm_waited_s(self, now):
-        """Seconds the VM has waited for a host CPU, sampled at most every 50 ms (each
-        read of /proc gives the GIL away)."""
-        waited, at = self._waited
-        if now - at >= 0.05:
-            ns = self._vm_schedstat(1)
-            waited = waited if ns is None else ns / 1e9
-            self._waited = (waited, now)
-        return waited
+    def _vm_sched(self, now, max_age=0.05):
+        """(CPU s, run-queue wait s, state letter) of the VM from /proc, read again once
+        the last sample is max_age old (each read gives the GIL away). The kernel adds a
+        wait to the run-queue figure only when it ends: a VM waiting now shows state R."""
+        cpu, waited, state, at = self._sched
+        proc = self.proc
+        if now - at >= max_age and proc is not None:
+            try:
+                with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
+                    run_ns, wait_ns = f.read().split()[:2]
+                with open("/proc/%d/stat" % proc.pid, "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0].decode()
+                cpu, waited = int(run_ns) / 1e9, int(wait_ns) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
+            self._sched = (cpu, waited, state, now)
+        return cpu, waited, state
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
@@ -544,20 +549,26 @@ class VirtualBoard:
     def _check_watchdog(self, now):
         timeout = self.regs[simhw.H_WDT_TIMEOUT_MS]
         feeds = self.regs[simhw.H_WDT_FEEDS]
-        # The watchdog counts the chip's time: the host's, less what the VM spent waiting
-        # for a CPU or for a physics thread the host starved (a busy host is not a hung
-        # firmware). A VM that spins, blocks or is stopped (inject("hang")) waits for
-        # neither, so its time runs on.
-        waited = self._vm_waited_s(now)
-        fed_feeds, fed_at, fed_waited, fed_frozen = self._wdt_seen
+        # The watchdog judges the chip's time, not the host's: a busy host that keeps the
+        # VM waiting for a CPU, or starves the physics it waits for, has not hung the
+        # firmware. It resets the chip once, since the last feed, the VM has
+        # - run a timeout's worth of CPU time (a loop that never yields), or
+        # - not been runnable (asleep, blocked, or stopped by inject("hang")) and the host's
+        #   time less the VM's run-queue waits and the physics' stalls exceeds the timeout.
+        # A VM that is runnable but not running is waiting for the host: never judged then.
+        cpu, waited, state = self._vm_sched(now)
+        fed_feeds, fed_at, fed_cpu, fed_waited, fed_frozen = self._wdt_seen
         if feeds != fed_feeds or not timeout:
-            self._wdt_seen = (feeds, now, waited, self._frozen_s)
-        elif (now - fed_at) * 1000 > timeout:
-            self._waited = (waited, now - 1.0)  # read it now: this may be the time to fire
-            lost = self._vm_waited_s(now) - fed_waited + self._frozen_s - fed_frozen
-            if (now - fed_at - lost) * 1000 > timeout:
-                self._kill_vm()
-                self._spawn(WDT_RESET)
+            self._wdt_seen = (feeds, now, cpu, waited, self._frozen_s)
+            return
+        if (now - fed_at) * 1000 <= timeout:
+            return
+        cpu, waited, state = self._vm_sched(now, max_age=0.02)
+        busy = (cpu - fed_cpu) * 1000 >= timeout
+        chip_s = now - fed_at - (waited - fed_waited) - (self._frozen_s - fed_frozen)
+        if busy or (state != "R" and chip_s * 1000 > timeout):
+            self._kill_vm()
+            self._spawn(WDT_RESET)
 
     # ---- test and operator API ----------------------------------------------------------------
     def inject(self, name, **params):
