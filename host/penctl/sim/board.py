@@ -157,7 +157,7 @@ class VirtualBoard:
         self.bridge = LinkBridge(vm_master, self._on_ctrl_c)
         os.symlink(self.bridge.host_port, self.port)
         self._spawn(PWRON_RESET)
-        for target in (self._physics_loop, self.bridge.run):
+        for target in (self._physics_loop, self.bridge.run, self._sample_vm):
             t = threading.Thread(target=target, daemon=True, name="pen-board-" + target.__name__)
             t.start()
             self._threads.append(t)
@@ -292,7 +292,7 @@ class VirtualBoard:
         # (feeds, host time, VM CPU s, VM run-queue wait s, frozen s) at the last feed seen;
         # a new process has run and waited for nothing yet
         self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._frozen_s)
-        self._sched = (0.0, 0.0, "R", time.monotonic())  # _vm_sched()'s last sample
+        self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -355,7 +355,7 @@ class VirtualBoard:
         step = self.definition["physics"]["step_s"]
         world = time.monotonic()  # the host time the world has been stepped to
         while not self._stop.is_set():
-            time.sleep(0.001)
+            time.sleep(0.002)  # a pass every ~2 ms: the VM waits only past 15 ms
             now = time.monotonic()
             # the VM waits while the world is more than 15 ms behind: that is no time of
             # the chip's (the watchdog leaves it out)
@@ -438,23 +438,23 @@ class VirtualBoard:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _vm_sched(self, now, max_age=0.05):
-        """(CPU s, run-queue wait s, state letter) of the VM from /proc, read again once
-        the last sample is max_age old (each read gives the GIL away). The kernel adds a
-        wait to the run-queue figure only when it ends: a VM waiting now shows state R."""
-        cpu, waited, state, at = self._sched
-        proc = self.proc
-        if now - at >= max_age and proc is not None:
+    def _sample_vm(self):
+        """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
+        every 20 ms, for the watchdog. A read of /proc gives the GIL away; a physics thread
+        that did it lost 30 ms a time to a busy thread and fell behind the firmware."""
+        while not self._stop.wait(0.02):
+            proc = self.proc
+            if proc is None:
+                continue
             try:
                 with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
                     run_ns, wait_ns = f.read().split()[:2]
                 with open("/proc/%d/stat" % proc.pid, "rb") as f:
                     state = f.read().rsplit(b")", 1)[1].split()[0].decode()
-                cpu, waited = int(run_ns) / 1e9, int(wait_ns) / 1e9
             except (OSError, ValueError, IndexError):
-                pass
-            self._sched = (cpu, waited, state, now)
-        return cpu, waited, state
+                continue
+            if proc is self.proc:  # not a sample of a VM that was replaced meanwhile
+                self._sched = (int(run_ns) / 1e9, int(wait_ns) / 1e9, state)
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
@@ -551,19 +551,19 @@ class VirtualBoard:
         feeds = self.regs[simhw.H_WDT_FEEDS]
         # The watchdog judges the chip's time, not the host's: a busy host that keeps the
         # VM waiting for a CPU, or starves the physics it waits for, has not hung the
-        # firmware. It resets the chip once, since the last feed, the VM has
+        # firmware. It resets the chip once, since the last feed, the VM (its figures from
+        # _sample_vm) has
         # - run a timeout's worth of CPU time (a loop that never yields), or
         # - not been runnable (asleep, blocked, or stopped by inject("hang")) and the host's
         #   time less the VM's run-queue waits and the physics' stalls exceeds the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
-        cpu, waited, state = self._vm_sched(now)
+        cpu, waited, state = self._sched
         fed_feeds, fed_at, fed_cpu, fed_waited, fed_frozen = self._wdt_seen
         if feeds != fed_feeds or not timeout:
             self._wdt_seen = (feeds, now, cpu, waited, self._frozen_s)
             return
         if (now - fed_at) * 1000 <= timeout:
             return
-        cpu, waited, state = self._vm_sched(now, max_age=0.02)
         busy = (cpu - fed_cpu) * 1000 >= timeout
         chip_s = now - fed_at - (waited - fed_waited) - (self._frozen_s - fed_frozen)
         if busy or (state != "R" and chip_s * 1000 > timeout):
