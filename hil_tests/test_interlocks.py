@@ -78,12 +78,15 @@ def test_every_short_estop_opening_is_latched(board, pen):
     # 0.3 ms openings, far shorter than a tick: the supervisor's level check never sees
     # them, the pin interrupt must (the ESP32's GPIO latches the edge, not the level)
     for n in range(20):
-        board.pulse("estop", seconds=0.0003)
+        opened_s = board.pulse("estop", seconds=0.0003)
         wait_until(lambda: pen.status().state == "ESTOP", 1,
                    "opening %d of 20 latched as ESTOP" % (n + 1))
         latched = pen.faults()
-        # the latched fault once, with this opening's record, not every earlier one's
-        assert len(latched) == 1 and "pin interrupt" in latched[0]["detail"]
+        # the latched fault once, with this opening's record, not every earlier one's;
+        # the interrupt's record unless a busy host held the loop open for a millisecond
+        # or more (then the tick's level check may see it first)
+        assert len(latched) == 1
+        assert "pin interrupt" in latched[0]["detail"] or opened_s >= 0.001, latched
         assert pen.clear() == "IDLE"  # the loop is closed again: CLEAR takes it
 
 

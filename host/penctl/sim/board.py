@@ -613,13 +613,15 @@ class VirtualBoard:
         fraction of a millisecond (a bounce, a loose contact). The physics does not step
         meanwhile, but the pins show it, and the pin's edge count (simhw G_COUNT) keeps the
         edge after the level is back, as the ESP32's GPIO interrupt latches an edge the
-        CPU never sees as a level."""
+        CPU never sees as a level. Returns how long the pin really showed it: a busy
+        host can preempt this thread mid-pulse."""
         with self._lock:
             self.inject(name, **params)
-            end = time.perf_counter() + seconds
-            while time.perf_counter() < end:  # sleep() would overshoot a sub-ms pulse
+            start = time.perf_counter()
+            while time.perf_counter() < start + seconds:  # sleep() overshoots a sub-ms pulse
                 pass
             self.remove(name)
+            return time.perf_counter() - start
 
     def standin_heap_bytes(self):
         """Heap the VM's stand-ins (machine, the register file, flash.py's write counting
