@@ -289,9 +289,9 @@ class VirtualBoard:
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_BOOTS] += 1
-        # (feeds, host time, VM CPU s, VM run-queue wait s, frozen s) at the last feed seen;
+        # (feeds, host time, VM CPU s, VM run-queue wait s, stalled s) at the last feed seen;
         # a new process has run and waited for nothing yet
-        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._frozen_s)
+        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._host_stalls_s())
         self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
@@ -438,6 +438,10 @@ class VirtualBoard:
         except (OSError, ValueError, IndexError):
             return None
 
+    def _host_stalls_s(self):
+        """Host time the physics and the link threads were kept from running, in all."""
+        return self._frozen_s + self.bridge.stalled_s
+
     def _sample_vm(self):
         """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
         every 20 ms, for the watchdog. A read of /proc gives the GIL away; a physics thread
@@ -555,17 +559,18 @@ class VirtualBoard:
         # _sample_vm) has
         # - run a timeout's worth of CPU time (a loop that never yields), or
         # - not been runnable (asleep, blocked, or stopped by inject("hang")) and the host's
-        #   time less the VM's run-queue waits and the physics' stalls exceeds the timeout.
+        #   time less the VM's run-queue waits and the host's stalls of the physics and the
+        #   link (a VM waits for either) exceeds the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
         cpu, waited, state = self._sched
-        fed_feeds, fed_at, fed_cpu, fed_waited, fed_frozen = self._wdt_seen
+        fed_feeds, fed_at, fed_cpu, fed_waited, fed_stalls = self._wdt_seen
         if feeds != fed_feeds or not timeout:
-            self._wdt_seen = (feeds, now, cpu, waited, self._frozen_s)
+            self._wdt_seen = (feeds, now, cpu, waited, self._host_stalls_s())
             return
         if (now - fed_at) * 1000 <= timeout:
             return
         busy = (cpu - fed_cpu) * 1000 >= timeout
-        chip_s = now - fed_at - (waited - fed_waited) - (self._frozen_s - fed_frozen)
+        chip_s = now - fed_at - (waited - fed_waited) - (self._host_stalls_s() - fed_stalls)
         if busy or (state != "R" and chip_s * 1000 > timeout):
             self._kill_vm()
             self._spawn(WDT_RESET)

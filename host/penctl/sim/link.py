@@ -42,6 +42,7 @@ class LinkBridge:
         self._recent = b""
         self._stop = threading.Event()
         self._pending = []  # (due, fd, bytes) for delayed traffic
+        self.stalled_s = 0.0  # host time this thread was kept from running (see run())
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0}
 
@@ -67,8 +68,14 @@ class LinkBridge:
                 pass
 
     def run(self):
+        last = time.monotonic()
         while not self._stop.is_set():
             ready, _, _ = select.select([self.host_master, self.vm_master], [], [], 0.02)
+            # a pass is due every 20 ms at most: a longer gap is a host that starved this
+            # thread, while a VM writing more than the PTY holds waited for it
+            now = time.monotonic()
+            self.stalled_s += max(0.0, now - last - 0.03)
+            last = now
             if self.host_master in ready:
                 self._from_host(self._read(self.host_master))
             if self.vm_master in ready:
