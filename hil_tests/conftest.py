@@ -79,10 +79,11 @@ def pen(request, port):
         profile = request.node.get_closest_marker("profile")
         if profile:
             p.use_profile(profile.args[0])
-        # The longest link timeout: a busy host can hold the keepalive thread, or the VM,
-        # for longer than the default 500 ms, and that LINK_LOST is the host's stall, not
-        # what the test is about. The tests of the link timeout set it themselves.
-        p.set(link_timeout=LINK_TIMEOUT_MAX_MS)
+        # The longest link timeout, saved so that profile switches and resets keep it: a
+        # busy host can hold the keepalive thread, or the VM, for longer than the default
+        # 500 ms, and that LINK_LOST is the host's stall, not what the test is about. The
+        # tests of the link timeout set it themselves.
+        p.config(link_timeout=LINK_TIMEOUT_MAX_MS)
         yield p
 
 
