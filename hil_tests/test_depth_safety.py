@@ -166,6 +166,31 @@ def test_heavy_load_on_the_host_never_drops_the_drivers(running_pen, board):
     assert running_pen.status().state == "RUNNING"
 
 
+def test_a_vm_the_host_keeps_from_running_does_not_let_the_world_run_ahead(pen, board):
+    # a busy host keeps the VM from running for a second, mid-ramp: the world must wait
+    # with it, not drive the depth actuator on its last outputs meanwhile (nor count the
+    # second against the watchdog or the heartbeat)
+    pen.use_profile("cheeks")
+    pen.set(depth_mm=0.5, rate_hz=100)
+    pen.home()
+    with DepthWatch(board, cap_mm=0.5) as watch:
+        pen.start()
+        wait_until(lambda: board.observe()["depth_mm"] > 0.1, 10, "needles on their way out")
+        before = board.observe()["depth_mm"]
+        board.inject("starve")
+        time.sleep(1.0)  # the host's second, not the board's
+        during = board.observe()["depth_mm"]
+        board.remove("starve")
+        wait_until(lambda: abs(pen.status().depth_mm - 0.5) < 0.02, 5, "needles at 0.5 mm")
+        board_sleep(0.3)
+    watch.check()
+    assert abs(during - before) < 0.1, "the needles moved %.3f mm while the VM waited" % (
+        during - before)
+    st = pen.status()
+    assert st.state == "RUNNING" and not st.faults, pen.faults()
+    assert board.heartbeat_drops() == 0 and board.observe()["resets"] == [1]
+
+
 def test_a_watchdog_reset_mid_run_brings_the_needles_in(pen, board):
     # the boot after a hang latches WATCHDOG at once: the needles come in all the same
     pen.use_profile("cheeks")

@@ -36,6 +36,7 @@ from .vm import simhw
 VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
+_HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -288,6 +289,7 @@ class VirtualBoard:
             regs[simhw.H_WDT_TIMEOUT_MS] = 0
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
+        regs[simhw.H_VM_MS] = 0  # this VM has not looked at its hardware yet
         regs[simhw.H_BOOTS] += 1
         # (feeds, host time, VM CPU s, VM run-queue wait s, stalled s) at the last feed seen;
         # a new process has run and waited for nothing yet
@@ -352,19 +354,30 @@ class VirtualBoard:
         # world slower than the firmware's clock) or catching up a chunk per GIL switch
         # (30 ms each) left the depth loop working on stale positions, and it swung out
         # past the cap.
+        # The other way round, the world never runs ahead of a VM the host keeps from
+        # running (_vm_reach): held past the VM's last look, it would drive the depth
+        # actuator on the last outputs for as long as the host takes (a busy host's 1 s
+        # took the needles 0.5 mm past the cap); when the VM looks again, the world skips
+        # the time it waited with it, as a chip and its world both stood still.
         step = self.definition["physics"]["step_s"]
-        world = time.monotonic()  # the host time the world has been stepped to
+        world = last_pass = time.monotonic()  # the host time the world has been stepped to
+        held = False
         while not self._stop.is_set():
             time.sleep(0.002)  # a pass every ~2 ms: the VM waits only past 15 ms
             now = time.monotonic()
-            # the VM waits while the world is more than 15 ms behind: that is no time of
-            # the chip's (the watchdog leaves it out)
-            self._frozen_s += max(0.0, now - world - 0.015)
-            world = max(world, now - 1.0)  # a host asleep for longer: that time is lost
+            # the VM waits while the world is more than 15 ms behind: a gap between two
+            # passes is no time of the chip's (the watchdog leaves it out)
+            self._frozen_s += max(0.0, now - last_pass - 0.015)
+            last_pass = now
+            reach = self._vm_reach(now)
+            if held and reach >= now:
+                world = max(world, now - _CHUNK_S)  # the VM is back: skip its wait
+            held = reach < now
+            world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
-                while now - world > 1e-9:
-                    elapsed = min(now - world, _CHUNK_S)
+                while reach - world > 1e-9:
+                    elapsed = min(reach - world, _CHUNK_S)
                     world += elapsed
                     while elapsed > 1e-9:
                         dt = min(step, elapsed)
@@ -374,6 +387,17 @@ class VirtualBoard:
                     self.regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
                 self._time_reaction()
                 self._watch_vm(now)
+
+    def _vm_reach(self, now):
+        """How far the world may be stepped: to `now`, unless a VM that is runnable (the
+        host's to schedule) has not looked at its hardware for _HOLD_S; then _HOLD_S past
+        its last look. A sleeping, stopped (hang) or booting VM holds nothing back."""
+        vm_ms = self.regs[simhw.H_VM_MS]
+        runnable = self._sched[2] == "R" or "starve" in self.physics.faults
+        if not vm_ms or not runnable or "hang" in self.physics.faults:
+            return now
+        last_look = now - ((int(now * 1000) - vm_ms) & 0xFFFFFFFF) / 1000
+        return min(now, last_look + _HOLD_S)
 
     def _time_reaction(self):
         # Counted in control ticks, not seconds: the firmware feeds the watchdog once per
@@ -571,7 +595,8 @@ class VirtualBoard:
             return
         busy = (cpu - fed_cpu) * 1000 >= timeout
         chip_s = now - fed_at - (waited - fed_waited) - (self._host_stalls_s() - fed_stalls)
-        if busy or (state != "R" and chip_s * 1000 > timeout):
+        waiting = state == "R" or "starve" in self.physics.faults
+        if busy or (not waiting and chip_s * 1000 > timeout):
             self._kill_vm()
             self._spawn(WDT_RESET)
 
@@ -591,6 +616,8 @@ class VirtualBoard:
             elif name == "hang" and self.proc is not None:
                 self.proc.send_signal(signal.SIGSTOP)  # PWM and pins hold their last state
                 self._hang_at = self.physics.t
+            elif name == "starve" and self.proc is not None:
+                self.proc.send_signal(signal.SIGSTOP)
             elif name == "depth_slip":
                 self.physics.slip(self.physics.faults[name]["mm"])
             elif name == "brownout":
@@ -607,7 +634,7 @@ class VirtualBoard:
             self.physics.faults.pop(name, None)
             if name == "link_cut":
                 self.bridge.cut = False
-            elif name == "hang" and self.proc is not None:
+            elif name in ("hang", "starve") and self.proc is not None:
                 self.proc.send_signal(signal.SIGCONT)
             elif name == "brownout":
                 self._brownout_at = None

@@ -50,6 +50,9 @@ FAULTS = {
     # the board resets (reported by the chip as a power-on reset); the supply then recovers
     "brownout": {"volts": 8.0, "after_s": 0.6},
     "hang": {},  # the firmware stops being scheduled (VM stopped) until the watchdog bites
+    # not a board fault: the host keeps the VM from running (stopped, but judged as a VM
+    # waiting for a CPU), to show that a busy host is invisible to the board
+    "starve": {},
     "current_offset": {"mv": 80.0},  # the current-sense amplifier's output drifts by mv
     # the needle carriage knocked out by mm at once (a loose cartridge, a blow), the
     # actuator still working; with depth_jam too it stays there

@@ -23,6 +23,7 @@ H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
+H_VM_MS = const(13)  # the VM's clock (ms, mod 2**32) at its last look at the hardware
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
