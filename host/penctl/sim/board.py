@@ -347,21 +347,20 @@ class VirtualBoard:
     def _physics_loop(self):
         # The world is stepped up to the host's clock in chunks of at most _CHUNK_S with
         # one set of outputs, and after each chunk it shows its inputs and stamps how far
-        # it got (H_PHYS_MS); the VM, another process, reads them as they come and waits
-        # while the world is more than 15 ms behind (machine.py). A thread starved by a
-        # busy host (CPU load, a thread holding the GIL) catches up in one go, without a
-        # system call that would give the GIL away between chunks: dropping the time (a
-        # world slower than the firmware's clock) or catching up a chunk per GIL switch
-        # (30 ms each) left the depth loop working on stale positions, and it swung out
-        # past the cap.
-        # The other way round, the world never runs ahead of a VM the host keeps from
-        # running (_vm_reach): held past the VM's last look, it would drive the depth
-        # actuator on the last outputs for as long as the host takes (a busy host's 1 s
-        # took the needles 0.5 mm past the cap); when the VM looks again, the world skips
-        # the time it waited with it, as a chip and its world both stood still.
+        # it got (H_PHYS_MS); the VM, another process, reads them as it looks at its
+        # hardware, and stamps its own clock there (H_VM_MS). Neither runs ahead of the
+        # other on a busy host:
+        # - the VM waits while the world is more than 15 ms behind (machine.py);
+        # - the world waits, _HOLD_S past the VM's last look, while the VM is runnable but
+        #   the host gives the CPU to others (_vm_reach).
+        # Whenever the VM has got ahead of the world and waited for it, the time between
+        # stands still (Physics.stand_still: the needles where they were, the motor turning
+        # on at its speed), without a system call that would give the GIL away. Stepping
+        # it on outputs the VM set before it waited swung the depth loop out past the cap
+        # (a busy host's second took the needles 0.4 mm mid-ramp); dropping it, the motor
+        # too, made the firmware's rate dip by up to 10 %.
         step = self.definition["physics"]["step_s"]
         world = last_pass = time.monotonic()  # the host time the world has been stepped to
-        held = False
         while not self._stop.is_set():
             time.sleep(0.002)  # a pass every ~2 ms: the VM waits only past 15 ms
             now = time.monotonic()
@@ -369,10 +368,14 @@ class VirtualBoard:
             # passes is no time of the chip's (the watchdog leaves it out)
             self._frozen_s += max(0.0, now - last_pass - 0.015)
             last_pass = now
-            reach = self._vm_reach(now)
-            if held and reach >= now:
-                world = max(world, now - _CHUNK_S)  # the VM is back: skip its wait
-            held = reach < now
+            look = self._vm_last_look(now)
+            if look is not None and look - world > 2 * _CHUNK_S:
+                # the VM got ahead of the world and waited for it (either side kept from
+                # running by the host): both stood still till it looked
+                with self._lock:
+                    self.physics.stand_still(look - _CHUNK_S - world)
+                world = look - _CHUNK_S
+            reach = self._vm_reach(now, look)
             world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
@@ -388,16 +391,20 @@ class VirtualBoard:
                 self._time_reaction()
                 self._watch_vm(now)
 
-    def _vm_reach(self, now):
+    def _vm_last_look(self, now):
+        """Host time of the VM's last look at its hardware (H_VM_MS), or None before
+        this VM's first."""
+        vm_ms = self.regs[simhw.H_VM_MS]
+        return now - ((int(now * 1000) - vm_ms) & 0xFFFFFFFF) / 1000 if vm_ms else None
+
+    def _vm_reach(self, now, look):
         """How far the world may be stepped: to `now`, unless a VM that is runnable (the
         host's to schedule) has not looked at its hardware for _HOLD_S; then _HOLD_S past
         its last look. A sleeping, stopped (hang) or booting VM holds nothing back."""
-        vm_ms = self.regs[simhw.H_VM_MS]
         runnable = self._sched[2] == "R" or "starve" in self.physics.faults
-        if not vm_ms or not runnable or "hang" in self.physics.faults:
+        if look is None or not runnable or "hang" in self.physics.faults:
             return now
-        last_look = now - ((int(now * 1000) - vm_ms) & 0xFFFFFFFF) / 1000
-        return min(now, last_look + _HOLD_S)
+        return min(now, look + _HOLD_S)
 
     def _time_reaction(self):
         # Counted in control ticks, not seconds: the firmware feeds the watchdog once per
