@@ -37,6 +37,7 @@ VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
 _HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
+_VM_LEAD_S = 0.015  # how far the VM runs ahead of the world before it waits (machine.py)
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -369,12 +370,13 @@ class VirtualBoard:
             self._frozen_s += max(0.0, now - last_pass - 0.015)
             last_pass = now
             look = self._vm_last_look(now)
-            if look is not None and look - world > 2 * _CHUNK_S:
-                # the VM got ahead of the world and waited for it (either side kept from
-                # running by the host): both stood still till it looked
+            if look is not None and look - world > _VM_LEAD_S:
+                # the VM got more than _VM_LEAD_S ahead of the world and waited for it
+                # (either side kept from running by the host): both stood still from then
+                # till its look; what it did within _VM_LEAD_S is stepped as usual
                 with self._lock:
-                    self.physics.stand_still(look - _CHUNK_S - world)
-                world = look - _CHUNK_S
+                    self.physics.stand_still(look - _VM_LEAD_S - world)
+                world = look - _VM_LEAD_S
             reach = self._vm_reach(now, look)
             world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
