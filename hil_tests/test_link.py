@@ -62,7 +62,7 @@ def test_a_run_outlasts_lost_keepalives_at_the_default_link_timeout(running_pen,
     # one lost byte loses a keepalive or its answer: the next must still go out on time,
     # not after a reply timeout (1 s) or a REPL probe (seconds), or the run stops
     running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
-    board.link_faults(drop=0.005, seed=3)  # about one keepalive or answer in ten
+    board.link_faults(drop=0.002, seed=3)  # about one keepalive or answer in twenty
     board_sleep(4.0)
     board.link_faults()
     dropped = board.bridge.stats["dropped"]
