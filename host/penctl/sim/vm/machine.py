@@ -29,26 +29,25 @@ def _poll_irqs():
     # physics is more than 15 ms behind the VM's clock (both CLOCK_MONOTONIC): over any 4
     # ticks it then moves at least 5 ms, yet a host thread's usual lag (the GIL's 5 ms
     # switches) costs the VM no time. After 1 s it goes on (its physics thread gone).
-    # Once per millisecond of the VM's clock: a tick's dozen accesses share one look (each
-    # look is system calls, a third of the VM's CPU when every access looked).
-    # Each look also tells the physics how far the VM has got (H_VM_MS): the world waits
-    # for a VM the host keeps from running (board.py).
+    # Once per millisecond of the VM's clock: a tick's dozen accesses share one look at
+    # the physics clock (each look is system calls). Each look also tells the physics how
+    # far the VM has got (H_VM_MS): the world waits for a VM the host keeps from running
+    # (board.py).
     now = time.ticks_ms()
-    if now == _irq_seen[1]:
-        return
-    _irq_seen[1] = now
-    n = 0
-    while True:
-        now = time.ticks_ms()
-        simhw.regs.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
-        if n >= 1000 or not 15 < (now - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
-                < 0x80000000:
-            break
-        time.sleep_ms(1)
-        n += 1
-    # ESP32 Pin.irq callbacks are soft: scheduled, run between bytecodes. Here an
-    # edge is noticed at the firmware's next peripheral access (in the next millisecond)
-    # and scheduled the same way.
+    if now != _irq_seen[1]:
+        _irq_seen[1] = now
+        n = 0
+        while True:
+            now = time.ticks_ms()
+            simhw.regs.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
+            if n >= 1000 or not 15 < (now - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
+                    < 0x80000000:
+                break
+            time.sleep_ms(1)
+            n += 1
+    # ESP32 Pin.irq callbacks are soft: scheduled, run between bytecodes. Here an edge is
+    # noticed at every peripheral access (an ESP32's ISR schedules the callback at the
+    # edge, before the firmware's next look at the level) and scheduled the same way.
     seq = simhw.regs.get(simhw.H_IRQ_SEQ)
     if seq == _irq_seen[0]:
         return
