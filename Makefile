@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?=
 BOARD ?= virtual
 # The suite waits on simulated hardware more than it computes, so it runs more workers
-# than cores: 4 on 2 cores take ~95 s quiet (5: ~78 s, 2: ~180 s). More workers are faster
+# than cores: 4 on 2 cores take ~100 s quiet (5: ~78 s, 2: ~180 s). More workers are faster
 # on a quiet machine but, beside other CPU-bound work, keep the virtual boards waiting.
 JOBS ?= 4
 
