@@ -118,7 +118,7 @@ def start_run(pen, board):
 # reset under way) has the wall clock as its time. A wall-clock ceiling of CEILING times
 # the wait ends every wait: a bound against hangs, not the measure.
 CEILING = 10
-LINK_TIMEOUT_MAX_MS = next(p[4] for p in P.PARAMS if p[0] == "link_timeout")
+LINK_TIMEOUT_MAX_MS = P.PARAMS[P.P_LINK_TIMEOUT][4]
 
 
 class _Clock:

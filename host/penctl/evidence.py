@@ -3,9 +3,10 @@
 A result is evidence only for the firmware it ran on the board it ran on. The firmware is
 named by a hash of its source tree (firmware/*.py): the same whether a board got `.py` or
 `.mpy` files and whether it is virtual or real. The board definition is hashed apart. Results
-are kept per board ("virtual", or "port <url>" for a real board), so a run on a real board
-never overwrites the virtual board's evidence, and a run of a patched firmware (the mutants,
-`PEN_FIRMWARE_DIR`) records nothing at all.
+are kept per board ("virtual", or a real board's name and chip id from its HELLO, "port <url>"
+if it did not answer), so a run on a real board never overwrites the virtual board's
+evidence, and a run of a patched firmware (the mutants, `PEN_FIRMWARE_DIR`) records nothing
+at all.
 """
 
 import hashlib

@@ -119,7 +119,7 @@ class VirtualBoard:
         self._beat_edge = (0, 0.0, None)  # watchdog feeds, host time, VM CPU ns at the last edge
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
-        self._frozen_s = 0.0  # host time the VM waited for a world left behind (starved)
+        self._frozen_s = 0.0  # host time the physics thread was kept from running
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -152,8 +152,7 @@ class VirtualBoard:
         self._map_registers()
         self.physics = Physics(self.definition, self.regs)
         if self.needles_mm is not None:
-            self.physics.depth_mm = 0.0
-            self.physics.slip(self.needles_mm)
+            self.physics.place_needles(self.needles_mm)
             self.physics.write_inputs()
         vm_master, self._vm_slave = open_raw_pty()
         self.bridge = LinkBridge(vm_master, self._on_ctrl_c)
@@ -327,8 +326,7 @@ class VirtualBoard:
             self._kill_vm()
             self._clear_outputs()
             if depth_mm is not None:
-                self.physics.depth_mm = 0.0
-                self.physics.slip(depth_mm)
+                self.physics.place_needles(depth_mm)
             self.physics.write_inputs()
             self._spawn(PWRON_RESET)
 

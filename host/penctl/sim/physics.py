@@ -120,6 +120,11 @@ class Physics:
         self.beat_drops += 1
         self.beat_lost_at = self.t
 
+    def place_needles(self, mm):
+        """The carriage put at mm from home (within the hard stops), as power-on finds it."""
+        self.depth_mm = 0.0
+        self.slip(mm)
+
     def slip(self, mm):
         c = self.cfg
         self.depth_mm = min(c["depth_stop_max_mm"], max(c["depth_stop_min_mm"], self.depth_mm + mm))
