@@ -56,69 +56,75 @@ try:
     service = True
 except OSError:
     service = False
-try:
-    if service:
-        count(0)  # a repair is under way: the next boot tries the firmware again
-        print("pen: service mode; the firmware is not running (remove /service, then reset)")
-    else:
-        n = count()
-        if machine.reset_cause() == machine.WDT_RESET:  # the last boot hung: a failure too
-            n += 1
-            count(n)
-        if n >= 3:
-            why = ("INTERNAL", "%d boots in a row failed" % n)
-        else:
-            import integrity
-
-            problems = integrity.check()
-            if problems:
-                integrity.refuse(problems)
-                # back only if the lockout's own modules are damaged
-                why = ("INTEGRITY", problems[0][0] + " " + problems[0][1])
-            else:
-                del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
-                # While the app runs, Ctrl-C interrupts nothing: a second one could land in
-                # a finally before the motor is off. The UART passes 0x03 on as a byte,
-                # which link.py makes a realtime STOP. Service mode keeps Ctrl-C for mpremote.
-                micropython.kbd_intr(-1)
-                gc.collect()
-                # A module deployed as source (pen deploy --source) is compiled here, which
-                # needs a large free block: the largest go first, with a collection after
-                # each, so fragments of one never starve the next (in app.py's import order
-                # a few hundred more bytes of source failed to boot).
-                seldom = tuple(n for n in _SELDOM if _size(n, (".py",)))
-                for name in sorted(_APP + seldom, key=_size, reverse=True):
-                    __import__(name)
-                    gc.collect()
-                import app
-
-                app.run()
-        if why:
-            # The minimal lockout is the string that ends this file: compiled only when it
-            # must run, so a running pen keeps none of it on its heap (a lone string compiles
-            # to nothing). It is main.py's own text, which nothing else could vouch for.
-            with open("main.py") as f:
-                text = f.read().rstrip()
-            exec(text[text.rindex("\n'''\n# The minimal lockout") + 5 : -3],
-                 {"why": why, "count": count})
-except BaseException as e:  # printed before the reset below, where a board shows it
-    sys.print_exception(e)
-finally:
-    # a module that failed its check never runs, not even to stop the motor (nor in the
-    # minimal lockout, which imports nothing of the pen): the app never started it, and
-    # the driver's enable pin is pulled low at reset (hardware reference)
-    if not (problems or why):
-        try:
-            import board
-            import motor
-
-            motor.force_off(board.load())
-        except BaseException as e:
-            sys.print_exception(e)
 # Only service mode ends at the REPL: anything else is a failed boot, counted, then reset.
-if not service:
-    count(count() + 1)
-    machine.reset()
+# The reset is this finally's, so no exception gets past it, not even one raised while
+# another is printed (a heap too full to print a MemoryError).
+try:
+    try:
+        if service:
+            count(0)  # a repair is under way: the next boot tries the firmware again
+            print("pen: service mode; the firmware is not running (remove /service, then reset)")
+        else:
+            # Outside service mode Ctrl-C interrupts nothing, from here to the reset: one that
+            # broke the integrity check, a lockout or this file's own ending would leave the
+            # board at the REPL, and in the app a second one could land in a finally before the
+            # motor is off. The UART passes 0x03 on as a byte, which link.py makes a realtime
+            # STOP and the lockouts ignore. Service mode keeps Ctrl-C for mpremote.
+            micropython.kbd_intr(-1)
+            n = count()
+            if machine.reset_cause() == machine.WDT_RESET:  # the last boot hung: a failure too
+                n += 1
+                count(n)
+            if n >= 3:
+                why = ("INTERNAL", "%d boots in a row failed" % n)
+            else:
+                import integrity
+
+                problems = integrity.check()
+                if problems:
+                    integrity.refuse(problems)
+                    # back only if the lockout's own modules are damaged
+                    why = ("INTEGRITY", problems[0][0] + " " + problems[0][1])
+                else:
+                    del integrity, sys.modules["integrity"]  # its RAM goes to the app's modules
+                    gc.collect()
+                    # A module deployed as source (pen deploy --source) is compiled here, which
+                    # needs a large free block: the largest go first, with a collection after
+                    # each, so fragments of one never starve the next (in app.py's import order
+                    # a few hundred more bytes of source failed to boot).
+                    seldom = tuple(n for n in _SELDOM if _size(n, (".py",)))
+                    for name in sorted(_APP + seldom, key=_size, reverse=True):
+                        __import__(name)
+                        gc.collect()
+                    import app
+
+                    app.run()
+            if why:
+                # The minimal lockout is the string that ends this file: compiled only when it
+                # must run, so a running pen keeps none of it on its heap (a lone string compiles
+                # to nothing). It is main.py's own text, which nothing else could vouch for.
+                with open("main.py") as f:
+                    text = f.read().rstrip()
+                exec(text[text.rindex("\n'''\n# The minimal lockout") + 5 : -3],
+                     {"why": why, "count": count})
+    except BaseException as e:  # printed before the reset below, where a board shows it
+        sys.print_exception(e)
+    finally:
+        # a module that failed its check never runs, not even to stop the motor (nor in the
+        # minimal lockout, which imports nothing of the pen): the app never started it, and
+        # the driver's enable pin is pulled low at reset (hardware reference)
+        if not (problems or why):
+            try:
+                import board
+                import motor
+
+                motor.force_off(board.load())
+            except BaseException as e:
+                sys.print_exception(e)
+finally:
+    if not service:
+        count(count() + 1)
+        machine.reset()
 
 '''
 # The minimal lockout. It imports nothing of the pen, not even protocol or link, so it

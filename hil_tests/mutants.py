@@ -63,16 +63,17 @@ MUTANTS = [
     ("INTERNAL: exceptions in the tick ignored",
      [("app.py", "            self.ctl.internal_fault(e)\n", "            pass\n")],
      ["hil_tests/test_lifecycle.py::test_unexpected_exception_stops_motor_and_reports_internal"]),
-    ("Exceptions: no finally in main.py nor app.run()",
-     [("main.py", "except BaseException as e:  # printed before the reset below, where a "
-       "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
-       "except KeyboardInterrupt:\n    raise\nif 0:\n    #"),
+    ("Exceptions: no finally in app.run(), none in main.py nor its reset",
+     [("main.py", "    except BaseException as e:  # printed before the reset below, where a "
+       "board shows it\n        sys.print_exception(e)\n    finally:\n        #",
+       "    except KeyboardInterrupt:\n        raise\n    if 0:\n        #"),
+      ("main.py", "finally:\n    if not service:\n", "finally:\n    if 0:\n"),
       ("app.py", "    finally:\n        app.safe()\n",
        "    except KeyboardInterrupt:\n        raise\n")],
      ["hil_tests/test_lifecycle.py::test_an_exception_out_of_the_app_leaves_the_motor_off_and"
       "_resets_never_to_the_repl"]),
     ("Ctrl-C: kbd_intr(-1) removed (Ctrl-C interrupts the app)",
-     [("main.py", "                micropython.kbd_intr(-1)\n", "")],
+     [("main.py", "            micropython.kbd_intr(-1)\n", "")],
      [CTRL_C_TEST]),
     ("Ctrl-C: realtime STOP byte ignored",
      [("link.py", "            if c == _ETX:\n                return _ETX\n", "")],

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,21 @@ def test_a_firmware_that_cannot_boot_resets_into_the_minimal_lockout_never_the_r
         wait_until(lambda: ">>> " in board.output(), 10, "service mode's REPL")
         assert (board.flash_dir / "service").exists()
         assert not (board.flash_dir / "failed_boots").exists()  # the next boot tries again
+        board.check()
+
+
+@pytest.mark.injects
+def test_a_reset_the_host_is_slow_to_carry_out_never_lets_main_py_end_at_the_repl():
+    # machine.reset() never returns on a chip. On the virtual board the host carries it
+    # out, and a busy host can take seconds to: a stand-in that gave up waiting let a
+    # failed boot's main.py end at the REPL (a CI run found the board at ">>> ")
+    with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"), heap="60K") as board:
+        with board.host_stalled():
+            wait_until(lambda: "MemoryError" in board.output(), 10, "the first failed boot")
+            time.sleep(3)  # the host's stall: the board's own threads cannot reset the VM
+        with Pen(board.port, connect_timeout=30) as pen:
+            assert pen.status().faults == ["INTERNAL"]  # the minimal lockout, as always
+        assert ">>> " not in board.output()
         board.check()
 
 

@@ -17,9 +17,11 @@ pytestmark = pytest.mark.injects
 
 # main.py's except and finally replaced by a bare re-raise of the planted bug: the board
 # ends at the REPL, as a firmware without them would
-MAIN_WITHOUT_FINALLY = ("except BaseException as e:  # printed before the reset below, where a "
-                        "board shows it\n    sys.print_exception(e)\nfinally:\n    #",
-                        "except ValueError:\n    raise\nif 0:\n    #")
+MAIN_WITHOUT_FINALLY = [("main.py", "    except BaseException as e:  # printed before the reset "
+                         "below, where a board shows it\n        sys.print_exception(e)\n"
+                         "    finally:\n        #", "    except ValueError:\n        raise\n"
+                         "    if 0:\n        #"),
+                        ("main.py", "finally:\n    if not service:\n", "finally:\n    if 0:\n")]
 
 
 def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app(board):
@@ -117,7 +119,8 @@ def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     # A firmware whose main.py and app.run() lack the finally: on an ESP32 the PWM
     # keeps running at the REPL, and the virtual board must show exactly that.
     patched_firmware(tmp_path, *PLANTED_ESCAPE)
-    patched_firmware(tmp_path, "main.py", *MAIN_WITHOUT_FINALLY)
+    for patch in MAIN_WITHOUT_FINALLY:
+        patched_firmware(tmp_path, *patch)
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
                           "    except ValueError:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:

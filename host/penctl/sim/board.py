@@ -11,6 +11,7 @@ once and it boots again; check() still reports the crash. The VM's flash is a di
 its peripherals are a register file shared with the physics thread (vm/simhw.py).
 """
 
+import contextlib
 import ctypes
 import functools
 import mmap
@@ -661,6 +662,14 @@ class VirtualBoard:
                 pass
             self.remove(name)
             return time.perf_counter() - start
+
+    @contextlib.contextmanager
+    def host_stalled(self):
+        """Keep the board's own threads (its physics, the watchdog, the reset line) from
+        running while the block runs, as a host busy with other work can for seconds; the
+        VM and the serial link go on. For tests of what a slow host must not change."""
+        with self._lock:
+            yield
 
     def standin_heap_bytes(self):
         """Heap the VM's stand-ins (machine, the register file, flash.py's write counting

@@ -220,8 +220,14 @@ def reset_cause():
 
 
 def reset():
+    # Never returns, as on a chip: the host kills this VM when it gets to the request,
+    # which a busy host can put off for seconds (giving up let main.py end at the REPL)
     _regs().put(simhw.H_REQUEST, 2)
-    time.sleep_ms(1000)
+    while True:
+        try:
+            time.sleep_ms(1000)
+        except BaseException:  # a Ctrl-C meanwhile: a reset under way does not stop
+            pass
 
 
 def soft_reset():
