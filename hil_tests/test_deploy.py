@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import board_sleep, motor_stopped, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
-from penctl.deploy import deploy
+from penctl.deploy import BoardRepl, deploy
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
 from penctl.sim.vm import simhw
@@ -174,6 +174,30 @@ def test_a_reset_the_host_is_slow_to_carry_out_never_lets_main_py_end_at_the_rep
             assert pen.status().faults == ["INTERNAL"]  # the minimal lockout, as always
         assert ">>> " not in board.output()
         board.check()
+
+
+@pytest.mark.injects
+def test_leaving_the_raw_repl_with_a_soft_reset_runs_the_firmware_however_late_the_host_reads(
+        board):
+    # deploy's last step: out of the raw REPL and Ctrl-D at once. The board decides where the
+    # VM that ended was (the friendly REPL: a soft reset runs main.py; the raw REPL: back
+    # into it) by its last output, which a busy host may not have read yet
+    (board.flash_dir / "service").write_text("")
+    board.reset()
+    wait_until(lambda: ">>> " in board.output(), 5, "service mode's REPL")
+    repl = BoardRepl(board.port)
+    try:
+        repl.enter()
+        (board.flash_dir / "service").unlink()
+        vm = board.proc
+        with board.bridge.stalled():
+            repl.t.serial.write(b"\r\x02\x04")
+            wait_until(lambda: vm.poll() is not None, 5, "the soft reset")
+            time.sleep(0.3)  # the host's stall, while the board's other threads run
+    finally:
+        repl.close()
+    with Pen(board.port, connect_timeout=10) as pen:
+        assert pen.status().state == "IDLE"
 
 
 @pytest.mark.long

@@ -3,6 +3,7 @@ errors; only main() here turns them into one sentence on stderr and an exit code
 0 success, 2 usage, 3 refused by the board, 4 fault, 5 link, 130 interrupted."""
 
 import json
+import signal
 import sys
 
 import click
@@ -79,6 +80,9 @@ def usage_sentence(e):
 
 
 def main():
+    # Ctrl-C is how `pen run` stops the needles and `pen record` ends. Python leaves SIGINT
+    # ignored when it starts so (a script's background job): `pen` takes it back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli(standalone_mode=False, prog_name="pen")
     except (click.exceptions.Abort, KeyboardInterrupt):

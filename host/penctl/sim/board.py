@@ -547,6 +547,7 @@ class VirtualBoard:
             return
         code = proc.poll()
         if code is not None:
+            self.bridge.drain_vm()
             if code == 0 and self.bridge.at_repl:  # Ctrl-D at the REPL: soft reset
                 self.bridge.send_to_host(b"MPY: soft reboot\r\n")
                 self._spawn(SOFT_RESET, raw=self.bridge.raw_repl)

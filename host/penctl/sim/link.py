@@ -8,6 +8,7 @@ to test the protocol's integrity checks.
 """
 
 import collections
+import contextlib
 import errno
 import os
 import random
@@ -42,6 +43,9 @@ class LinkBridge:
         self._recent = b""
         self._stop = threading.Event()
         self._pending = []  # (due, fd, bytes) for delayed traffic
+        # one reader of the VM's output at a time: this thread, or drain_vm() for a VM
+        # that has ended, whose last output says where it left off
+        self._vm_lock = threading.Lock()
         self.stalled_s = 0.0  # host time this thread was kept from running (see run())
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0}
@@ -79,8 +83,27 @@ class LinkBridge:
             if self.host_master in ready:
                 self._from_host(self._read(self.host_master))
             if self.vm_master in ready:
-                self._from_vm(self._read(self.vm_master))
+                with self._vm_lock:
+                    self._from_vm(self._read(self.vm_master))
             self._flush_pending()
+
+    def drain_vm(self):
+        """Take in everything the VM wrote, so at_repl and raw_repl tell where a VM that
+        has just ended left off. A busy host may not have run this thread since: deploy's
+        last step, leaving the raw REPL and a soft reset at once, was judged by the raw
+        REPL's prompt and the board came back into the raw REPL, not its firmware."""
+        with self._vm_lock:
+            data = self._read(self.vm_master)
+            while data:
+                self._from_vm(data)
+                data = self._read(self.vm_master)
+
+    @contextlib.contextmanager
+    def stalled(self):
+        """For tests: the bridge takes in nothing from the VM meanwhile, as when the host
+        keeps its thread from running."""
+        with self._vm_lock:
+            yield
 
     @staticmethod
     def _read(fd):
@@ -110,9 +133,12 @@ class LinkBridge:
             return
         self._tail.append(data)
         self._recent = (self._recent + data)[-64:]
-        if any(self._recent.endswith(m) for m in _REPL_MARKERS):
+        # the prompt seen last tells which REPL: not necessarily at the end of a read
+        # (drain_vm() takes in a prompt and the echo of the Ctrl-D after it at once)
+        friendly, raw = (self._recent.rfind(m) for m in _REPL_MARKERS)
+        if friendly >= 0 or raw >= 0:
             self.at_repl = True
-            self.raw_repl = self._recent.endswith(_REPL_MARKERS[1])
+            self.raw_repl = raw > friendly
         if self.cut:
             return
         data = self._degrade(data)
