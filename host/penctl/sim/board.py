@@ -38,6 +38,7 @@ VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
 _HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
+_VM_LEAD_S = 0.015  # how far the VM runs ahead of the world before it waits (machine.py)
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -346,22 +347,20 @@ class VirtualBoard:
     def _physics_loop(self):
         # The world is stepped up to the host's clock in chunks of at most _CHUNK_S with
         # one set of outputs, and after each chunk it shows its inputs and stamps how far
-        # it got (H_PHYS_MS, and for the chip's clock H_WORLD_US, H_WORLD_AT_US); the VM,
-        # another process, reads them as it looks at its hardware, and stamps its own clock
-        # there (H_VM_MS). Neither runs ahead of the other on a busy host:
-        # - the chip's clock is the world's (vm/chiptime.py): at most LEAD_US past it, so
-        #   while the world is kept from running the firmware's time waits for it, and the
-        #   VM waits to look at its hardware while the world is 15 ms behind (machine.py);
-        # - so a pass steps the world at most LEAD_US: host time beyond it (a pass the host
-        #   put off) is time neither lived, skipped without a step. Stepping it on outputs
-        #   the VM set before it waited swung the depth loop out past the cap (a busy host's
-        #   second took the needles 0.4 mm mid-ramp);
+        # it got (H_PHYS_MS); the VM, another process, reads them as it looks at its
+        # hardware, and stamps its own clock there (H_VM_MS). Neither runs ahead of the
+        # other on a busy host:
+        # - the VM waits while the world is more than 15 ms behind (machine.py);
         # - the world waits, _HOLD_S past the VM's last look, while the VM is runnable but
-        #   the host gives the CPU to others (_vm_reach): when it is back, the time it
-        #   waited is skipped the same way.
+        #   the host gives the CPU to others (_vm_reach).
+        # Whenever the VM has got ahead of the world and waited for it, the time between
+        # stands still (Physics.stand_still: the needles where they were, the motor turning
+        # on at its speed), without a system call that would give the GIL away. Stepping
+        # it on outputs the VM set before it waited swung the depth loop out past the cap
+        # (a busy host's second took the needles 0.4 mm mid-ramp); dropping it, the motor
+        # too, made the firmware's rate dip by up to 10 %.
         step = self.definition["physics"]["step_s"]
         world = last_pass = time.monotonic()  # the host time the world has been stepped to
-        lived = 0.0  # the simulated time the world has lived: the chip's clock
         while not self._stop.is_set():
             time.sleep(0.002)  # a pass every ~2 ms: the VM waits only past 15 ms
             now = time.monotonic()
@@ -369,31 +368,29 @@ class VirtualBoard:
             # passes is no time of the chip's (the watchdog leaves it out)
             self._frozen_s += max(0.0, now - last_pass - 0.015)
             last_pass = now
-            reach = self._vm_reach(now, self._vm_last_look(now))
-            world = max(world, reach - simhw.LEAD_US / 1e6)
+            look = self._vm_last_look(now)
+            if look is not None and look - world > _VM_LEAD_S:
+                # the VM got more than _VM_LEAD_S ahead of the world and waited for it
+                # (either side kept from running by the host): both stood still from then
+                # till its look; what it did within _VM_LEAD_S is stepped as usual
+                with self._lock:
+                    self.physics.stand_still(look - _VM_LEAD_S - world)
+                world = look - _VM_LEAD_S
+            reach = self._vm_reach(now, look)
+            world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
                 while reach - world > 1e-9:
                     elapsed = min(reach - world, _CHUNK_S)
                     world += elapsed
-                    lived += elapsed
                     while elapsed > 1e-9:
                         dt = min(step, elapsed)
                         self.physics.step(dt)
                         elapsed -= dt
                     self.physics.write_inputs()
-                    self._publish_clock(world, lived)
+                    self.regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
                 self._time_reaction()
                 self._watch_vm(now)
-
-    def _publish_clock(self, world, lived):
-        regs = self.regs
-        regs[simhw.H_PHYS_MS] = int(world * 1000) & 0xFFFFFFFF
-        # H_WORLD_AT_US first: chiptime.py reads them the other way round, so a read
-        # between the two writes pairs a lived time with a later host time (a clock a
-        # little behind, which it does not go back for), never the reverse
-        regs[simhw.H_WORLD_AT_US] = int(world * 1e6) & 0xFFFFFFFF
-        regs[simhw.H_WORLD_US] = int(lived * 1e6) & 0xFFFFFFFF
 
     def _vm_last_look(self, now):
         """Host time of the VM's last look at its hardware (H_VM_MS), or None before

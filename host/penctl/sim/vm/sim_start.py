@@ -11,12 +11,7 @@ import simhw  # noqa: E402
 simhw.attach(sys.argv[1])
 import os  # noqa: E402
 
-import chiptime  # noqa: E402
 import machine  # noqa: E402,F401  (stand-ins imported before the host's files disappear)
-
-# the firmware's clock is the chip's (chiptime.py); machine.py keeps the host's to meet the
-# physics on
-sys.modules["time"] = chiptime
 import vfs  # noqa: E402
 
 flash = None
@@ -51,4 +46,4 @@ def _sim_run(name):
 _sim_run("boot.py")
 if "raw" not in sys.argv:  # a soft reset from the raw REPL skips main.py, as on a board
     _sim_run("main.py")
-del _sim_run, simhw, os, vfs, flash, gc, _heap_at_start, chiptime
+del _sim_run, simhw, os, vfs, flash, gc, _heap_at_start

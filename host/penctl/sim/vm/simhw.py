@@ -24,11 +24,6 @@ H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
 H_VM_MS = const(13)  # the VM's clock (ms, mod 2**32) at its last look at the hardware
-# the chip's clock (chiptime.py) is the world's: the simulated time it has lived (us, mod
-# 2**32), and the host's CLOCK_MONOTONIC (us, mod 2**32) the world has been stepped to
-H_WORLD_US = const(14)
-H_WORLD_AT_US = const(15)
-LEAD_US = const(15000)  # the chip's clock runs at most this far past its world
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
