@@ -360,22 +360,27 @@ class Pen:
 
     # ---- keepalive ----------------------------------------------------------------------------
     def _start_keepalive(self, period=0.1):
-        """KA every `period` s, five to the shortest link timeout. Each waits for its
-        answer no longer than the period and is never resent: the next one is the resend.
+        """KA every `period` s, five to the shortest link timeout, on a fixed schedule: a
+        lost keepalive or answer is never resent, the next one on time is the resend.
         (Waiting out a lost answer's timeout, then probing for a REPL, left the board
-        without a frame for a second or more: a lost byte stopped the run.)"""
+        without a frame for a second or more; waiting for each answer before the next
+        period made a lost one cost two periods.) A host that kept this thread waiting
+        gets one out at once and the schedule goes on from there, without a burst."""
         self._stop_keepalive()
         stop = threading.Event()
 
         def loop():
-            while not stop.wait(period):
+            due, seq = time.monotonic(), None
+            while not stop.wait(max(0.0, due + period - time.monotonic())):
+                due = max(due + period, time.monotonic() - period / 2)
+                if seq is not None:
+                    self.link.forget(seq)  # its answer, if it came, is no one's business
                 seq = self._next_seq()
                 self.link.forget(seq)
                 try:
                     self.link.write_line(P.frame("%d KA" % seq))
                 except LinkError:
                     continue
-                self.link.wait_reply(seq, period)
 
         t = threading.Thread(target=loop, daemon=True, name="pen-keepalive")
         self._keepalive = (stop, t)
