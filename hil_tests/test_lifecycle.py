@@ -3,7 +3,6 @@ exceptions, a VM that dies (a panic), the watchdog."""
 
 import os
 import shutil
-import threading
 import time
 
 import pytest
@@ -12,7 +11,6 @@ from penctl import Pen, VirtualBoardError
 from penctl.paths import FIRMWARE_DIR
 from penctl.protocol import frame
 from penctl.sim import VirtualBoard
-from penctl.sim.cpu import CHIP_NICE, run_as_chip
 
 pytestmark = pytest.mark.injects
 
@@ -187,16 +185,3 @@ def test_estop_pin_interrupt_alone_stops_and_latches(tmp_path):
         wait_until(lambda: motor_stopped(board), 1, "motor off from the pin interrupt")
         assert "ESTOP" in pen.status().faults
         assert "pin interrupt" in pen.faults()[0]["detail"]
-
-
-def test_the_virtual_chip_runs_ahead_of_ordinary_work_where_the_os_allows_it(board):
-    # a chip has a CPU of its own: its VM is not left waiting behind a busy host's work
-    allowed = []
-    probe = threading.Thread(target=lambda: allowed.append(run_as_chip()))
-    probe.start()
-    probe.join()
-    ordinary = os.getpriority(os.PRIO_PROCESS, 0)
-    assert os.getpriority(os.PRIO_PROCESS, board.proc.pid) == (
-        CHIP_NICE if allowed[0] else ordinary)
-    assert os.getpriority(os.PRIO_PROCESS, 0) == ordinary  # the host's own threads keep theirs
-

@@ -23,14 +23,24 @@ PROBE = "import os;_l=os.listdir();print('pen-'+'probe',%r in _l,'main.py' in _l
 PROBE_ANSWER = re.compile(rb"pen-probe (True|False) (True|False)")
 
 
+def open_exclusive(port, baudrate, tries=6):
+    """The port, locked against other programs. A port another program has just closed can
+    stay locked for a moment (a thread still inside a read on it keeps the file, and its
+    lock, until the read returns: seen under load), so a lock is tried for about a second."""
+    for attempt in range(tries):
+        try:
+            return serial.serial_for_url(port, baudrate=baudrate, timeout=0.05, exclusive=True)
+        except serial.SerialException as e:
+            if "lock" not in str(e) or attempt == tries - 1:
+                raise LinkError("cannot open %s: %s; check the port name and that no other "
+                                "program (mpremote, a terminal) holds it" % (port, e),
+                                "OPEN") from e
+            time.sleep(0.2)
+
+
 class Transport:
     def __init__(self, port, baudrate=115200):
-        try:
-            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05,
-                                                exclusive=True)
-        except serial.SerialException as e:
-            raise LinkError("cannot open %s: %s; check the port name and that no other "
-                            "program (mpremote, a terminal) holds it" % (port, e), "OPEN") from e
+        self.serial = open_exclusive(port, baudrate)
         self.port = port
         self.serial.reset_input_buffer()
         self._replies = {}

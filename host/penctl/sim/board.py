@@ -29,7 +29,6 @@ from pathlib import Path
 from .. import boards, chips, deploy
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
-from .cpu import run_as_chip
 from .link import LinkBridge, open_raw_pty
 from .physics import FAULTS, Physics
 from .rom import ROMS, RomLoader
@@ -48,7 +47,6 @@ def _die_with_parent():
     # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    run_as_chip(os.getpid())  # before exec: the VM never runs at an ordinary priority
 
 
 def _catches_sigint(pid):
@@ -162,15 +160,9 @@ class VirtualBoard:
         os.symlink(self.bridge.host_port, self.port)
         self._spawn(PWRON_RESET)
         for target in (self._physics_loop, self.bridge.run, self._sample_vm):
-            t = threading.Thread(target=self._as_chip, args=(target,), daemon=True,
-                                 name="pen-board-" + target.__name__)
+            t = threading.Thread(target=target, daemon=True, name="pen-board-" + target.__name__)
             t.start()
             self._threads.append(t)
-
-    @staticmethod
-    def _as_chip(target):
-        run_as_chip()
-        target()
 
     def close(self):
         self._stop.set()

@@ -15,8 +15,6 @@ import time
 import serial
 from serial.rfc2217 import PortManager
 
-from .cpu import run_as_chip
-
 
 class ModemLines:
     """The serial-port object PortManager drives: settings are accepted, DTR/RTS are wired
@@ -92,7 +90,6 @@ class Rfc2217Server:
         self._thread.join(timeout=2)
 
     def _serve(self):
-        run_as_chip()  # the board's USB-UART: ROM loader traffic runs ahead of ordinary work
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
@@ -117,7 +114,6 @@ class Rfc2217Server:
         done = threading.Event()
 
         def board_to_client():
-            run_as_chip()
             while not done.is_set():
                 try:
                     data = uart.read(uart.in_waiting or 1)
