@@ -2,11 +2,13 @@
 raw or the friendly REPL, no firmware deployed) and a way out that works, tried here."""
 
 import shlex
+import threading
 
 import pytest
 import serial
 from conftest import board_sleep, mpremote, wait_until
 from penctl import LinkError, Pen
+from penctl.transport import Transport
 
 pytestmark = pytest.mark.injects
 
@@ -73,6 +75,28 @@ def test_a_repl_is_named_with_its_way_out(board, raw):
         with serial.serial_for_url(board.port) as s:
             s.write(b"\x04")
     firmware_runs_again(board)
+
+
+@pytest.mark.injects
+def test_a_friendly_repl_that_answers_late_is_named_so_and_left_as_it_was(board):
+    # a busy board answers the probe's line feed after the probe has gone on to Ctrl-A,
+    # which takes a friendly REPL into the raw one: the probe must see that it did
+    to_service_mode(board)
+    link = Transport(board.port)
+    try:
+        board.inject("starve")
+        sent = board.bridge.stats["to_vm"]
+        found = []
+        probe = threading.Thread(target=lambda: found.append(link.probe_repl(wait=2.0)))
+        probe.start()
+        wait_until(lambda: board.bridge.stats["to_vm"] >= sent + 3, 10, "line feed and Ctrl-A")
+        board.remove("starve")
+        probe.join(timeout=30)
+        assert found and found[0][0] == "repl", found
+        wait_until(lambda: board.output().endswith(">>> "), 5, "the friendly REPL again")
+    finally:
+        board.remove("starve")
+        link.close()
 
 
 def test_a_board_without_the_firmware_is_told_to_deploy(board):

@@ -131,8 +131,9 @@ class Transport:
         """What holds the port when frames go unanswered: (kind, service, main) with kind
         "repl" (MicroPython's friendly REPL), "raw" (its raw REPL) or None (silence, or
         something else); service and main (None if unknown): whether the pen's service
-        flag and a main.py are on the board's flash. Neither REPL changes mode, and the
-        firmware ignores an empty line and control bytes."""
+        flag and a main.py are on the board's flash. Neither REPL is left in another mode
+        (a friendly REPL that answers late is taken back out of the raw REPL the probe's
+        Ctrl-A put it in), and the firmware ignores an empty line and control bytes."""
         self.heard = b""
         self.write_raw(b"\r\n")  # the friendly REPL answers with its prompt
         if self._hear(lambda h: h.endswith(b">>> "), wait):
@@ -142,6 +143,13 @@ class Transport:
             if not self._hear(lambda h: h.endswith(RAW_PROMPT), wait):
                 return None, None, None
             kind, run = "raw", b"\x04"
+            if b">>> " in self.heard[: self.heard.rfind(RAW_PROMPT)]:
+                # the friendly REPL did answer, late (a busy board), and our Ctrl-A took it
+                # into the raw REPL: back to where it was
+                self.heard = b""
+                self.write_raw(b"\x02")
+                self._hear(lambda h: h.endswith(b">>> "), wait)
+                kind, run = "repl", b"\r\n"
         self.at_repl = True
         self.heard = b""
         self.write_raw((PROBE % firmware_module("app_mode").SERVICE_FLAG).encode() + run)
