@@ -37,7 +37,6 @@ from .vm import simhw
 VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
-_SAMPLE_STALE_S = 0.1  # _sample_vm's figures older than this are not judged by
 _HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
 _VM_LEAD_S = 0.015  # how far the VM runs ahead of the world before it waits (machine.py)
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
@@ -299,8 +298,7 @@ class VirtualBoard:
         # (feeds, host time, VM CPU s, VM run-queue wait s, stalled s) at the last feed seen;
         # a new process has run and waited for nothing yet
         self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._host_stalls_s())
-        # the new VM's, until _sample_vm() reads them
-        self._sched = (0.0, 0.0, "R", time.monotonic())
+        self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -495,7 +493,7 @@ class VirtualBoard:
             except (OSError, ValueError, IndexError):
                 continue
             if proc is self.proc:  # not a sample of a VM that was replaced meanwhile
-                self._sched = (int(run_ns) / 1e9, int(wait_ns) / 1e9, state, time.monotonic())
+                self._sched = (int(run_ns) / 1e9, int(wait_ns) / 1e9, state)
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
@@ -600,14 +598,12 @@ class VirtualBoard:
         #   time less the VM's run-queue waits and the host's stalls of the physics and the
         #   link (a VM waits for either) exceeds the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
-        cpu, waited, state, sampled = self._sched
+        cpu, waited, state = self._sched
         fed_feeds, fed_at, fed_cpu, fed_waited, fed_stalls = self._wdt_seen
         if feeds != fed_feeds or not timeout:
             self._wdt_seen = (feeds, now, cpu, waited, self._host_stalls_s())
             return
-        if (now - fed_at) * 1000 <= timeout or now - sampled > _SAMPLE_STALE_S:
-            # a sampler the host kept from running has not seen the VM's latest run-queue
-            # waits: no judgement on figures that old (a busy host's false watchdog reset)
+        if (now - fed_at) * 1000 <= timeout:
             return
         busy = (cpu - fed_cpu) * 1000 >= timeout
         chip_s = now - fed_at - (waited - fed_waited) - (self._host_stalls_s() - fed_stalls)
