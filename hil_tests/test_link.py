@@ -1,6 +1,9 @@
 """Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
 
+import contextlib
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -68,6 +71,51 @@ def test_a_run_outlasts_lost_keepalives_at_the_default_link_timeout(running_pen,
     dropped = board.bridge.stats["dropped"]
     st = running_pen.status()
     assert st.state == "RUNNING" and dropped > 0, (dropped, running_pen.faults())
+
+
+@contextlib.contextmanager
+def _vm_kept_waiting(board, how):
+    """The host keeps the VM from running: stopped (inject("starve")), or really waiting
+    in the kernel's run queue behind a CPU-bound process on its CPU (the VM at the
+    idle scheduling class, so it runs only when that CPU has nothing else)."""
+    if how == "stopped":
+        board.inject("starve")
+        try:
+            yield
+        finally:
+            board.remove("starve")
+        return
+    pid = board.proc.pid
+    cpu = min(os.sched_getaffinity(pid))
+    burner = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {%d})"
+                               "\nwhile True: pass" % cpu])
+    os.sched_setaffinity(pid, {cpu})
+    os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        os.sched_setaffinity(pid, os.sched_getaffinity(0))
+
+
+@pytest.mark.injects
+@pytest.mark.parametrize("how", ["stopped", "run_queue"])
+def test_a_vm_the_host_keeps_from_running_sees_no_time_pass(running_pen, board, how):
+    # A busy host can keep the VM from running for a second and more; a chip's CPU is
+    # its own and never stops. The firmware's clock must not jump by the host's second:
+    # its uptime moves by what the chip lived, and the run outlasts the wait at the
+    # default link timeout (a jump saw the link silent for the second: LINK_LOST).
+    running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
+    before = running_pen.status().uptime_ms
+    with _vm_kept_waiting(board, how):
+        time.sleep(1.5)  # the host's time, none of the chip's
+    after = running_pen.status().uptime_ms
+    assert after - before < 700, "the firmware's clock jumped %d ms" % (after - before)
+    board_sleep(0.5)
+    st = running_pen.status()
+    assert st.state == "RUNNING" and not st.faults, running_pen.faults()
 
 
 @pytest.mark.injects

@@ -38,7 +38,6 @@ VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
 _HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
-_VM_LEAD_S = 0.015  # how far the VM runs ahead of the world before it waits (machine.py)
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -124,6 +123,9 @@ class VirtualBoard:
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
         self._frozen_s = 0.0  # host time the physics thread was kept from running
+        self._new_vm = False  # a VM was spawned: the world's clock starts over with its
+        self._starved_at = None  # host time of the last inject("starve")
+        self._starve_look = None  # the VM's last look (H_VM_MS) when it was let go
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -294,10 +296,13 @@ class VirtualBoard:
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_VM_MS] = 0  # this VM has not looked at its hardware yet
+        regs[simhw.H_VM_LAG_MS] = regs[simhw.H_STOPPED_MS] = 0  # nor waited for anything
+        self._starve_look = None
+        self._new_vm = True
         regs[simhw.H_BOOTS] += 1
-        # (feeds, host time, VM CPU s, VM run-queue wait s, stalled s) at the last feed seen;
-        # a new process has run and waited for nothing yet
-        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, self._host_stalls_s())
+        # (feeds, host time, VM CPU s, VM run-queue wait s, chip lag s, stalled s) at the
+        # last feed seen; a new process has run and waited for nothing yet
+        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, 0.0, self._host_stalls_s())
         self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
         termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
@@ -348,38 +353,31 @@ class VirtualBoard:
 
     # ---- physics thread --------------------------------------------------------------------
     def _physics_loop(self):
-        # The world is stepped up to the host's clock in chunks of at most _CHUNK_S with
-        # one set of outputs, and after each chunk it shows its inputs and stamps how far
-        # it got (H_PHYS_MS); the VM, another process, reads them as it looks at its
-        # hardware, and stamps its own clock there (H_VM_MS). Neither runs ahead of the
-        # other on a busy host:
-        # - the VM waits while the world is more than 15 ms behind (machine.py);
+        # The world lives the chip's time: simhw.py's clock, which leaves out the host time
+        # the VM waited for a CPU, for this world, or was stopped. Each pass steps the world
+        # up to the chip's clock as the VM last told it (host time less H_VM_LAG_MS), in
+        # chunks of at most _CHUNK_S with one set of outputs, and after each chunk it shows
+        # its inputs and stamps how far it got (H_PHYS_MS, on the chip's clock). Neither
+        # runs ahead of the other on a busy host:
+        # - the VM waits, off its clock, while the world is more than 15 ms behind
+        #   (machine.py);
         # - the world waits, _HOLD_S past the VM's last look, while the VM is runnable but
-        #   the host gives the CPU to others (_vm_reach).
-        # Whenever the VM has got ahead of the world and waited for it, the time between
-        # stands still (Physics.stand_still: the needles where they were, the motor turning
-        # on at its speed), without a system call that would give the GIL away. Stepping
-        # it on outputs the VM set before it waited swung the depth loop out past the cap
-        # (a busy host's second took the needles 0.4 mm mid-ramp); dropping it, the motor
-        # too, made the firmware's rate dip by up to 10 %.
+        #   the host gives the CPU to others (_vm_reach): its clock stands meanwhile.
+        # So a second the host takes from either is lived by neither: the needles do not
+        # move on outputs the firmware set before it (a busy host's second took them 0.4 mm
+        # past the cap mid-ramp), and the firmware's window over the tachometer never
+        # counts pulses its clock did not see (its rate read up to 4 % high).
         step = self.definition["physics"]["step_s"]
-        world = last_pass = time.monotonic()  # the host time the world has been stepped to
+        world = last_pass = time.monotonic()  # the chip's time the world has been stepped to
         while not self._stop.is_set():
             time.sleep(0.002)  # a pass every ~2 ms: the VM waits only past 15 ms
             now = time.monotonic()
-            # the VM waits while the world is more than 15 ms behind: a gap between two
-            # passes is no time of the chip's (the watchdog leaves it out)
             self._frozen_s += max(0.0, now - last_pass - 0.015)
             last_pass = now
-            look = self._vm_last_look(now)
-            if look is not None and look - world > _VM_LEAD_S:
-                # the VM got more than _VM_LEAD_S ahead of the world and waited for it
-                # (either side kept from running by the host): both stood still from then
-                # till its look; what it did within _VM_LEAD_S is stepped as usual
-                with self._lock:
-                    self.physics.stand_still(look - _VM_LEAD_S - world)
-                world = look - _VM_LEAD_S
-            reach = self._vm_reach(now, look)
+            if self._new_vm:  # a new VM's clock starts with nothing left out
+                self._new_vm = False
+                world = max(world, now)
+            reach = self._vm_reach(now)
             world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
@@ -395,20 +393,25 @@ class VirtualBoard:
                 self._time_reaction()
                 self._watch_vm(now)
 
-    def _vm_last_look(self, now):
-        """Host time of the VM's last look at its hardware (H_VM_MS), or None before
-        this VM's first."""
-        vm_ms = self.regs[simhw.H_VM_MS]
-        return now - ((int(now * 1000) - vm_ms) & 0xFFFFFFFF) / 1000 if vm_ms else None
+    def _chip_lag_s(self):
+        """Host time the chip's clock has left out, as of the VM's last look."""
+        return self.regs[simhw.H_VM_LAG_MS] / 1000
 
-    def _vm_reach(self, now, look):
-        """How far the world may be stepped: to `now`, unless a VM that is runnable (the
-        host's to schedule) has not looked at its hardware for _HOLD_S; then _HOLD_S past
-        its last look. A sleeping, stopped (hang) or booting VM holds nothing back."""
-        runnable = self._sched[2] == "R" or "starve" in self.physics.faults
-        if look is None or not runnable or "hang" in self.physics.faults:
-            return now
-        return min(now, look + _HOLD_S)
+    def _vm_reach(self, now):
+        """How far the world may be stepped: to the chip's clock now, unless a VM that is
+        runnable (the host's to schedule) has not looked at its hardware for _HOLD_S; then
+        _HOLD_S past its last look. A sleeping, stopped (hang) or booting VM holds nothing
+        back."""
+        chip = now - self._chip_lag_s()
+        vm_ms = self.regs[simhw.H_VM_MS]
+        # a VM let go after inject("starve") has not yet told its clock: it is as runnable
+        # until it looks again (else the world would run ahead by the time it was stopped)
+        runnable = (self._sched[2] == "R" or "starve" in self.physics.faults
+                    or vm_ms == self._starve_look)
+        if not vm_ms or not runnable or "hang" in self.physics.faults:
+            return chip
+        since_ms = ((int(chip * 1000) - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
+        return min(chip, chip - since_ms / 1000 + _HOLD_S)
 
     def _time_reaction(self):
         # Counted in control ticks, not seconds: the firmware feeds the watchdog once per
@@ -595,18 +598,22 @@ class VirtualBoard:
         # _sample_vm) has
         # - run a timeout's worth of CPU time (a loop that never yields), or
         # - not been runnable (asleep, blocked, or stopped by inject("hang")) and the host's
-        #   time less the VM's run-queue waits and the host's stalls of the physics and the
-        #   link (a VM waits for either) exceeds the timeout.
+        #   time less what the chip's clock left out (the VM's run-queue waits, as the
+        #   kernel or the VM told them, and its waits for its world) and less the host's
+        #   stalls of the physics and the link (a VM writing waits for the link) exceeds
+        #   the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
         cpu, waited, state = self._sched
-        fed_feeds, fed_at, fed_cpu, fed_waited, fed_stalls = self._wdt_seen
+        lag = self._chip_lag_s()
+        fed_feeds, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
         if feeds != fed_feeds or not timeout:
-            self._wdt_seen = (feeds, now, cpu, waited, self._host_stalls_s())
+            self._wdt_seen = (feeds, now, cpu, waited, lag, self._host_stalls_s())
             return
         if (now - fed_at) * 1000 <= timeout:
             return
         busy = (cpu - fed_cpu) * 1000 >= timeout
-        chip_s = now - fed_at - (waited - fed_waited) - (self._host_stalls_s() - fed_stalls)
+        left_out = max(waited - fed_waited, lag - fed_lag)
+        chip_s = now - fed_at - left_out - (self._host_stalls_s() - fed_stalls)
         waiting = state == "R" or "starve" in self.physics.faults
         if busy or (not waiting and chip_s * 1000 > timeout):
             self._kill_vm()
@@ -630,6 +637,7 @@ class VirtualBoard:
                 self._hang_at = self.physics.t
             elif name == "starve" and self.proc is not None:
                 self.proc.send_signal(signal.SIGSTOP)
+                self._starved_at = time.monotonic()
             elif name == "depth_slip":
                 self.physics.slip(self.physics.faults[name]["mm"])
             elif name == "brownout":
@@ -647,6 +655,12 @@ class VirtualBoard:
             if name == "link_cut":
                 self.bridge.cut = False
             elif name in ("hang", "starve") and self.proc is not None:
+                if name == "starve" and self._starved_at is not None:
+                    # a VM the host kept from running: none of the chip's time (simhw.py)
+                    self.regs[simhw.H_STOPPED_MS] += round(
+                        (time.monotonic() - self._starved_at) * 1000)
+                    self._starved_at = None
+                    self._starve_look = self.regs[simhw.H_VM_MS]
                 self.proc.send_signal(signal.SIGCONT)
             elif name == "brownout":
                 self._brownout_at = None

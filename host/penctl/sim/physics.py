@@ -163,16 +163,6 @@ class Physics:
             if self.beat_left <= 0:
                 self.drop()
 
-    def stand_still(self, dt):
-        """dt of the host's time that the chip and its world both waited out (a VM the
-        host kept from running): what the firmware regulates stays as it was, the
-        needles where they stood and the motor at its speed, still turning (its tach
-        counts on, or the firmware's rate over a window spanning the wait would dip)."""
-        turns = self.w / TWO_PI * dt
-        self.revolutions += turns
-        if "tach_lost" not in self.faults:
-            self.pulses += turns * self.ppr
-
     def _spin(self, torque, dt):
         c = self.cfg
         load = c["motor_friction_nm"] + c["motor_viscous_nm_s_per_rad"] * self.w

@@ -26,24 +26,24 @@ def _poll_irqs():
     # The chip never runs ahead of its world: the physics is a host thread, and a busy
     # host can starve it while the VM ticks on, which froze the tach count into a false
     # TACH_LOST (no pulses for 4 ticks, 20 ms). So a peripheral access waits while the
-    # physics is more than 15 ms behind the VM's clock (both CLOCK_MONOTONIC): over any 4
-    # ticks it then moves at least 5 ms, yet a host thread's usual lag (the GIL's 5 ms
-    # switches) costs the VM no time. After 1 s it goes on (its physics thread gone).
-    # Once per millisecond of the VM's clock: a tick's dozen accesses share one look at
-    # the physics clock (each look is system calls). Each look also tells the physics how
-    # far the VM has got (H_VM_MS): the world waits for a VM the host keeps from running
-    # (board.py).
+    # physics is more than 15 ms behind the chip's clock (simhw.py, which leaves the
+    # wait out): a host thread's usual lag (the GIL's 5 ms switches) costs nothing, and
+    # after 1 s it goes on (its physics thread gone). Once per millisecond of the chip's
+    # clock: a tick's dozen accesses share one look at the physics clock (each look is
+    # system calls). Each look also tells the physics how far the chip has got (H_VM_MS)
+    # and what its clock has left out (H_VM_LAG_MS): the world follows the chip's clock.
     now = time.ticks_ms()
     if now != _irq_seen[1]:
         _irq_seen[1] = now
+        r = simhw.regs
         n = 0
         while True:
-            now = time.ticks_ms()
-            simhw.regs.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
-            if n >= 1000 or not 15 < (now - simhw.regs.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF \
-                    < 0x80000000:
+            r.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
+            r.put(simhw.H_VM_LAG_MS, (simhw.clock[1] // 1000) & 0xFFFFFFFF)
+            if n >= 1000 or not 15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
                 break
-            time.sleep_ms(1)
+            simhw.wait(1)
+            now = time.ticks_ms()
             n += 1
     # ESP32 Pin.irq callbacks are soft: scheduled, run between bytecodes. Here an edge is
     # noticed at every peripheral access (an ESP32's ISR schedules the callback at the

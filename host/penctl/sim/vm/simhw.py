@@ -1,6 +1,12 @@
-# Register map of the virtual board's hardware, shared by the VM side (machine.py)
-# and the host side (physics). A file of little-endian uint32 slots: the host maps it,
-# the VM reads and writes single slots with seek/readinto, which allocates nothing.
+# The virtual chip's own hardware: its register file and its clock.
+# The register map is shared by the VM side (machine.py) and the host side (physics). A
+# file of little-endian uint32 slots: the host maps it, the VM reads and writes single
+# slots with seek/readinto, which allocates nothing.
+# The clock is the firmware's `time` on the VM (sim_start.py puts this module in its
+# place; see ticks_us). Names here are the port's own where they can be: each new name
+# costs the VM an interned string, and the 621st a 7 KB pool (README).
+import time as real
+
 try:
     from micropython import const
 except ImportError:
@@ -23,7 +29,9 @@ H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
-H_VM_MS = const(13)  # the VM's clock (ms, mod 2**32) at its last look at the hardware
+H_VM_MS = const(13)  # the chip's clock (ms, mod 2**32) at its last look at the hardware
+H_VM_LAG_MS = const(14)  # host time the chip's clock has left out, as of that look (ms)
+H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
 HEADER = const(16)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
@@ -79,9 +87,80 @@ class Regs:
 
 
 regs = None
+_f = None  # the VM's /proc/self/schedstat
+_b = bytearray(64)
+# host us at the last look at what the clock leaves out, the us it leaves out, the
+# chip's last us, and the us the VM has waited for its world (wait())
+clock = [0, 0, 0, 0]
 
 
 def attach(path):
-    global regs
+    """VM side: map the registers and become the firmware's `time`."""
+    global regs, _f
     regs = Regs(path)
+    _f = open("/proc/self/schedstat", "rb")
+    for name in ("ticks_diff", "ticks_add", "ticks_cpu", "sleep", "sleep_ms", "sleep_us",
+                 "time", "time_ns", "gmtime", "localtime", "mktime"):
+        globals()[name] = getattr(real, name)
     return regs
+
+
+# ---- the chip's clock (VM side) ---------------------------------------------------------
+# An ESP32's CPU is its own, so its clock never runs on while its code cannot. The VM
+# shares a host's CPUs: a busy host keeps it waiting for one (the kernel's run-queue
+# wait) or for its world (a starved physics thread, machine.py), and a test may stop it
+# as a busy host would (inject("starve"), H_STOPPED_MS). The chip's clock leaves all of
+# that out, so the firmware never sees a jump a real chip cannot have (a VM kept waiting
+# 0.6 s saw its link silent for 0.6 s, and its tachometer's pulses of 0.6 s in one tick).
+# The host's physics follows this clock (H_VM_MS, H_VM_LAG_MS): chip and world live the
+# same time.
+
+
+def waiting():
+    """Host us this VM has waited: for a CPU (/proc/self/schedstat: "<CPU ns> <run-queue
+    wait ns> <slices>", parsed in place: the control tick allocates nothing), for its
+    world, or stopped."""
+    f = _f
+    b = _b
+    f.seek(0)
+    n = f.readinto(b)
+    i = 0
+    while i < n and b[i] != 32:
+        i += 1
+    i += 1
+    t = 0
+    while i < n and 48 <= b[i] <= 57:
+        t = t * 10 + b[i] - 48
+        i += 1
+    return t // 1000 + clock[3] + regs.get(H_STOPPED_MS) * 1000
+
+
+def ticks_us():
+    c = clock
+    now = real.ticks_us()
+    if real.ticks_diff(now, c[0]) >= 1000:  # looked at no more than once per millisecond
+        c[0] = now
+        dt = waiting()
+        if dt > c[1]:
+            c[1] = dt
+    now = real.ticks_add(now, -c[1])
+    if real.ticks_diff(now, c[2]) < 0:  # a wait seen late: the clock stands, never goes back
+        now = c[2]
+    c[2] = now
+    return now
+
+
+def ticks_ms():
+    return ticks_us() // 1000
+
+
+def wait(ms):
+    """The VM waits for its world: host time that is none of the chip's."""
+    c = clock
+    start = real.ticks_us()
+    dt = waiting()
+    real.sleep_ms(ms)
+    c[3] += real.ticks_diff(real.ticks_us(), start) - (waiting() - dt)  # less a CPU wait
+    dt = waiting()
+    if dt > c[1]:
+        c[1] = dt
