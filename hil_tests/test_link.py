@@ -126,7 +126,7 @@ def test_a_vm_the_host_keeps_from_running_sees_no_time_pass(running_pen, board, 
     else:
         # how long the kernel really kept it waiting varies with the rest of the host's
         # work: the chip's clock leaves out whatever it was
-        assert waited > 0.3, "the VM waited only %.2f s in the run queue" % waited
+        assert waited > 0.1, "the VM waited only %.2f s in the run queue" % waited
         assert after - before < host_ms - waited * 1000 + 50, (
             "the firmware's clock moved %d ms in %d ms of host time, %d of them waiting for "
             "a CPU" % (after - before, host_ms, waited * 1000))

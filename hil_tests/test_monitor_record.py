@@ -57,6 +57,9 @@ def set_targets(port):
 def start_once_homed(proc, board, timeout=10):
     """Type 's' until the motor runs: the board refuses START until homing is done."""
     def started():
+        if proc.poll() is not None:
+            raise AssertionError("pen monitor ended (exit %s) before the motor ran: %s"
+                                 % (proc.returncode, proc.stderr.read()))
         proc.stdin.write("s\n")
         proc.stdin.flush()
         return board.observe()["motor_hz"] > 0 or time.sleep(0.3)

@@ -37,7 +37,7 @@ from .vm import simhw
 VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
-_HOLD_S = 0.02  # a runnable VM silent this long is one the host keeps from running
+_LOOKS_S = 0.5  # a VM that looked at its hardware this recently looks every tick
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -123,9 +123,10 @@ class VirtualBoard:
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
         self._frozen_s = 0.0  # host time the physics thread was kept from running
-        self._new_vm = False  # a VM was spawned: the world's clock starts over with its
+        self._new_vm = False  # a VM was spawned that has not looked at its hardware yet
         self._starved_at = None  # host time of the last inject("starve")
         self._starve_look = None  # the VM's last look (H_VM_MS) when it was let go
+        self._look = (0, 0.0)  # the VM's last look (H_VM_MS) and the host time it was seen
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -361,8 +362,8 @@ class VirtualBoard:
         # runs ahead of the other on a busy host:
         # - the VM waits, off its clock, while the world is more than 15 ms behind
         #   (machine.py);
-        # - the world waits, _HOLD_S past the VM's last look, while the VM is runnable but
-        #   the host gives the CPU to others (_vm_reach): its clock stands meanwhile.
+        # - the world waits, a control tick past the VM's last look, while the VM may be
+        #   kept from running (_vm_reach): its clock stands meanwhile.
         # So a second the host takes from either is lived by neither: the needles do not
         # move on outputs the firmware set before it (a busy host's second took them 0.4 mm
         # past the cap mid-ramp), and the firmware's window over the tachometer never
@@ -374,10 +375,12 @@ class VirtualBoard:
             now = time.monotonic()
             self._frozen_s += max(0.0, now - last_pass - 0.015)
             last_pass = now
-            if self._new_vm:  # a new VM's clock starts with nothing left out
-                self._new_vm = False
-                world = max(world, now)
             reach = self._vm_reach(now)
+            if self._new_vm and self.regs[simhw.H_VM_MS]:
+                # a new VM's first look: from here on the world follows its chip's clock,
+                # which starts where it likes (simhw.py), not where the last one left off
+                self._new_vm = False
+                world = reach
             world = max(world, reach - 1.0)  # a host asleep for longer: that time is lost
             with self._lock:
                 self._watch_heartbeat()
@@ -394,24 +397,33 @@ class VirtualBoard:
                 self._watch_vm(now)
 
     def _chip_lag_s(self):
-        """Host time the chip's clock has left out, as of the VM's last look."""
-        return self.regs[simhw.H_VM_LAG_MS] / 1000
+        """How far the chip's clock is behind the host's, as of the VM's last look: the
+        time it has left out, less its start ahead (simhw.py); 0 before that look."""
+        lag_ms = self.regs[simhw.H_VM_LAG_MS]
+        return (lag_ms - (1 << 32) if lag_ms >= 1 << 31 else lag_ms) / 1000
 
     def _vm_reach(self, now):
-        """How far the world may be stepped: to the chip's clock now, unless a VM that is
-        runnable (the host's to schedule) has not looked at its hardware for _HOLD_S; then
-        _HOLD_S past its last look. A sleeping, stopped (hang) or booting VM holds nothing
-        back."""
+        """How far the world may be stepped: to the chip's clock as the VM last told it,
+        but no further than a control tick past the VM's last look at its hardware (when
+        it looks next, if all is well) while the VM may be kept from running: the host's
+        to schedule (runnable), stopped by inject("starve") or just let go, or simply
+        looking every tick (a host that keeps it waiting may not let the sampler see that
+        in time, and the world then runs ahead of a clock that left the wait out, with no
+        tach pulses for as long: 20 ms ahead were 4 ticks without one, TACH_LOST). A VM
+        that has not looked for _LOOKS_S (booting, at a REPL, in the lockout) and a hung
+        one (inject("hang"): its clock runs on) hold nothing back."""
         chip = now - self._chip_lag_s()
         vm_ms = self.regs[simhw.H_VM_MS]
-        # a VM let go after inject("starve") has not yet told its clock: it is as runnable
-        # until it looks again (else the world would run ahead by the time it was stopped)
-        runnable = (self._sched[2] == "R" or "starve" in self.physics.faults
-                    or vm_ms == self._starve_look)
-        if not vm_ms or not runnable or "hang" in self.physics.faults:
+        if vm_ms != self._look[0]:
+            self._look = (vm_ms, now)
+        if not vm_ms or "hang" in self.physics.faults:
+            return chip
+        held = (self._sched[2] == "R" or "starve" in self.physics.faults
+                or vm_ms == self._starve_look or now - self._look[1] < _LOOKS_S)
+        if not held:
             return chip
         since_ms = ((int(chip * 1000) - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
-        return min(chip, chip - since_ms / 1000 + _HOLD_S)
+        return min(chip, chip - since_ms / 1000 + self.definition["timing"]["tick_ms"] / 1000)
 
     def _time_reaction(self):
         # Counted in control ticks, not seconds: the firmware feeds the watchdog once per

@@ -38,8 +38,9 @@ def _poll_irqs():
         r = simhw.regs
         n = 0
         while True:
+            c = simhw.clock  # what it left out, less its start ahead: first, as the host reads
+            r.put(simhw.H_VM_LAG_MS, ((c[1] - c[4]) // 1000) & 0xFFFFFFFF)
             r.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
-            r.put(simhw.H_VM_LAG_MS, (simhw.clock[1] // 1000) & 0xFFFFFFFF)
             if n >= 1000 or not 15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
                 break
             simhw.wait(1)

@@ -13,22 +13,6 @@ import simhw  # noqa: E402
 
 simhw.attach(sys.argv[1])
 sys.modules["time"] = simhw  # the firmware's clock is the chip's, not the host's
-if "raw" not in sys.argv:  # main.py runs: its asyncio keys new tasks by the chip's clock
-    import asyncio
-
-    core = asyncio.core
-
-    def create_task(coro, start=core.create_task, core=core, ticks=simhw.ticks_ms):
-        # asyncio's C task queue keys a task pushed without a time by the port's clock,
-        # ahead of the chip's by what it left out: a task made at boot would first wait
-        # that out. (Task.cancel keys by the port's clock too; the firmware cancels none.)
-        t = start(coro)
-        core._task_queue.remove(t)
-        core._task_queue.push(t, ticks())
-        return t
-
-    asyncio.create_task = core.create_task = create_task
-    del asyncio, core, create_task
 import os  # noqa: E402
 
 import machine  # noqa: E402,F401  (stand-ins imported before the host's files disappear)

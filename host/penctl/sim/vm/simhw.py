@@ -30,7 +30,8 @@ H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
 H_VM_MS = const(13)  # the chip's clock (ms, mod 2**32) at its last look at the hardware
-H_VM_LAG_MS = const(14)  # host time the chip's clock has left out, as of that look (ms)
+H_VM_LAG_MS = const(14)  # host time the chip's clock has left out less its start ahead (ms,
+# signed), as of that look: the chip's clock is the host's less this
 H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
 HEADER = const(16)
 # per-GPIO slots
@@ -90,8 +91,11 @@ regs = None
 _f = None  # the VM's /proc/self/schedstat
 _b = bytearray(64)
 # host us at the last look at what the clock leaves out, the us it leaves out, the
-# chip's last us, and the us the VM has waited for its world (wait())
-clock = [0, 0, 0, 0]
+# chip's last us, the us the VM has waited for its world (wait()), and how far the chip's
+# clock starts ahead of the host's (19 h, more than it can ever leave out: asyncio's C task
+# queue keys a task pushed without a time by the host's clock, which must never be ahead
+# of the chip's, or a new task would first wait out the difference)
+clock = [0, 0, 0, 0, 1 << 36]
 
 
 def attach(path):
@@ -143,7 +147,7 @@ def ticks_us():
         dt = waiting()
         if dt > c[1]:
             c[1] = dt
-    now = real.ticks_add(now, -c[1])
+    now = real.ticks_add(now, c[4] - c[1])
     if real.ticks_diff(now, c[2]) < 0:  # a wait seen late: the clock stands, never goes back
         now = c[2]
     c[2] = now
