@@ -140,7 +140,8 @@ class Transport:
             kind, run = "repl", b"\r\n"
         else:
             self.write_raw(b"\x01")  # the raw REPL starts over, dropping our frames, and says so
-            if not self._hear(lambda h: h.endswith(RAW_PROMPT), wait):
+            # the last chance to hear anything: twice the patience (a busy virtual board)
+            if not self._hear(lambda h: h.endswith(RAW_PROMPT), 2 * wait):
                 return None, None, None
             kind, run = "raw", b"\x04"
             if b">>> " in self.heard[: self.heard.rfind(RAW_PROMPT)]:

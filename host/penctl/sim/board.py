@@ -60,6 +60,18 @@ def _catches_sigint(pid):
     return False
 
 
+def _read_sched(proc):
+    """A process's (CPU s, run-queue wait s, state letter) from /proc, or None."""
+    try:
+        with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
+            run_ns, wait_ns = f.read().split()[:2]
+        with open("/proc/%d/stat" % proc.pid, "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, ValueError, IndexError):
+        return None
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9, state
+
+
 def find_micropython():
     override = os.environ.get("PEN_MICROPYTHON")
     candidates = [override] if override else []
@@ -498,17 +510,9 @@ class VirtualBoard:
         that did it lost 30 ms a time to a busy thread and fell behind the firmware."""
         while not self._stop.wait(0.02):
             proc = self.proc
-            if proc is None:
-                continue
-            try:
-                with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
-                    run_ns, wait_ns = f.read().split()[:2]
-                with open("/proc/%d/stat" % proc.pid, "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0].decode()
-            except (OSError, ValueError, IndexError):
-                continue
-            if proc is self.proc:  # not a sample of a VM that was replaced meanwhile
-                self._sched = (int(run_ns) / 1e9, int(wait_ns) / 1e9, state)
+            sample = _read_sched(proc) if proc is not None else None
+            if sample is not None and proc is self.proc:  # not of a VM replaced meanwhile
+                self._sched = sample
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
@@ -615,21 +619,31 @@ class VirtualBoard:
         #   stalls of the physics and the link (a VM writing waits for the link) exceeds
         #   the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
-        cpu, waited, state = self._sched
-        lag = self._chip_lag_s()
-        fed_feeds, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
+        # The sampler's figures may be stale (its thread starved too): a reset is decided
+        # on a fresh sample, read here only then (a read gives the GIL away).
+        fed_feeds = self._wdt_seen[0]
         if feeds != fed_feeds or not timeout:
-            self._wdt_seen = (feeds, now, cpu, waited, lag, self._host_stalls_s())
+            cpu, waited, _ = self._sched
+            self._wdt_seen = (feeds, now, cpu, waited, self._chip_lag_s(), self._host_stalls_s())
             return
-        if (now - fed_at) * 1000 <= timeout:
+        if (now - self._wdt_seen[1]) * 1000 <= timeout:
             return
+        if self._watchdog_expired(now, self._sched, timeout):
+            sample = _read_sched(self.proc) if self.proc is not None else None
+            if sample is not None:
+                self._sched = sample
+            if self._watchdog_expired(now, self._sched, timeout):
+                self._kill_vm()
+                self._spawn(WDT_RESET)
+
+    def _watchdog_expired(self, now, sched, timeout):
+        cpu, waited, state = sched
+        _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
         busy = (cpu - fed_cpu) * 1000 >= timeout
-        left_out = max(waited - fed_waited, lag - fed_lag)
+        left_out = max(waited - fed_waited, self._chip_lag_s() - fed_lag)
         chip_s = now - fed_at - left_out - (self._host_stalls_s() - fed_stalls)
         waiting = state == "R" or "starve" in self.physics.faults
-        if busy or (not waiting and chip_s * 1000 > timeout):
-            self._kill_vm()
-            self._spawn(WDT_RESET)
+        return busy or (not waiting and chip_s * 1000 > timeout)
 
     # ---- test and operator API ----------------------------------------------------------------
     def inject(self, name, **params):

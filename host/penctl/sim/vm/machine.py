@@ -27,8 +27,10 @@ def _poll_irqs():
     # host can starve it while the VM ticks on, which froze the tach count into a false
     # TACH_LOST (no pulses for 4 ticks, 20 ms). So a peripheral access waits while the
     # physics is more than 15 ms behind the chip's clock (simhw.py, which leaves the
-    # wait out): a host thread's usual lag (the GIL's 5 ms switches) costs nothing, and
-    # after 1 s it goes on (its physics thread gone). Once per millisecond of the chip's
+    # wait out): a host thread's usual lag (the GIL's 5 ms switches) costs nothing. It
+    # goes on only after 30 s (its physics thread gone): a VM that went on after 1 s of a
+    # physics thread starved by a test's flood on the link found a second of the world's
+    # time at once (a rate of 1100 Hz). Once per millisecond of the chip's
     # clock: a tick's dozen accesses share one look at the physics clock (each look is
     # system calls). Each look also tells the physics how far the chip has got (H_VM_MS)
     # and what its clock has left out (H_VM_LAG_MS): the world follows the chip's clock.
@@ -41,7 +43,7 @@ def _poll_irqs():
             c = simhw.clock  # what it left out, less its start ahead: first, as the host reads
             r.put(simhw.H_VM_LAG_MS, ((c[1] - c[4]) // 1000) & 0xFFFFFFFF)
             r.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
-            if n >= 1000 or not 15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
+            if n >= 30000 or not 15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
                 break
             simhw.wait(1)
             now = time.ticks_ms()
