@@ -43,6 +43,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # a failure on the virtual board says what state the board was in (a flake explained)
+    report = (yield).get_result()
+    if report.failed and _clock.board is not None:
+        report.sections.append(("virtual board", _clock.board.diagnosis()))
+
+
 @pytest.fixture
 def board(request):
     if request.config.getoption("--port"):

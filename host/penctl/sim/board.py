@@ -758,3 +758,21 @@ class VirtualBoard:
 
     def output(self):
         return self.bridge.vm_output_tail()
+
+    def diagnosis(self):
+        """The board's state as a test that failed left it: what a flake needs explained."""
+        regs = self.regs
+        proc = self.proc
+        lines = [
+            "resets %s, crashes %d, VM %s (CPU s, run-queue wait s, state: %s)" % (
+                self.resets, len(self.crashes),
+                "none" if proc is None else "pid %d, %s" % (
+                    proc.pid, "exited %s" % proc.poll() if proc.poll() is not None
+                    else "running"), self._sched),
+            "ticks %d, watchdog timeout %d ms; chip clock at last look %d ms, world %d ms, "
+            "chip behind the host by %.3f s" % (
+                self.ticks(), regs[simhw.H_WDT_TIMEOUT_MS], regs[simhw.H_VM_MS],
+                regs[simhw.H_PHYS_MS], self._chip_lag_s()),
+            "faults injected: %s; link: %s" % (sorted(self.physics.faults), self.bridge.stats),
+            "last output:", self.output()[-1500:]]
+        return "\n".join(lines)
