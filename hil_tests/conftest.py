@@ -77,7 +77,9 @@ def port(request, board):
 
 @pytest.fixture
 def pen(request, port):
-    with Pen(port) as p:
+    # a board the host keeps from booting (a busy machine's VM waited 8 s for a CPU) gets
+    # a ceiling, not the client's 8 s for a real board
+    with Pen(port, connect_timeout=8 if request.config.getoption("--port") else 60) as p:
         if request.config.getoption("--port"):
             # a real board is not fresh: stop it, restore the saved defaults, and restart
             # it as the EN button would

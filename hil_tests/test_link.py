@@ -88,7 +88,9 @@ def _vm_kept_waiting(board, how):
     pid = board.proc.pid
     cpu = min(os.sched_getaffinity(pid))
     burner = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {%d})"
-                               "\nwhile True: pass" % cpu])
+                               "\nprint(flush=True)\nwhile True: pass" % cpu],
+                              stdout=subprocess.PIPE)
+    burner.stdout.readline()  # it spins on that CPU now (a busy host starts it late)
     os.sched_setaffinity(pid, {cpu})
     os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     try:
@@ -96,6 +98,7 @@ def _vm_kept_waiting(board, how):
     finally:
         burner.kill()
         burner.wait()
+        burner.stdout.close()
         os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
         os.sched_setaffinity(pid, os.sched_getaffinity(0))
 

@@ -154,7 +154,7 @@ class Transport:
         self.at_repl = True
         self.heard = b""
         self.write_raw((PROBE % firmware_module("app_mode").SERVICE_FLAG).encode() + run)
-        found = self._hear(PROBE_ANSWER.search, 2 * wait)
+        found = self._hear(PROBE_ANSWER.search, 4 * wait)  # compiled and run: a busy board
         if not found:
             banner = any(SERVICE_BANNER in line for line in self.noise)
             return kind, True if banner else None, None
