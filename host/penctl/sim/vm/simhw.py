@@ -164,7 +164,8 @@ def wait(ms):
     start = real.ticks_us()
     dt = waiting()
     real.sleep_ms(ms)
-    c[3] += real.ticks_diff(real.ticks_us(), start) - (waiting() - dt)  # less a CPU wait
-    dt = waiting()
-    if dt > c[1]:
-        c[1] = dt
+    t = waiting()  # one read after the sleep: each is a system call
+    dt = real.ticks_diff(real.ticks_us(), start) - (t - dt)  # less a CPU wait meanwhile
+    c[3] += dt
+    if t + dt > c[1]:  # what waiting() says now
+        c[1] = t + dt
