@@ -4,6 +4,7 @@ Tests that inject faults or read the physics observer are marked `injects` and a
 skipped on a real board (no test rig can inject them there yet).
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -148,6 +149,36 @@ class _Clock:
 
 
 _clock = _Clock()
+
+
+@contextlib.contextmanager
+def vm_kept_waiting(board, how):
+    """The host keeps the VM from running: stopped (inject("starve")), or really waiting
+    in the kernel's run queue behind a CPU-bound process on its CPU (the VM at the
+    idle scheduling class, so it runs only when that CPU has nothing else)."""
+    if how == "stopped":
+        board.inject("starve")
+        try:
+            yield
+        finally:
+            board.remove("starve")
+        return
+    pid = board.proc.pid
+    cpu = min(os.sched_getaffinity(pid))
+    burner = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {%d})"
+                               "\nprint(flush=True)\nwhile True: pass" % cpu],
+                              stdout=subprocess.PIPE)
+    burner.stdout.readline()  # it spins on that CPU now (a busy host starts it late)
+    os.sched_setaffinity(pid, {cpu})
+    os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+        burner.stdout.close()
+        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        os.sched_setaffinity(pid, os.sched_getaffinity(0))
 
 
 def wait_until(predicate, timeout, what, board=None):

@@ -1,14 +1,11 @@
 """Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
 
-import contextlib
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 import serial
-from conftest import Background, board_sleep, motor_stopped, wait_until
+from conftest import Background, board_sleep, motor_stopped, vm_kept_waiting, wait_until
 from hazards import stated_reaction_ticks
 from penctl import LinkError
 from penctl import protocol as P
@@ -73,36 +70,6 @@ def test_a_run_outlasts_lost_keepalives_at_the_default_link_timeout(running_pen,
     assert st.state == "RUNNING" and dropped > 0, (dropped, running_pen.faults())
 
 
-@contextlib.contextmanager
-def _vm_kept_waiting(board, how):
-    """The host keeps the VM from running: stopped (inject("starve")), or really waiting
-    in the kernel's run queue behind a CPU-bound process on its CPU (the VM at the
-    idle scheduling class, so it runs only when that CPU has nothing else)."""
-    if how == "stopped":
-        board.inject("starve")
-        try:
-            yield
-        finally:
-            board.remove("starve")
-        return
-    pid = board.proc.pid
-    cpu = min(os.sched_getaffinity(pid))
-    burner = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {%d})"
-                               "\nprint(flush=True)\nwhile True: pass" % cpu],
-                              stdout=subprocess.PIPE)
-    burner.stdout.readline()  # it spins on that CPU now (a busy host starts it late)
-    os.sched_setaffinity(pid, {cpu})
-    os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    try:
-        yield
-    finally:
-        burner.kill()
-        burner.wait()
-        burner.stdout.close()
-        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-        os.sched_setaffinity(pid, os.sched_getaffinity(0))
-
-
 def _run_queue_wait_s(board):
     with open("/proc/%d/schedstat" % board.proc.pid) as f:
         return int(f.read().split()[1]) / 1e9
@@ -119,7 +86,7 @@ def test_a_vm_the_host_keeps_from_running_sees_no_time_pass(running_pen, board, 
     started = time.monotonic()
     before = running_pen.status().uptime_ms
     waited = _run_queue_wait_s(board)
-    with _vm_kept_waiting(board, how):
+    with vm_kept_waiting(board, how):
         time.sleep(1.5)  # the host's time, none of the chip's
     waited = _run_queue_wait_s(board) - waited
     after = running_pen.status().uptime_ms

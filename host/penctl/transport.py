@@ -59,8 +59,12 @@ class Transport:
         self._thread.start()
 
     def close(self):
+        """Close the port, and its lock with it: the next program (mpremote) can open it
+        once this returns. The reader leaves within one read timeout of being run; a busy
+        host may take seconds to run it, and a port closed under a read stays held (the
+        read keeps the file) until the read returns."""
         self._stop.set()
-        self._thread.join(timeout=1)
+        self._thread.join(timeout=30)
         self.serial.close()
 
     def write_line(self, line):

@@ -18,10 +18,10 @@ import mmap
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from pathlib import Path
@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import boards, chips, deploy
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
-from .link import LinkBridge, open_raw_pty
+from .link import LinkBridge, open_vm_channel
 from .physics import FAULTS, Physics
 from .rom import ROMS, RomLoader
 from .vm import simhw
@@ -41,11 +41,15 @@ _LOOKS_S = 0.5  # a VM that looked at its hardware this recently looks every tic
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
-def _die_with_parent():
-    # runs in the VM's child process before exec: if the host process dies without
-    # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it
+def _vm_child_setup():
+    # runs in the VM's child process before exec. If the host process dies without
+    # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it.
+    # Its own process group keeps a terminal's Ctrl-C (`make sim`) from the VM; not its own
+    # session: the kernel schedules each session as a group of its own, and on a busy host
+    # a VM alone in one waited 17 times its CPU time for a CPU (2.5 times in the host's)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setpgid(0, 0)
 
 
 def _catches_sigint(pid):
@@ -119,6 +123,7 @@ class VirtualBoard:
         self.proc = None
         self.crash = None  # the first crash, for check()
         self.crashes = []
+        self.watchdog_verdicts = []  # why each virtual watchdog reset happened
         self.resets = []
         self.power_cuts = 0
         # the simulated time (physics.t) at which an injected brown-out resets the chip: the
@@ -173,8 +178,8 @@ class VirtualBoard:
         if self.needles_mm is not None:
             self.physics.place_needles(self.needles_mm)
             self.physics.write_inputs()
-        vm_master, self._vm_slave = open_raw_pty()
-        self.bridge = LinkBridge(vm_master, self._on_ctrl_c)
+        bridge_end, self._vm_end = open_vm_channel()
+        self.bridge = LinkBridge(bridge_end, self._on_ctrl_c)
         os.symlink(self.bridge.host_port, self.port)
         self._spawn(PWRON_RESET)
         for target in (self._physics_loop, self.bridge.run, self._sample_vm):
@@ -191,9 +196,9 @@ class VirtualBoard:
         self._kill_vm()
         for t in self._threads:
             t.join(timeout=2)
-        if getattr(self, "_vm_slave", None) is not None:
-            os.close(self._vm_slave)
-            self._vm_slave = None
+        if getattr(self, "_vm_end", None) is not None:
+            self._vm_end.close()
+            self._vm_end = None
         if getattr(self, "bridge", None):
             self.bridge.close()
         if self._regs_file is not None:
@@ -317,16 +322,25 @@ class VirtualBoard:
         # last feed seen; a new process has run and waited for nothing yet
         self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, 0.0, self._host_stalls_s())
         self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
-        termios.tcflush(self._vm_slave, termios.TCIFLUSH)  # a new VM starts with no old input
+        self._drain_vm_input()  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         cmd += ["raw"] if raw else []
         cmd += ["writes"] if self.count_writes else []
         self.proc = subprocess.Popen(
-            cmd, stdin=self._vm_slave, stdout=self._vm_slave, stderr=self._vm_slave,
-            start_new_session=True, preexec_fn=_die_with_parent)
+            cmd, stdin=self._vm_end, stdout=self._vm_end, stderr=self._vm_end,
+            preexec_fn=_vm_child_setup)
         self.bridge.vm_started(raw)
         self.resets.append(cause)
+
+    def _drain_vm_input(self):
+        # without O_NONBLOCK on the VM's end: the VM shares that open file and would read
+        # EAGAIN as an error
+        try:
+            while self._vm_end.recv(4096, socket.MSG_DONTWAIT):
+                pass
+        except BlockingIOError:
+            pass
 
     def _kill_vm(self):
         proc, self.proc = self.proc, None
@@ -633,8 +647,19 @@ class VirtualBoard:
             if sample is not None:
                 self._sched = sample
             if self._watchdog_expired(now, self._sched, timeout):
+                self.watchdog_verdicts.append(self._watchdog_verdict(now))
                 self._kill_vm()
                 self._spawn(WDT_RESET)
+
+    def _watchdog_verdict(self, now):
+        """What a watchdog reset was decided on, for diagnosis(): a reset a test did not
+        expect must say whether the VM hung or the host kept it (or the link) waiting."""
+        cpu, waited, state = self._sched
+        _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
+        return ("%.2f s of host time since the last feed: the VM ran %.2f s, waited %.2f s "
+                "for a CPU (state %s), its clock left out %.2f s, host threads stalled %.2f s"
+                % (now - fed_at, cpu - fed_cpu, waited - fed_waited, state,
+                   self._chip_lag_s() - fed_lag, self._host_stalls_s() - fed_stalls))
 
     def _watchdog_expired(self, now, sched, timeout):
         cpu, waited, state = sched
@@ -770,9 +795,10 @@ class VirtualBoard:
                     proc.pid, "exited %s" % proc.poll() if proc.poll() is not None
                     else "running"), self._sched),
             "ticks %d, watchdog timeout %d ms; chip clock at last look %d ms, world %d ms, "
-            "chip behind the host by %.3f s" % (
+            "the chip's clock left out %.3f s of the host's" % (
                 self.ticks(), regs[simhw.H_WDT_TIMEOUT_MS], regs[simhw.H_VM_MS],
-                regs[simhw.H_PHYS_MS], self._chip_lag_s()),
+                regs[simhw.H_PHYS_MS], self._chip_lag_s() + simhw.clock[4] / 1e6),
+            "watchdog resets: %s" % ("; ".join(self.watchdog_verdicts) or "none"),
             "faults injected: %s; link: %s" % (sorted(self.physics.faults), self.bridge.stats),
             "last output:", self.output()[-1500:]]
         return "\n".join(lines)

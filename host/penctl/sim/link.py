@@ -1,4 +1,4 @@
-"""The virtual board's USB-UART: a bridge between the host's PTY and the VM's PTY.
+"""The virtual board's USB-UART: a bridge between the host's PTY and the VM's stdio.
 
 It carries bytes both ways, turns Ctrl-C from the host into SIGINT for a VM that
 catches it (as the ESP32's UART driver turns it into KeyboardInterrupt while the
@@ -13,12 +13,24 @@ import errno
 import os
 import random
 import select
+import socket
 import threading
 import time
 import tty
 
 CTRL_C = 0x03
 _REPL_MARKERS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")
+
+
+def open_vm_channel():
+    """(bridge's end, VM's end) of the VM's stdin and stdout: a Unix socket pair, not a
+    PTY. A PTY hands every write to a kernel worker thread before the reader sees it, and
+    a VM polling its PTY waits for that worker in uninterruptible sleep: on a busy host
+    seconds at a time that no run-queue figure shows and the chip's clock counted (a
+    watchdog reset of a VM that was only waiting). The host's side stays a real PTY."""
+    bridge_end, vm_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    bridge_end.setblocking(False)
+    return bridge_end.detach(), vm_end
 
 
 def open_raw_pty():
