@@ -76,6 +76,17 @@ def _read_sched(proc):
     return int(run_ns) / 1e9, int(wait_ns) / 1e9, state
 
 
+def _vm_kernel_wait(proc):
+    """Where in the kernel the VM sleeps (wchan, system call number), for diagnosis."""
+    try:
+        with open("/proc/%d/wchan" % proc.pid) as f:
+            wchan = f.read()
+        with open("/proc/%d/syscall" % proc.pid) as f:
+            return "%s, syscall %s" % (wchan, f.read().split()[0])
+    except (OSError, IndexError, AttributeError):
+        return "?"
+
+
 def find_micropython():
     override = os.environ.get("PEN_MICROPYTHON")
     candidates = [override] if override else []
@@ -516,7 +527,7 @@ class VirtualBoard:
 
     def _host_stalls_s(self):
         """Host time the physics and the link threads were kept from running, in all."""
-        return self._frozen_s + self.bridge.stalled_s
+        return self._frozen_s + self.bridge.stalled_s(time.monotonic())
 
     def _sample_vm(self):
         """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
@@ -657,9 +668,12 @@ class VirtualBoard:
         cpu, waited, state = self._sched
         _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
         return ("%.2f s of host time since the last feed: the VM ran %.2f s, waited %.2f s "
-                "for a CPU (state %s), its clock left out %.2f s, host threads stalled %.2f s"
-                % (now - fed_at, cpu - fed_cpu, waited - fed_waited, state,
-                   self._chip_lag_s() - fed_lag, self._host_stalls_s() - fed_stalls))
+                "for a CPU (state %s, in %s), its clock left out %.2f s, host threads stalled "
+                "%.2f s; the world %+d ms from the VM's last look"
+                % (now - fed_at, cpu - fed_cpu, waited - fed_waited, state, _vm_kernel_wait(
+                    self.proc), self._chip_lag_s() - fed_lag,
+                   self._host_stalls_s() - fed_stalls,
+                   self.regs[simhw.H_PHYS_MS] - self.regs[simhw.H_VM_MS]))
 
     def _watchdog_expired(self, now, sched, timeout):
         cpu, waited, state = sched

@@ -58,7 +58,8 @@ class LinkBridge:
         # one reader of the VM's output at a time: this thread, or drain_vm() for a VM
         # that has ended, whose last output says where it left off
         self._vm_lock = threading.Lock()
-        self.stalled_s = 0.0  # host time this thread was kept from running (see run())
+        self._stalled_s = 0.0  # host time this thread was kept from running (see run())
+        self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0}
 
@@ -84,20 +85,26 @@ class LinkBridge:
                 pass
 
     def run(self):
-        last = time.monotonic()
+        self._last_pass = time.monotonic()
         while not self._stop.is_set():
             ready, _, _ = select.select([self.host_master, self.vm_master], [], [], 0.02)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
             # thread, while a VM writing more than the PTY holds waited for it
             now = time.monotonic()
-            self.stalled_s += max(0.0, now - last - 0.03)
-            last = now
+            self._stalled_s += max(0.0, now - self._last_pass - 0.03)
+            self._last_pass = now
             if self.host_master in ready:
                 self._from_host(self._read(self.host_master))
             if self.vm_master in ready:
                 with self._vm_lock:
                     self._from_vm(self._read(self.vm_master))
             self._flush_pending()
+
+    def stalled_s(self, now):
+        """Host time this thread has been kept from running, the stall it is in now
+        included: the VM may be waiting on it this moment (a full channel), and the
+        watchdog must not judge that time before this thread runs again to count it."""
+        return self._stalled_s + max(0.0, now - self._last_pass - 0.03)
 
     def drain_vm(self):
         """Take in everything the VM wrote, so at_repl and raw_repl tell where a VM that
