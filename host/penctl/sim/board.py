@@ -38,6 +38,9 @@ VM_DIR = Path(__file__).parent / "vm"
 HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
 _CHUNK_S = 0.005  # the most simulated time the physics steps with one set of outputs
 _LOOKS_S = 0.5  # a VM that looked at its hardware this recently looks every tick
+# the sampler reads the VM's state every 20 ms: older, its thread starved, and the VM may
+# be waiting for a CPU unseen (the world let go ran 145 ms past a VM kept waiting: TACH_LOST)
+_SAMPLE_STALE_S = 0.1
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 
@@ -333,6 +336,7 @@ class VirtualBoard:
         # last feed seen; a new process has run and waited for nothing yet
         self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, 0.0, self._host_stalls_s())
         self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
+        self._sched_at = time.monotonic()  # host time _sched was read
         self._drain_vm_input()  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -447,15 +451,17 @@ class VirtualBoard:
         looking every tick (a host that keeps it waiting may not let the sampler see that
         in time, and the world then runs ahead of a clock that left the wait out, with no
         tach pulses for as long: 20 ms ahead were 4 ticks without one, TACH_LOST). A VM
-        that has not looked for _LOOKS_S (booting, at a REPL, in the lockout) and a hung
-        one (inject("hang"): its clock runs on) hold nothing back."""
+        that has not looked for _LOOKS_S (booting, at a REPL, in the lockout), as far as
+        a fresh sample tells, and a hung one (inject("hang"): its clock runs on) hold
+        nothing back."""
         chip = now - self._chip_lag_s()
         vm_ms = self.regs[simhw.H_VM_MS]
         if vm_ms != self._look[0]:
             self._look = (vm_ms, now)
         if not vm_ms or "hang" in self.physics.faults:
             return chip
-        held = (self._sched[2] == "R" or "starve" in self.physics.faults
+        held = (self._sched[2] == "R" or now - self._sched_at > _SAMPLE_STALE_S
+                or "starve" in self.physics.faults
                 or vm_ms == self._starve_look or now - self._look[1] < _LOOKS_S)
         if not held:
             return chip
@@ -537,7 +543,7 @@ class VirtualBoard:
             proc = self.proc
             sample = _read_sched(proc) if proc is not None else None
             if sample is not None and proc is self.proc:  # not of a VM replaced meanwhile
-                self._sched = sample
+                self._sched, self._sched_at = sample, time.monotonic()
 
     def ticks(self):
         """Control ticks the firmware has run since the board was made, across resets:
