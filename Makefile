@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 PORT ?=
 BOARD ?= virtual
 # The suite waits on simulated hardware more than it computes, so it runs more workers
-# than cores: 4 on 2 cores take ~100 s quiet (5: ~78 s, 2: ~180 s). More workers are faster
-# on a quiet machine but, beside other CPU-bound work, keep the virtual boards waiting.
-JOBS ?= 4
+# than cores: 6 on 2 cores take ~72 s quiet (4: ~100 s, 8: ~61 s). Beside two CPU-bound
+# processes 6 take ~95 s; more keep the virtual boards and their hosts' threads waiting.
+JOBS ?= 6
 
 .PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak passes
 

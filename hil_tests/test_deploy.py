@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import board_sleep, motor_stopped, start_run, wait_until
+from conftest import board_sleep, motor_stopped, patient_pen, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
 from penctl.deploy import BoardRepl, deploy
 from penctl.paths import FIRMWARE_DIR
@@ -83,7 +83,7 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     target = board.flash_dir / name
     target.write_bytes(change(target.read_bytes()))
     board.reset()
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().faults == ["INTEGRITY"]
         if name.startswith("protocol."):
             # the lockout cannot run on a damaged protocol: main.py's minimal lockout answers
@@ -101,7 +101,7 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     assert motor_stopped(board) and board.observe()["motor_duty"] == 0
     fixed = deploy(board.port, firmware_dir=board.firmware_dir)
     assert fixed.copied == [name]
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().faults == []
         assert pen.home().state == "READY"
 
@@ -127,7 +127,7 @@ def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_re
         source = (board.firmware_dir / "caps.py").read_text()
         (target / inner).write_text(source.replace("P.PROFILES[self.profile][1]", "3000"))
     board.reset()
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().faults == ["INTEGRITY"]
         assert pen.faults()[0]["detail"].startswith(name + " ")
         with pytest.raises(RefusedError):
@@ -136,7 +136,7 @@ def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_re
     fixed = deploy(board.port, firmware_dir=board.firmware_dir)
     assert fixed.removed == [name] and fixed.copied == []  # the survey sees folders too
     assert not target.exists()
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().faults == []
         assert pen.get()["cap"] == "0.500"  # periorbital's, the deployed caps module's
 
@@ -147,7 +147,7 @@ def test_a_firmware_that_cannot_boot_resets_into_the_minimal_lockout_never_the_r
     # watchdog exists): each failed boot resets the board, the third in a row leaves
     # main.py's minimal lockout answering, so the board can still be put in service mode
     with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"), heap="60K") as board:
-        with Pen(board.port, connect_timeout=30) as pen:
+        with patient_pen(board.port, connect_timeout=30) as pen:
             assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
             with pytest.raises(RefusedError, match="3 boots in a row failed"):
                 pen.request("HOME")
@@ -170,7 +170,7 @@ def test_a_reset_the_host_is_slow_to_carry_out_never_lets_main_py_end_at_the_rep
         with board.host_stalled():
             wait_until(lambda: "MemoryError" in board.output(), 10, "the first failed boot")
             time.sleep(3)  # the host's stall: the board's own threads cannot reset the VM
-        with Pen(board.port, connect_timeout=30) as pen:
+        with patient_pen(board.port, connect_timeout=30) as pen:
             assert pen.status().faults == ["INTERNAL"]  # the minimal lockout, as always
         assert ">>> " not in board.output()
         board.check()
@@ -201,7 +201,7 @@ def test_leaving_the_raw_repl_with_a_soft_reset_runs_the_firmware_however_late_t
             time.sleep(0.3)  # the host's stall, while the board's other threads run
     finally:
         repl.close()
-    with Pen(board.port, connect_timeout=10) as pen:
+    with patient_pen(board.port, connect_timeout=10) as pen:
         assert pen.status().state == "IDLE"
 
 
@@ -214,11 +214,11 @@ def test_watchdog_resets_in_a_row_end_in_the_minimal_lockout(board):
         wait_until(lambda: board.regs[simhw.H_WDT_TIMEOUT_MS], 5, "the watchdog started")
         board.inject("hang")
         wait_until(lambda n=n: board.observe()["resets"].count(3) == n + 1, 8, "a watchdog reset")
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
         pen.request("RESET")  # the minimal lockout cleared the count: the firmware again
     board_sleep(0.3)
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.info["fw"] != "?" and pen.status().state == "IDLE"
 
 
@@ -241,13 +241,13 @@ def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_
     assert done.returncode != 0 and "got in" not in done.stdout
     assert "raw repl" in (done.stdout + done.stderr).lower()
     assert board.observe()["resets"] == [1] and board.observe()["vm_running"]
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().state == "IDLE"
 
 
 @pytest.mark.injects
 def test_deploy_refused_while_the_needles_run(board):
-    pen = Pen(board.port)
+    pen = patient_pen(board.port)
     pen.set(link_timeout=2000)  # the longest: deploy must reach the board within it
     start_run(pen, board)
     pen._stop_keepalive()
@@ -263,7 +263,7 @@ def test_deploy_refused_while_the_needles_run(board):
 def test_deploy_errors_are_clear(board, tmp_path):
     with pytest.raises(LinkError, match="cannot open"):
         deploy(str(tmp_path / "no-such-port"))
-    with Pen(board.port):  # another program holds the port
+    with patient_pen(board.port):  # another program holds the port
         with pytest.raises(LinkError, match="no other program"):
             deploy(board.port)
     board.hold_in_reset()
@@ -306,5 +306,5 @@ def test_a_deploy_with_bad_options_leaves_the_board_untouched(board, tmp_path, b
             deploy(board.port, firmware_dir=fw)
     assert not (board.flash_dir / "service").exists()
     assert board.resets == [1]  # never restarted
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().state == "IDLE"

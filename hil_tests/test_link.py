@@ -122,12 +122,13 @@ def run_each_once(pen, board, name, values, retries, timeout, **link_faults):
     every command through and the board's own counter must show each ran once."""
     pen.set(telemetry=0)
     before = pen.diag()["executed"]
+    patience = pen.retries, pen.timeout
     pen.retries, pen.timeout = retries, timeout
     board.link_faults(**link_faults)
     for value in values:
         pen.set(**{name: value})
     board.link_faults()
-    pen.retries, pen.timeout = 4, 1.0
+    pen.retries, pen.timeout = patience
     assert pen.get()[name] == str(values[-1])
     assert pen.diag()["executed"] - before == len(values) + 2  # + the GET and this DIAG
 

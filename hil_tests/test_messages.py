@@ -6,15 +6,15 @@ import threading
 
 import pytest
 import serial
-from conftest import board_sleep, mpremote, wait_until
-from penctl import LinkError, Pen
+from conftest import board_sleep, mpremote, patient_pen, wait_until
+from penctl import LinkError
 from penctl.transport import Transport
 
 pytestmark = pytest.mark.injects
 
 
 def to_service_mode(board):
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         pen.service()
     wait_until(lambda: "service mode" in board.output(), 5, "service-mode boot")
 
@@ -27,7 +27,7 @@ def raw_repl(board):
 
 def refusal(board):
     with pytest.raises(LinkError) as info:
-        Pen(board.port, connect_timeout=2, timeout=0.5, retries=1)
+        patient_pen(board.port, connect_timeout=2, timeout=0.5, retries=1)
     return info.value
 
 
@@ -40,7 +40,7 @@ def advised_mpremote(message):
 
 def firmware_runs_again(board):
     board_sleep(0.5)
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().state == "IDLE"
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 
 import pytest
-from conftest import motor_stopped, wait_until
+from conftest import motor_stopped, patient_pen, wait_until
 from penctl import Pen
 from penctl.cli.monitor_cmds import _Monitor
 from penctl.client import Status
@@ -157,7 +157,7 @@ def test_monitor_through_a_pipe_stops_the_needles_when_it_quits(board):
 
 @pytest.mark.injects
 def test_monitor_shows_a_board_restart_instead_of_ending(board):
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         watched = _Monitor(pen, board.port)
         watched.refresh()
         boots = pen.link.boots

@@ -4,15 +4,15 @@ transfers need a boot that never starts it. mpremote (unmodified) then owns the 
 import time
 
 import pytest
-from conftest import board_sleep, motor_stopped, mpremote, wait_until
-from penctl import Pen, RefusedError
+from conftest import board_sleep, motor_stopped, mpremote, patient_pen, wait_until
+from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
 
 
 @pytest.mark.long
 def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tmp_path):
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         pen.service()
     wait_until(lambda: "service mode" in board.output(), 5, "service-mode boot")
     listing = mpremote(board.port, "fs", "ls")
@@ -36,7 +36,7 @@ def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tm
     mpremote(board.port, "fs", "rm", ":service")
     mpremote(board.port, "reset")
     board_sleep(0.5)
-    with Pen(board.port) as pen:
+    with patient_pen(board.port) as pen:
         assert pen.status().state == "IDLE"  # the firmware runs again
 
 
