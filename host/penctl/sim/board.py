@@ -819,6 +819,8 @@ class VirtualBoard:
                 self.ticks(), regs[simhw.H_WDT_TIMEOUT_MS], regs[simhw.H_VM_MS],
                 regs[simhw.H_PHYS_MS], self._chip_lag_s() + simhw.clock[4] / 1e6),
             "watchdog resets: %s" % ("; ".join(self.watchdog_verdicts) or "none"),
-            "faults injected: %s; link: %s" % (sorted(self.physics.faults), self.bridge.stats),
+            "faults injected: %s; link: %s; host threads kept from running: physics %.2f s, "
+            "link %.2f s" % (sorted(self.physics.faults), self.bridge.stats, self._frozen_s,
+                              self.bridge.stalled_s(time.monotonic())),
             "last output:", self.output()[-1500:]]
         return "\n".join(lines)
