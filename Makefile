@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 PORT ?=
 BOARD ?= virtual
 # The suite waits on simulated hardware more than it computes, so it runs more workers
-# than cores: 6 on 2 cores take ~72 s quiet (4: ~100 s, 8: ~61 s). Beside two CPU-bound
-# processes 6 take ~95 s; more keep the virtual boards and their hosts' threads waiting.
-JOBS ?= 6
+# than cores: 4 on 2 cores take ~100 s quiet (6: ~72 s, 8: ~61 s). Beside two CPU-bound
+# processes 6 failed 4 fresh-clone runs in 11, starving their own hosts' threads (`make
+# test JOBS=6` on a quiet machine).
+JOBS ?= 4
 
 .PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak passes
 
