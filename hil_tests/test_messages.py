@@ -7,7 +7,7 @@ import threading
 import pytest
 import serial
 from conftest import board_sleep, mpremote, patient_pen, wait_until
-from penctl import LinkError
+from penctl import LinkError, Pen
 from penctl.transport import Transport
 
 pytestmark = pytest.mark.injects
@@ -27,7 +27,7 @@ def raw_repl(board):
 
 def refusal(board):
     with pytest.raises(LinkError) as info:
-        patient_pen(board.port, connect_timeout=2, timeout=0.5, retries=1)
+        Pen(board.port, connect_timeout=2, timeout=0.5, retries=1)  # a real board's patience
     return info.value
 
 

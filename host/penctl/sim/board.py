@@ -334,9 +334,10 @@ class VirtualBoard:
         regs[simhw.H_BOOTS] += 1
         # (feeds, host time, VM CPU s, VM run-queue wait s, chip lag s, stalled s) at the
         # last feed seen; a new process has run and waited for nothing yet
-        self._wdt_seen = (0, time.monotonic(), 0.0, 0.0, 0.0, self._host_stalls_s())
+        now = time.monotonic()
+        self._wdt_seen = (0, now, 0.0, 0.0, 0.0, self._host_stalls_s(now))
         self._sched = (0.0, 0.0, "R")  # the new VM's, until _sample_vm() reads them
-        self._sched_at = time.monotonic()  # host time _sched was read
+        self._sched_at = now  # host time _sched was read
         self._drain_vm_input()  # a new VM starts with no old input
         cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
@@ -531,9 +532,9 @@ class VirtualBoard:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _host_stalls_s(self):
+    def _host_stalls_s(self, now):
         """Host time the physics and the link threads were kept from running, in all."""
-        return self._frozen_s + self.bridge.stalled_s(time.monotonic())
+        return self._frozen_s + self.bridge.stalled_s(now)
 
     def _sample_vm(self):
         """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
@@ -655,40 +656,43 @@ class VirtualBoard:
         fed_feeds = self._wdt_seen[0]
         if feeds != fed_feeds or not timeout:
             cpu, waited, _ = self._sched
-            self._wdt_seen = (feeds, now, cpu, waited, self._chip_lag_s(), self._host_stalls_s())
+            self._wdt_seen = (feeds, now, cpu, waited, self._chip_lag_s(),
+                              self._host_stalls_s(now))
             return
         if (now - self._wdt_seen[1]) * 1000 <= timeout:
             return
-        if self._watchdog_expired(now, self._sched, timeout):
+        if self._watchdog_expired(now, timeout):
             sample = _read_sched(self.proc) if self.proc is not None else None
             if sample is not None:
-                self._sched = sample
-            if self._watchdog_expired(now, self._sched, timeout):
+                self._sched, self._sched_at = sample, time.monotonic()
+            if self._watchdog_expired(now, timeout):
                 self.watchdog_verdicts.append(self._watchdog_verdict(now))
                 self._kill_vm()
                 self._spawn(WDT_RESET)
 
+    def _since_feed(self, now):
+        """Since the last feed: (host s, VM CPU s, VM run-queue wait s, VM state, s the
+        chip's clock left out, s the host's physics and link threads were stalled)."""
+        cpu, waited, state = self._sched
+        _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
+        return (now - fed_at, cpu - fed_cpu, waited - fed_waited, state,
+                self._chip_lag_s() - fed_lag, self._host_stalls_s(now) - fed_stalls)
+
+    def _watchdog_expired(self, now, timeout):
+        host_s, ran_s, waited_s, state, lag_s, stalls_s = self._since_feed(now)
+        chip_s = host_s - max(waited_s, lag_s) - stalls_s
+        waiting = state == "R" or "starve" in self.physics.faults
+        return ran_s * 1000 >= timeout or (not waiting and chip_s * 1000 > timeout)
+
     def _watchdog_verdict(self, now):
         """What a watchdog reset was decided on, for diagnosis(): a reset a test did not
         expect must say whether the VM hung or the host kept it (or the link) waiting."""
-        cpu, waited, state = self._sched
-        _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
+        host_s, ran_s, waited_s, state, lag_s, stalls_s = self._since_feed(now)
         return ("%.2f s of host time since the last feed: the VM ran %.2f s, waited %.2f s "
                 "for a CPU (state %s, in %s), its clock left out %.2f s, host threads stalled "
                 "%.2f s; the world %+d ms from the VM's last look"
-                % (now - fed_at, cpu - fed_cpu, waited - fed_waited, state, _vm_kernel_wait(
-                    self.proc), self._chip_lag_s() - fed_lag,
-                   self._host_stalls_s() - fed_stalls,
+                % (host_s, ran_s, waited_s, state, _vm_kernel_wait(self.proc), lag_s, stalls_s,
                    self.regs[simhw.H_PHYS_MS] - self.regs[simhw.H_VM_MS]))
-
-    def _watchdog_expired(self, now, sched, timeout):
-        cpu, waited, state = sched
-        _, fed_at, fed_cpu, fed_waited, fed_lag, fed_stalls = self._wdt_seen
-        busy = (cpu - fed_cpu) * 1000 >= timeout
-        left_out = max(waited - fed_waited, self._chip_lag_s() - fed_lag)
-        chip_s = now - fed_at - left_out - (self._host_stalls_s() - fed_stalls)
-        waiting = state == "R" or "starve" in self.physics.faults
-        return busy or (not waiting and chip_s * 1000 > timeout)
 
     # ---- test and operator API ----------------------------------------------------------------
     def inject(self, name, **params):

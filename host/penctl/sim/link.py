@@ -89,7 +89,7 @@ class LinkBridge:
         while not self._stop.is_set():
             ready, _, _ = select.select([self.host_master, self.vm_master], [], [], 0.02)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
-            # thread, while a VM writing more than the PTY holds waited for it
+            # thread, while a VM writing more than its channel holds waited for it
             now = time.monotonic()
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
