@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import board_sleep, clears, motor_stopped, wait_until
-from hazards import INTERLOCKS, stated_reaction_ticks
+from hazards import INJECTIONS, INTERLOCKS, stated_reaction_ticks
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.injects
 def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
     code, _, state, visible_at_rest = INTERLOCKS[hazard]
     assert board.observe()["motor_duty"] > 0
-    board.inject(hazard)
+    board.inject(hazard, **INJECTIONS.get(hazard, {}))
     wait_until(lambda: code in running_pen.status().faults, 2.0, "%s latched" % code)
     wait_until(lambda: motor_stopped(board), 1.0, "motor off after %s" % hazard)
     stated = stated_reaction_ticks(hazard, board.definition)
@@ -40,6 +40,36 @@ def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
     assert running_pen.status().faults == []
     assert motor_stopped(board)
 
+
+
+@pytest.mark.parametrize("speed", ["ramping up", "at speed"])
+def test_a_driver_that_overspeeds_the_motor_trips_speed_wherever_it_was(ready_pen, board,
+                                                                         speed):
+    """SPEED's own evidence: the motor driven too fast with its current in bounds, so that
+    no other interlock can trip first, from any point of a run."""
+    ready_pen.start()
+    if speed == "at speed":
+        wait_until(lambda: abs(ready_pen.status().rate_hz - 100) < 2, 3, "motor at speed")
+    else:
+        wait_until(lambda: board.observe()["motor_duty"] > 0, 2, "motor driven")
+    board.inject("driver_short", **INJECTIONS["driver_short"])
+    wait_until(lambda: "SPEED" in ready_pen.status().faults, 2.0, "SPEED latched")
+    assert [f["code"] for f in ready_pen.faults()] == ["SPEED"]
+    assert motor_stopped(board)
+
+
+def test_a_full_driver_short_stops_the_motor_by_one_interlock_or_the_other(running_pen,
+                                                                           board):
+    """A dead short surges past the current limit for about as long as OVERCURRENT's
+    debounce, while the motor overspeeds: which latches first is a matter of
+    milliseconds, and either must stop the motor in its stated time."""
+    board.inject("driver_short")
+    wait_until(lambda: running_pen.status().faults, 2.0, "a fault latched")
+    code = running_pen.status().faults[0]
+    assert code in ("SPEED", "OVERCURRENT")
+    wait_until(lambda: motor_stopped(board), 1.0, "motor off after a driver short")
+    injection = {"SPEED": "driver_short", "OVERCURRENT": "overcurrent"}[code]
+    assert board.reaction_ticks() <= stated_reaction_ticks(injection, board.definition)
 
 
 @pytest.mark.profile("body")

@@ -45,7 +45,9 @@ FAULTS = {
     "supply_low": {"volts": 9.0},
     "supply_high": {"volts": 15.0},
     "link_cut": {},
-    "driver_short": {},  # a shorted driver transistor: full voltage whenever enabled
+    # a driver transistor failed short: whenever the driver is enabled the supply reaches
+    # the motor through `ohm` (0: a dead short, full voltage) whatever the PWM says
+    "driver_short": {"ohm": 0.0},
     # the supply sags to `volts`, then after `after_s` the ESP32's own rail browns out and
     # the board resets (reported by the chip as a power-on reset); the supply then recovers
     "brownout": {"volts": 8.0, "after_s": 0.6},
@@ -140,12 +142,10 @@ class Physics:
     def step(self, dt):
         c = self.cfg
         self.supply = self._source_volts() - c["supply_internal_ohm"] * self.current
-        duty = 1.0 if "driver_short" in self.faults else self.motor_duty()
-        volts = duty * self.supply if self.driver_enabled() else 0.0
         ke, r = c["motor_ke_v_s_per_rad"], c["motor_resistance_ohm"]
         if "stall" in self.faults:
             self.w = 0.0
-        self.current = max(0.0, (volts - ke * self.w) / r)
+        self.current = self._motor_current(ke * self.w, r)
         if "stall" not in self.faults:
             self._spin(ke * self.current, dt)
         self.revolutions += self.w / TWO_PI * dt
@@ -162,6 +162,15 @@ class Physics:
             self.beat_left -= dt
             if self.beat_left <= 0:
                 self.drop()
+
+    def _motor_current(self, back_emf, r):
+        if not self.driver_enabled():
+            return 0.0
+        driven = (self.motor_duty() * self.supply - back_emf) / r
+        short = self.faults.get("driver_short")
+        if short is not None:  # the short conducts beside the switching transistor
+            driven = max(driven, (self.supply - back_emf) / (r + short["ohm"]))
+        return max(0.0, driven)
 
     def _spin(self, torque, dt):
         c = self.cfg
