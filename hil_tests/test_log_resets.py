@@ -103,6 +103,19 @@ def test_a_hang_is_reset_by_the_watchdog_with_the_motor_off_and_logged(running_p
 
 
 @pytest.mark.injects
+def test_a_hang_is_reset_on_time_while_the_host_stalls_the_link(running_pen, board):
+    # a stalled link thread can keep a VM that writes waiting, and the watchdog leaves that
+    # time out; a hung VM waits on nothing, and the watchdog once waited out the stall
+    # too (9 s of a loaded run's link thread: the hung board never reset in the test's 4 s)
+    timeout_s = board.definition["timing"]["watchdog_ms"] / 1000
+    with board.bridge.starved():
+        board.inject("hang")
+        wait_until(lambda: WDT_RESET in board.observe()["resets"], timeout_s + 2,
+                   "watchdog reset")
+    assert motor_stopped(board)
+
+
+@pytest.mark.injects
 def test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on(pen, board):
     resets = len(board.observe()["resets"])
     board.inject("brownout", volts=8.0, after_s=0.8)

@@ -648,8 +648,8 @@ class VirtualBoard:
         # - not been runnable (asleep, blocked, or stopped by inject("hang")) and the host's
         #   time less what the chip's clock left out (the VM's run-queue waits, as the
         #   kernel or the VM told them, and its waits for its world) and less the host's
-        #   stalls of the physics and the link (a VM writing waits for the link) exceeds
-        #   the timeout.
+        #   stalls of the physics and the link (a VM writing waits for the link; a stopped
+        #   one waits for neither) exceeds the timeout.
         # A VM that is runnable but not running is waiting for the host: never judged then.
         # The sampler's figures may be stale (its thread starved too): a reset is decided
         # on a fresh sample, read here only then (a read gives the GIL away).
@@ -680,6 +680,8 @@ class VirtualBoard:
 
     def _watchdog_expired(self, now, timeout):
         host_s, ran_s, waited_s, state, lag_s, stalls_s = self._since_feed(now)
+        if state == "T":  # stopped (inject("hang")): it waits on no thread of the host's
+            stalls_s = 0.0
         chip_s = host_s - max(waited_s, lag_s) - stalls_s
         waiting = state == "R" or "starve" in self.physics.faults
         return ran_s * 1000 >= timeout or (not waiting and chip_s * 1000 > timeout)

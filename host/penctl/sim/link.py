@@ -58,6 +58,7 @@ class LinkBridge:
         # one reader of the VM's output at a time: this thread, or drain_vm() for a VM
         # that has ended, whose last output says where it left off
         self._vm_lock = threading.Lock()
+        self._pass_lock = threading.Lock()
         self._stalled_s = 0.0  # host time this thread was kept from running (see run())
         self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
@@ -93,12 +94,13 @@ class LinkBridge:
             now = time.monotonic()
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
-            if self.host_master in ready:
-                self._from_host(self._read(self.host_master))
-            if self.vm_master in ready:
-                with self._vm_lock:
-                    self._from_vm(self._read(self.vm_master))
-            self._flush_pending()
+            with self._pass_lock:  # starved() holds it as a busy host holds this thread
+                if self.host_master in ready:
+                    self._from_host(self._read(self.host_master))
+                if self.vm_master in ready:
+                    with self._vm_lock:
+                        self._from_vm(self._read(self.vm_master))
+                self._flush_pending()
 
     def stalled_s(self, now):
         """Host time this thread has been kept from running, the stall it is in now
@@ -116,6 +118,13 @@ class LinkBridge:
             while data:
                 self._from_vm(data)
                 data = self._read(self.vm_master)
+
+    @contextlib.contextmanager
+    def starved(self):
+        """For tests: the bridge's thread carries nothing either way meanwhile, as when
+        the host keeps it from running (its stall counted as such)."""
+        with self._pass_lock:
+            yield
 
     @contextlib.contextmanager
     def stalled(self):
