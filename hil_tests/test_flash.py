@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import serial
@@ -53,6 +54,32 @@ def test_erase_then_compressed_write(board, tmp_path):
     data = flash_bytes(board)
     assert data[0x1000:0x1000 + image.stat().st_size] == image.read_bytes()
     assert data[0x100000:0x100010] == b"\xff" * 16
+
+
+def test_a_virtual_rom_a_busy_host_answers_late_still_takes_the_image(board, tmp_path):
+    # a chip's ROM answers in microseconds; the virtual board's is a thread of the host,
+    # which a busy host can keep waiting for seconds, longer than esptool's 3 s for an
+    # answer (a loaded run ended in "Serial data stream stopped")
+    image = esp_image(tmp_path / "fw.bin", size=6000)
+    board.enter_download_mode()
+    done = threading.Event()
+
+    def busy_host():  # once the write has begun, the ROM's thread waits 3.5 s
+        wait_until(lambda: done.is_set() or any(op == 0x02 for op, _ in board.bridge.rom.log),
+                   30, "FLASH_BEGIN")
+        with board.bridge.starved():
+            done.wait(3.5)
+
+    host = threading.Thread(target=busy_host)
+    host.start()
+    try:
+        lines = []
+        flash(board.port, image, "virtual", echo=lines.append, **PTY)
+    finally:
+        done.set()
+        host.join()
+    assert any("Hash of data verified" in line for line in lines)
+    assert flash_bytes(board)[0x1000:0x1000 + 6000] == image.read_bytes()
 
 
 @pytest.mark.parametrize("magic, chip_id, words", [
