@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from penctl import Pen, RefusedError, evidence
+from penctl import Pen, RefusedError, evidence, patience
 from penctl import protocol as P
 from penctl.sim import VirtualBoard
 
@@ -23,6 +23,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    if not config.getoption("--port"):
+        # the virtual boards' CPU is this host's: every wait of penctl for a board's answer,
+        # prompt or boot (tools run as subprocesses too) five times a real board's
+        os.environ.setdefault(patience.ENV, "5")
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
     config.addinivalue_line("markers", "count_writes: the virtual board counts flash write "
                                        "points and can cut power at one (quiet_flash needs it)")

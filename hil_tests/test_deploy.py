@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import board_sleep, motor_stopped, patient_pen, start_run, wait_until
-from penctl import LinkError, Pen, RefusedError, UsageError
+from penctl import LinkError, Pen, RefusedError, UsageError, patience
 from penctl.deploy import BoardRepl, deploy
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
@@ -260,7 +260,8 @@ def test_deploy_refused_while_the_needles_run(board):
 
 @pytest.mark.long
 @pytest.mark.injects
-def test_deploy_errors_are_clear(board, tmp_path):
+def test_deploy_errors_are_clear(board, tmp_path, monkeypatch):
+    monkeypatch.setenv(patience.ENV, "1")  # a real board's errors, at its patience
     with pytest.raises(LinkError, match="cannot open"):
         deploy(str(tmp_path / "no-such-port"))
     with patient_pen(board.port):  # another program holds the port

@@ -10,7 +10,7 @@ import pytest
 import serial
 from conftest import board_sleep, patient_pen, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError
-from penctl.flash import flash
+from penctl.flash import VIRTUAL_ROM_TIMINGS, flash
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects
@@ -134,10 +134,9 @@ def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
     # (Slow: pyserial's RFC 2217 client waits up to 50 ms for each purge acknowledgement.)
     image = esp_image(tmp_path / "fw.bin", size=2048)
     url = board.rfc2217_url
-    # the virtual ROM answers from host threads a busy host can stall for seconds (a chip's
-    # within milliseconds): esptool's 3 s per command is a ceiling too low for them
+    # the virtual ROM's patience, as pen flash gives it (flash.py)
     cfg = tmp_path / "esptool.cfg"
-    cfg.write_text("[esptool]\ntimeout = 15\n")
+    cfg.write_text(VIRTUAL_ROM_TIMINGS)
     env = dict(os.environ, ESPTOOL_CFGFILE=str(cfg))
     done = subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32", "--port", url,
                            "--no-stub", "write-flash", "0x1000", str(image)],

@@ -5,6 +5,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from . import patience
 from . import protocol as P
 from .errors import FaultError, LinkError, RefusedError
 from .transport import Transport
@@ -69,7 +70,11 @@ class Pen:
     RefusedError, faults FaultError, link trouble LinkError, each with `.code`.
     """
 
-    def __init__(self, port, timeout=1.0, retries=4, connect_timeout=8.0, baudrate=115200):
+    def __init__(self, port, timeout=None, retries=4, connect_timeout=None, baudrate=115200):
+        """timeout: seconds to wait for each answer (1 s), connect_timeout: for the board
+        to answer HELLO (8 s); both times PEN_TIMEOUT_SCALE (patience.py) unless given."""
+        timeout = patience.scaled(1.0) if timeout is None else timeout
+        connect_timeout = patience.scaled(8.0) if connect_timeout is None else connect_timeout
         self.timeout = timeout
         self.retries = retries
         self.link = Transport(port, baudrate)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import boards
+from . import boards, patience
 from .client import Pen
 from .errors import LinkError, RefusedError, UsageError
 from .paths import FIRMWARE_DIR, firmware_module
@@ -196,7 +196,7 @@ class BoardRepl:
 
     def enter(self):
         try:
-            self.t.enter_raw_repl(soft_reset=False, timeout_overall=5)
+            self.t.enter_raw_repl(soft_reset=False, timeout_overall=patience.scaled(5))
         except self.error:
             raise LinkError("the board on %s gives no MicroPython REPL: is MicroPython flashed "
                             "(pen flash) and the board powered?" % self.port, "NO_REPL") from None
@@ -210,7 +210,7 @@ class BoardRepl:
     def wait_prompt(self, timeout=15):
         """After a reset: wait until the friendly REPL answers a bare Enter with its prompt
         (its first prompt may have gone out before the port was open)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience.scaled(timeout)
         while time.monotonic() < deadline:
             self.t.serial.write(b"\r")
             if self.t.read_until(1, _PROMPT, timeout=0.5).endswith(_PROMPT):
@@ -313,7 +313,8 @@ def _ask_for_service(port, log, board=None):
     """True if a running firmware agreed to restart in service mode. Without a board name,
     the one the firmware reports must be known here (checked before SERVICE)."""
     try:
-        with Pen(port, timeout=0.5, retries=3, connect_timeout=2) as pen:
+        with Pen(port, timeout=patience.scaled(0.5), retries=3,
+                 connect_timeout=patience.scaled(2)) as pen:
             said = pen.info.get("board", "?")
             if board is None and said != "?":
                 boards.load(said)
@@ -371,7 +372,7 @@ def _wait_for_firmware(port, expected, log, timeout=15):
     log("waiting for the firmware to answer")
     time.sleep(0.3)
     try:
-        with Pen(port, connect_timeout=timeout) as pen:
+        with Pen(port, connect_timeout=patience.scaled(timeout)) as pen:
             version = pen.info.get("fw", "?")
             status = pen.status()
             # main.py's minimal lockout says fw=? and answers nothing but HELLO, STATUS, SERVICE

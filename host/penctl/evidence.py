@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from . import boards
+from . import boards, patience
 from .paths import FIRMWARE_DIR, ROOT
 
 # PEN_RESULTS: another file (a test of the recording itself, a CI job's own)
@@ -53,7 +53,8 @@ def identify(port):
     from .errors import PenError
 
     try:
-        with Pen(port, timeout=0.5, retries=2, connect_timeout=3) as pen:
+        with Pen(port, timeout=patience.scaled(0.5), retries=2,
+                 connect_timeout=patience.scaled(3)) as pen:
             return kind_of(port, pen.info)
     except PenError:
         return kind_of(port)

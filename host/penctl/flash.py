@@ -55,7 +55,7 @@ _FAILURES = [
 # serial port" in a loaded test run). esptool's own configuration file, its documented
 # way to tune its timings to a link, gives it that link's patience; a real board's ROM
 # keeps esptool's own figures.
-_VIRTUAL_ROM_TIMINGS = "[esptool]\ntimeout = 30\nsync_timeout = 1\n"
+VIRTUAL_ROM_TIMINGS = "[esptool]\ntimeout = 30\nsync_timeout = 1\n"
 
 
 def _esptool(port, chip, args, stub, before, after, echo, attempts=7, config=None):
@@ -98,7 +98,7 @@ def flash(port, firmware, board="esp32-devkitc", erase=False, stub=True, before=
         config = None
         if "physics" in definition:  # a virtual board
             config = os.path.join(tmp, "esptool.cfg")
-            Path(config).write_text(_VIRTUAL_ROM_TIMINGS)
+            Path(config).write_text(VIRTUAL_ROM_TIMINGS)
         esptool = functools.partial(_esptool, port, chip, echo=echo, config=config)
         return _flash_with(esptool, chip, firmware, erase, stub, before, after,
                            connect_attempts, compress)
