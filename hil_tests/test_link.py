@@ -106,6 +106,19 @@ def test_a_vm_the_host_keeps_from_running_sees_no_time_pass(running_pen, board, 
 
 
 @pytest.mark.injects
+def test_a_link_the_host_holds_up_is_no_silence_to_the_board(running_pen, board):
+    # The virtual board's UART is a host thread behind the host's PTY, and a busy host holds
+    # either for seconds (a loaded run: the link thread 12 s behind in one test, LINK_LOST at
+    # the default timeout); a chip's UART never stops. The host's keepalives go on meanwhile.
+    running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
+    with board.bridge.starved():
+        time.sleep(1.5)  # the host's time, in which the link carries nothing
+    board_sleep(0.5)
+    st = running_pen.status()
+    assert st.state == "RUNNING" and not st.faults, running_pen.faults()
+
+
+@pytest.mark.injects
 def test_cut_link_during_run_stops_motor(running_pen, board):
     running_pen.set(link_timeout=board.definition["limits"]["link_timeout_ms"])
     board.inject("link_cut")

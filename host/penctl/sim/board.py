@@ -193,7 +193,7 @@ class VirtualBoard:
             self.physics.place_needles(self.needles_mm)
             self.physics.write_inputs()
         bridge_end, self._vm_end = open_vm_channel()
-        self.bridge = LinkBridge(bridge_end, self._on_ctrl_c)
+        self.bridge = LinkBridge(bridge_end, self._on_ctrl_c, self._link_passed)
         os.symlink(self.bridge.host_port, self.port)
         self._spawn(PWRON_RESET)
         for target in (self._physics_loop, self.bridge.run, self._sample_vm):
@@ -329,6 +329,7 @@ class VirtualBoard:
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_VM_MS] = 0  # this VM has not looked at its hardware yet
         regs[simhw.H_VM_LAG_MS] = regs[simhw.H_STOPPED_MS] = 0  # nor waited for anything
+        regs[simhw.H_LINK_MS] = 0
         self._starve_look = None
         self._new_vm = True
         regs[simhw.H_BOOTS] += 1
@@ -531,6 +532,14 @@ class VirtualBoard:
                 return int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def _link_passed(self, now):
+        """The link's thread ran a pass at `now`, carrying what had come: stamped on the
+        chip's clock for the VM, which never runs ahead of its UART (machine.py). Only
+        once this VM has looked at its hardware: before, the lag figure is not its clock's."""
+        if self.regs[simhw.H_VM_MS]:
+            chip_ms = int((now - self._chip_lag_s()) * 1000) & 0xFFFFFFFF
+            self.regs[simhw.H_LINK_MS] = chip_ms or 1
 
     def _host_stalls_s(self, now):
         """Host time the physics and the link threads were kept from running, in all."""

@@ -42,8 +42,9 @@ def open_raw_pty():
 
 
 class LinkBridge:
-    def __init__(self, vm_master, on_ctrl_c):
+    def __init__(self, vm_master, on_ctrl_c, on_pass=lambda now: None):
         self.vm_master = vm_master
+        self.on_pass = on_pass  # after each pass, with the time it began
         self.host_master, self._host_slave = open_raw_pty()
         self.host_port = os.ttyname(self._host_slave)
         self.on_ctrl_c = on_ctrl_c
@@ -101,6 +102,7 @@ class LinkBridge:
                     with self._vm_lock:
                         self._from_vm(self._read(self.vm_master))
                 self._flush_pending()
+                self.on_pass(now)
 
     def stalled_s(self, now):
         """Host time this thread has been kept from running, the stall it is in now

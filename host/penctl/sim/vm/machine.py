@@ -34,6 +34,9 @@ def _poll_irqs():
     # clock: a tick's dozen accesses share one look at the physics clock (each look is
     # system calls). Each look also tells the physics how far the chip has got (H_VM_MS)
     # and what its clock has left out (H_VM_LAG_MS): the world follows the chip's clock.
+    # Nor does it run ahead of its UART: the link is a host thread behind the host's PTY,
+    # which a busy host held for seconds (LINK_LOST of a host that kept sending), so it
+    # waits the same way while the link is more than 50 ms behind (a pass every 20 ms).
     now = time.ticks_ms()
     if now != _irq_seen[1]:
         _irq_seen[1] = now
@@ -44,7 +47,10 @@ def _poll_irqs():
             # what the clock left out, less its start ahead: first, as the host reads them
             r.put(simhw.H_VM_LAG_MS, ((c[1] - c[4]) // 1000) & 0xFFFFFFFF)
             r.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
-            if n >= 30000 or not 15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
+            link = r.get(simhw.H_LINK_MS)
+            if n >= 30000 or not (
+                    15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000
+                    or link and 50 < (now - link) & 0xFFFFFFFF < 0x80000000):
                 break
             simhw.wait(1)
             now = time.ticks_ms()

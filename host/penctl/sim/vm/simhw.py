@@ -33,7 +33,9 @@ H_VM_MS = const(13)  # the chip's clock (ms, mod 2**32) at its last look at the 
 H_VM_LAG_MS = const(14)  # host time the chip's clock has left out less its start ahead (ms,
 # signed), as of that look: the chip's clock is the host's less this
 H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
-HEADER = const(16)
+H_LINK_MS = const(16)  # the UART has carried what the host sent up to this chip-clock ms
+# (mod 2**32; 0: not since this VM's first look)
+HEADER = const(17)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
 G_OUT = const(1)  # level the firmware drives (mode OUT)
