@@ -13,7 +13,12 @@ ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def collected():
+def collected(request):
+    """The test ids that exist: this run's own when it collected every named one (a whole
+    suite's run, each xdist worker collecting it all), else a collection of hil_tests."""
+    here = {item.nodeid for item in request.session.items}
+    if {t for h in HAZARDS for t in h["tests"]} <= here:
+        return here
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
                           "no:xdist", "hil_tests"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
