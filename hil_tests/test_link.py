@@ -9,6 +9,8 @@ from conftest import Background, board_sleep, motor_stopped, vm_kept_waiting, wa
 from hazards import stated_reaction_ticks
 from penctl import LinkError
 from penctl import protocol as P
+from penctl.deploy import BoardRepl
+from penctl.sim.vm import simhw
 
 
 def test_corrupted_frame_refused_and_not_executed(pen):
@@ -103,6 +105,28 @@ def test_a_vm_the_host_keeps_from_running_sees_no_time_pass(running_pen, board, 
     board_sleep(0.5)
     st = running_pen.status()
     assert st.state == "RUNNING" and not st.faults, running_pen.faults()
+    # nor did its world run ahead of it: a control tick past its last look at the most
+    ahead = board.world_ahead_max_ms
+    assert ahead <= board.definition["timing"]["tick_ms"] + 1, "the world ran %d ms ahead" % ahead
+
+
+@pytest.mark.injects
+def test_a_chip_that_only_reads_its_clock_tells_its_world_where_it_is(board):
+    # The world follows the chip's clock as the VM tells it. A VM that woke from a wait
+    # for a CPU only to read a line, without touching its hardware, once told nothing:
+    # the world took an old figure of what the clock had left out, ran ahead of the chip,
+    # and the next ticks saw a turning motor give no pulses (TACH_LOST in a loaded run).
+    (board.flash_dir / "service").write_text("")
+    board.reset()
+    wait_until(lambda: ">>> " in board.output(), 10, "service mode's REPL")
+    repl = BoardRepl(board.port)
+    try:
+        repl.enter()
+        for _ in range(3):
+            told = int(repl.exec("import time\ntime.sleep_ms(20)\nprint(time.ticks_ms())"))
+            assert 0 <= (told - board.regs[simhw.H_VM_MS]) % 2**32 <= 1
+    finally:
+        repl.close()
 
 
 @pytest.mark.injects

@@ -158,6 +158,10 @@ class VirtualBoard:
         self._starved_at = None  # host time of the last inject("starve")
         self._starve_look = None  # the VM's last look (H_VM_MS) when it was let go
         self._look = (0, 0.0)  # the VM's last look (H_VM_MS) and the host time it was seen
+        # the most the world was ahead of the chip's clock at one of its looks (ms): the
+        # world must never run ahead of a tick past the chip's last look, or the firmware
+        # sees a turning motor give no tachometer pulses for the ticks it takes to catch up
+        self.world_ahead_max_ms = 0
         self.flash_image = self.tmp / "flash.bin"  # the SPI flash esptool writes
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
         if self.chip not in ROMS:
@@ -209,7 +213,9 @@ class VirtualBoard:
             self.bridge.stop()
         self._kill_vm()
         for t in self._threads:
-            t.join(timeout=2)
+            # a ceiling, not a wait: a busy host may not run a thread for seconds, and one
+            # still at work when its descriptors close read a closed one (EBADF)
+            t.join(timeout=30)
         if getattr(self, "_vm_end", None) is not None:
             self._vm_end.close()
             self._vm_end = None
@@ -460,6 +466,9 @@ class VirtualBoard:
         vm_ms = self.regs[simhw.H_VM_MS]
         if vm_ms != self._look[0]:
             self._look = (vm_ms, now)
+            if vm_ms and not self._new_vm:
+                ahead = ((self.regs[simhw.H_PHYS_MS] - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
+                self.world_ahead_max_ms = max(self.world_ahead_max_ms, ahead)
         if not vm_ms or "hang" in self.physics.faults:
             return chip
         held = (self._sched[2] == "R" or now - self._sched_at > _SAMPLE_STALE_S
@@ -829,10 +838,12 @@ class VirtualBoard:
                 "none" if proc is None else "pid %d, %s" % (
                     proc.pid, "exited %s" % proc.poll() if proc.poll() is not None
                     else "running"), self._sched),
-            "ticks %d, watchdog timeout %d ms; chip clock at last look %d ms, world %d ms, "
-            "the chip's clock left out %.3f s of the host's" % (
+            "ticks %d, watchdog timeout %d ms; chip clock at last look %d ms, world %d ms "
+            "(at most %d ms ahead of the chip at a look), the chip's clock left out %.3f s of "
+            "the host's" % (
                 self.ticks(), regs[simhw.H_WDT_TIMEOUT_MS], regs[simhw.H_VM_MS],
-                regs[simhw.H_PHYS_MS], self._chip_lag_s() + simhw.clock[4] / 1e6),
+                regs[simhw.H_PHYS_MS], self.world_ahead_max_ms,
+                self._chip_lag_s() + simhw.clock[4] / 1e6),
             "watchdog resets: %s" % ("; ".join(self.watchdog_verdicts) or "none"),
             "faults injected: %s; link: %s; host threads kept from running: physics %.2f s, "
             "link %.2f s" % (sorted(self.physics.faults), self.bridge.stats, self._frozen_s,

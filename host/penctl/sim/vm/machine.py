@@ -41,12 +41,9 @@ def _poll_irqs():
     if now != _irq_seen[1]:
         _irq_seen[1] = now
         r = simhw.regs
-        c = simhw.clock
         n = 0
         while True:
-            # what the clock left out, less its start ahead: first, as the host reads them
-            r.put(simhw.H_VM_LAG_MS, ((c[1] - c[4]) // 1000) & 0xFFFFFFFF)
-            r.put(simhw.H_VM_MS, now & 0xFFFFFFFF)
+            simhw.tell(now)
             link = r.get(simhw.H_LINK_MS)
             if n >= 30000 or not (
                     15 < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000

@@ -144,7 +144,8 @@ def waiting():
 def ticks_us():
     c = clock
     now = real.ticks_us()
-    if real.ticks_diff(now, c[0]) >= 1000:  # looked at no more than once per millisecond
+    fresh = real.ticks_diff(now, c[0]) >= 1000  # looked at no more than once per millisecond
+    if fresh:
         c[0] = now
         dt = waiting()
         if dt > c[1]:
@@ -153,7 +154,21 @@ def ticks_us():
     if real.ticks_diff(now, c[2]) < 0:  # a wait seen late: the clock stands, never goes back
         now = c[2]
     c[2] = now
+    if fresh:
+        tell(now // 1000)
     return now
+
+
+def tell(now_ms):
+    """Tell the host's world where the chip's clock is and what it has left out, at every
+    fresh look at the clock, not only at the hardware: a VM that woke from a wait for a CPU
+    to read a line, and went back to sleep without a control tick, had told nothing of that
+    wait, and a world that took its last figure for current ran ahead of the chip (no
+    tachometer pulses for the ticks that followed: TACH_LOST)."""
+    r = regs
+    # what the clock left out, less its start ahead: first, as the host reads them
+    r.put(H_VM_LAG_MS, ((clock[1] - clock[4]) // 1000) & 0xFFFFFFFF)
+    r.put(H_VM_MS, now_ms & 0xFFFFFFFF)
 
 
 def ticks_ms():
