@@ -150,7 +150,9 @@ class VirtualBoard:
         self._regs_file = None
         self._reaction = None  # [fault, watchdog feeds at injection, ticks to motor off]
         self._beat_seen = (0, 0)  # heartbeat pin's (level, stamp) at the last physics pass
-        self._beat_edge = (0, 0.0, None)  # watchdog feeds, host time, VM CPU ns at the last edge
+        # watchdog feeds and host time at the last edge; the VM's CPU ns and the chip's
+        # clock (s) once a window has gone without one
+        self._beat_edge = (0, 0.0, None, None)
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
         self._frozen_s = 0.0  # host time the physics thread was kept from running
@@ -505,7 +507,9 @@ class VirtualBoard:
         # REPL loop), without an edge; a stopped VM (inject("hang")) has its window run
         # in simulated time by the physics itself. The VM's CPU time is read only once a
         # window of wall time has gone without an edge: a file read releases the GIL, and
-        # a physics thread that gave it up every pass fell behind on a busy host.
+        # a physics thread that gave it up every pass fell behind on a busy host. Both
+        # count only while the chip's clock runs: a VM waiting for its world or its link
+        # (machine.py) spends CPU on the wait, and its clock leaves the wait out.
         physics = self.physics
         physics.beat_counting = "hang" in physics.faults
         timing = self.definition["timing"]
@@ -515,19 +519,22 @@ class VirtualBoard:
         if seen != self._beat_seen:
             self._beat_seen = seen
             physics.retrigger()
-            self._beat_edge = (feeds, time.monotonic(), None)
+            self._beat_edge = (feeds, time.monotonic(), None, None)
             return
         if physics.beat_left <= 0 or physics.beat_counting:
             return
         window_ms = timing["heartbeat_ms"]
-        edge_feeds, edge_at, edge_cpu = self._beat_edge
+        edge_feeds, edge_at, edge_cpu, edge_chip = self._beat_edge
         busy = False
-        if (time.monotonic() - edge_at) * 1000 > window_ms:
-            cpu = self._vm_cpu_ns()
-            if edge_cpu is None:
-                self._beat_edge = (edge_feeds, edge_at, cpu)  # from here on, CPU time
+        now = time.monotonic()
+        if (now - edge_at) * 1000 > window_ms:
+            cpu, chip = self._vm_cpu_ns(), now - self._chip_lag_s()
+            if edge_cpu is None:  # from here on, CPU time and the chip's
+                self._beat_edge = (edge_feeds, edge_at, cpu, chip)
             elif cpu is not None:
-                busy = cpu - edge_cpu >= window_ms * 1e6
+                # a window of CPU in a window of the chip's time: a VM waiting for its
+                # world or its link spends CPU on the wait, none of it the chip's
+                busy = cpu - edge_cpu >= window_ms * 1e6 and (chip - edge_chip) * 1000 >= window_ms
         if busy or (feeds - edge_feeds) * timing["tick_ms"] >= window_ms:
             physics.drop()
 
