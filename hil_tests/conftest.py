@@ -137,8 +137,9 @@ def start_run(pen, board):
 # A test waits for so much of the board's time, not the host's: on the virtual board its
 # control ticks (the firmware feeds the watchdog once per tick), so a VM that waits for a
 # CPU on a busy host has not used up a test's patience; on a real board, seconds. A
-# firmware that runs no tick at all during a wait (the integrity lockout, service mode, a
-# reset under way) has the wall clock as its time. A wall-clock ceiling of CEILING times
+# firmware that runs no tick during a wait (the integrity lockout, service mode, a chip
+# waiting for its link) has the chip's clock as its time, which leaves the host's waits
+# out; across a reset, the wall clock. A wall-clock ceiling of CEILING times
 # the wait ends every wait: a bound against hangs, not the measure.
 CEILING = 10
 LINK_TIMEOUT_MAX_MS = P.PARAMS[P.P_LINK_TIMEOUT][4]
@@ -149,15 +150,24 @@ class _Clock:
 
     def start(self, board=None):
         board = board or self.board
-        return board, (board.ticks() if board else 0), time.monotonic()
+        if board is None:
+            return None, 0, time.monotonic(), None
+        return board, board.ticks(), time.monotonic(), board.chip_seconds()
 
     @staticmethod
     def elapsed(started):
         """(board seconds, wall seconds) since start()."""
-        board, ticks, wall = started
+        board, ticks, wall, chip = started
         wall = time.monotonic() - wall
-        ran = board.ticks() - ticks if board else 0
-        return (ran * board.tick_s if ran else wall), wall
+        if board is None:
+            return wall, wall
+        ran = board.ticks() - ticks
+        if ran:
+            return ran * board.tick_s, wall
+        now = board.chip_seconds()
+        if chip is not None and now is not None and now[1] == chip[1]:
+            return now[0] - chip[0], wall  # no tick ran: the chip's clock, one boot's
+        return wall, wall
 
 
 _clock = _Clock()

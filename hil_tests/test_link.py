@@ -1,6 +1,7 @@
 """Integrity of the serial link: CRC, duplicate sequence numbers, silent host."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -127,6 +128,29 @@ def test_a_chip_that_only_reads_its_clock_tells_its_world_where_it_is(board):
             assert 0 <= (told - board.regs[simhw.H_VM_MS]) % 2**32 <= 1
     finally:
         repl.close()
+
+
+@pytest.mark.injects
+def test_board_time_stands_while_the_chip_waits_for_its_link(running_pen, board):
+    # A test's wait counts the board's time: its ticks, or, when none run, the chip's
+    # clock. A chip waiting for its link runs no tick, and its clock leaves the wait out;
+    # a wait that took the host's clock then ended early (a flash "quiet" for 0.4 s that
+    # the firmware never lived: its log flush landed in the next test step).
+    released = threading.Event()
+
+    def hold_the_link():
+        with board.bridge.starved():
+            time.sleep(1.5)
+        released.set()
+
+    holder = threading.Thread(target=hold_the_link)
+    holder.start()
+    try:
+        time.sleep(0.3)  # the chip has begun to wait
+        board_sleep(0.5)
+        assert released.is_set(), "0.5 s of board time passed while the chip waited"
+    finally:
+        holder.join()
 
 
 @pytest.mark.injects

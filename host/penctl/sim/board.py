@@ -549,6 +549,15 @@ class VirtualBoard:
         except (OSError, ValueError, IndexError):
             return None
 
+    def chip_seconds(self):
+        """(the chip's clock now in s, the boot it belongs to), or None before this VM has
+        looked at its clock: the host's time less what the VM told its clock left out (its
+        waits for a CPU, its world and its link). A clock of one boot only: each VM's
+        starts where it likes."""
+        if not self.regs[simhw.H_VM_MS]:
+            return None
+        return time.monotonic() - self._chip_lag_s(), self.regs[simhw.H_BOOTS]
+
     def _link_passed(self, now):
         """The link's thread ran a pass at `now`, carrying what had come: stamped on the
         chip's clock for the VM, which never runs ahead of its UART (machine.py). Only
