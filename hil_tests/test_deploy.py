@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import serial
 from conftest import board_sleep, motor_stopped, patient_pen, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError, patience
 from penctl.deploy import BoardRepl, deploy
@@ -258,6 +259,14 @@ def test_deploy_refused_while_the_needles_run(board):
     assert not (board.flash_dir / "service").exists()
 
 
+def port_free(port):
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except serial.SerialException:
+        return False
+    return True
+
+
 @pytest.mark.long
 @pytest.mark.injects
 def test_deploy_errors_are_clear(board, tmp_path, monkeypatch):
@@ -267,6 +276,8 @@ def test_deploy_errors_are_clear(board, tmp_path, monkeypatch):
     with patient_pen(board.port):  # another program holds the port
         with pytest.raises(LinkError, match="no other program"):
             deploy(board.port)
+    # the Pen's port stays locked until its reader leaves a read the kernel may hold
+    wait_until(lambda: port_free(board.port), 60, "the Pen's port released")
     board.hold_in_reset()
     with pytest.raises(LinkError, match="no MicroPython REPL"):
         deploy(board.port)
