@@ -14,6 +14,7 @@ import time
 import pytest
 from penctl import Pen, RefusedError, evidence, patience
 from penctl import protocol as P
+from penctl.deploy import BoardRepl
 from penctl.sim import VirtualBoard
 
 
@@ -239,6 +240,20 @@ def board_sleep(seconds, board=None):
         if spent >= seconds or wall > CEILING * seconds + 5:
             return
         time.sleep(min(0.01, seconds))
+
+
+def service_repl(board):
+    """The board restarted in service mode, its raw REPL entered: a BoardRepl to close."""
+    (board.flash_dir / "service").write_text("")
+    board.reset()
+    wait_until(lambda: ">>> " in board.output(), 10, "service mode's REPL")
+    repl = BoardRepl(board.port)
+    try:
+        repl.enter()
+    except BaseException:
+        repl.close()
+        raise
+    return repl
 
 
 def quiet_flash(board, quiet_s=0.4):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import serial
-from conftest import board_sleep, motor_stopped, patient_pen, start_run, wait_until
+from conftest import board_sleep, motor_stopped, patient_pen, service_repl, start_run, wait_until
 from penctl import LinkError, Pen, RefusedError, UsageError, patience
-from penctl.deploy import BoardRepl, deploy
+from penctl.deploy import deploy
 from penctl.paths import FIRMWARE_DIR
 from penctl.sim import VirtualBoard
 from penctl.sim.vm import simhw
@@ -183,12 +183,8 @@ def test_leaving_the_raw_repl_with_a_soft_reset_runs_the_firmware_however_late_t
     # deploy's last step: out of the raw REPL and Ctrl-D at once. The board decides where the
     # VM that ended was (the friendly REPL: a soft reset runs main.py; the raw REPL: back
     # into it) by its last output, which a busy host may not have read yet
-    (board.flash_dir / "service").write_text("")
-    board.reset()
-    wait_until(lambda: ">>> " in board.output(), 5, "service mode's REPL")
-    repl = BoardRepl(board.port)
+    repl = service_repl(board)
     try:
-        repl.enter()
         (board.flash_dir / "service").unlink()
         vm = board.proc
         with board.bridge.stalled():

@@ -6,11 +6,17 @@ import time
 
 import pytest
 import serial
-from conftest import Background, board_sleep, motor_stopped, vm_kept_waiting, wait_until
+from conftest import (
+    Background,
+    board_sleep,
+    motor_stopped,
+    service_repl,
+    vm_kept_waiting,
+    wait_until,
+)
 from hazards import stated_reaction_ticks
 from penctl import LinkError
 from penctl import protocol as P
-from penctl.deploy import BoardRepl
 from penctl.sim.vm import simhw
 
 
@@ -117,12 +123,8 @@ def test_a_chip_that_only_reads_its_clock_tells_its_world_where_it_is(board):
     # for a CPU only to read a line, without touching its hardware, once told nothing:
     # the world took an old figure of what the clock had left out, ran ahead of the chip,
     # and the next ticks saw a turning motor give no pulses (TACH_LOST in a loaded run).
-    (board.flash_dir / "service").write_text("")
-    board.reset()
-    wait_until(lambda: ">>> " in board.output(), 10, "service mode's REPL")
-    repl = BoardRepl(board.port)
+    repl = service_repl(board)
     try:
-        repl.enter()
         for _ in range(3):
             told = int(repl.exec("import time\ntime.sleep_ms(20)\nprint(time.ticks_ms())"))
             assert 0 <= (told - board.regs[simhw.H_VM_MS]) % 2**32 <= 1
