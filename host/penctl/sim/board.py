@@ -156,7 +156,7 @@ class VirtualBoard:
         self._hang_at = None  # physics time of the last inject("hang")
         self._ticks_before = 0  # control ticks of the firmware runs before this one
         self._frozen_s = 0.0  # host time the physics thread was kept from running
-        self._new_vm = False  # a VM was spawned that has not looked at its hardware yet
+        self._new_vm = False  # a VM was spawned that has not looked at its clock yet
         self._starved_at = None  # host time of the last inject("starve")
         self._starve_look = None  # the VM's last look (H_VM_MS) when it was let go
         self._look = (0, 0.0)  # the VM's last look (H_VM_MS) and the host time it was seen
@@ -335,7 +335,7 @@ class VirtualBoard:
             regs[simhw.H_WDT_TIMEOUT_MS] = 0
             regs[simhw.H_WDT_FEEDS] = 0
         regs[simhw.H_REQUEST] = 0
-        regs[simhw.H_VM_MS] = 0  # this VM has not looked at its hardware yet
+        regs[simhw.H_VM_MS] = 0  # this VM has not looked at its clock yet
         regs[simhw.H_VM_LAG_MS] = regs[simhw.H_STOPPED_MS] = 0  # nor waited for anything
         regs[simhw.H_LINK_MS] = 0
         self._starve_look = None
@@ -464,7 +464,7 @@ class VirtualBoard:
         that has not looked for _LOOKS_S (booting, at a REPL, in the lockout), as far as
         a fresh sample tells, and a hung one (inject("hang"): its clock runs on) hold
         nothing back."""
-        chip = now - self._chip_lag_s()
+        chip = self._chip_s(now)
         vm_ms = self.regs[simhw.H_VM_MS]
         if vm_ms != self._look[0]:
             self._look = (vm_ms, now)
@@ -528,7 +528,7 @@ class VirtualBoard:
         busy = False
         now = time.monotonic()
         if (now - edge_at) * 1000 > window_ms:
-            cpu, chip = self._vm_cpu_ns(), now - self._chip_lag_s()
+            cpu, chip = self._vm_cpu_ns(), self._chip_s(now)
             if edge_cpu is None:  # from here on, CPU time and the chip's
                 self._beat_edge = (edge_feeds, edge_at, cpu, chip)
             elif cpu is not None:
@@ -556,14 +556,18 @@ class VirtualBoard:
         starts where it likes."""
         if not self.regs[simhw.H_VM_MS]:
             return None
-        return time.monotonic() - self._chip_lag_s(), self.regs[simhw.H_BOOTS]
+        return self._chip_s(time.monotonic()), self.regs[simhw.H_BOOTS]
+
+    def _chip_s(self, now):
+        """The chip's clock (s) at host time `now`, as the VM last told what it left out."""
+        return now - self._chip_lag_s()
 
     def _link_passed(self, now):
         """The link's thread ran a pass at `now`, carrying what had come: stamped on the
         chip's clock for the VM, which never runs ahead of its UART (machine.py). Only
-        once this VM has looked at its hardware: before, the lag figure is not its clock's."""
+        once this VM has looked at its clock: before, the lag figure is not its clock's."""
         if self.regs[simhw.H_VM_MS]:
-            chip_ms = int((now - self._chip_lag_s()) * 1000) & 0xFFFFFFFF
+            chip_ms = int(self._chip_s(now) * 1000) & 0xFFFFFFFF
             self.regs[simhw.H_LINK_MS] = chip_ms or 1
 
     def _host_stalls_s(self, now):

@@ -29,7 +29,7 @@ H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
 H_PHYS_MS = const(10)  # the physics is stepped up to this CLOCK_MONOTONIC ms (mod 2**32)
 H_UID = const(11)  # 2 slots: the chip's 6-byte id (base MAC), low 4 bytes then high 2
-H_VM_MS = const(13)  # the chip's clock (ms, mod 2**32) at its last look at the hardware
+H_VM_MS = const(13)  # the chip's clock (ms, mod 2**32) at its last look at it (tell())
 H_VM_LAG_MS = const(14)  # host time the chip's clock has left out less its start ahead (ms,
 # signed), as of that look: the chip's clock is the host's less this
 H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
@@ -98,6 +98,7 @@ _b = bytearray(64)
 # queue keys a task pushed without a time by the host's clock, which must never be ahead
 # of the chip's, or a new task would first wait out the difference)
 clock = [0, 0, 0, 0, 1 << 36]
+_told = [0, 0]  # the chip's ms and lag ms last told (tell())
 
 
 def attach(path):
@@ -165,10 +166,15 @@ def tell(now_ms):
     to read a line, and went back to sleep without a control tick, had told nothing of that
     wait, and a world that took its last figure for current ran ahead of the chip (no
     tachometer pulses for the ticks that followed: TACH_LOST)."""
+    lag_ms = ((clock[1] - clock[4]) // 1000) & 0xFFFFFFFF
+    now_ms &= 0xFFFFFFFF
+    if now_ms == _told[0] and lag_ms == _told[1]:
+        return  # a peripheral access right after a fresh look: told already
+    _told[0], _told[1] = now_ms, lag_ms
     r = regs
     # what the clock left out, less its start ahead: first, as the host reads them
-    r.put(H_VM_LAG_MS, ((clock[1] - clock[4]) // 1000) & 0xFFFFFFFF)
-    r.put(H_VM_MS, now_ms & 0xFFFFFFFF)
+    r.put(H_VM_LAG_MS, lag_ms)
+    r.put(H_VM_MS, now_ms)
 
 
 def ticks_ms():
