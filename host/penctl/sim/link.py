@@ -47,6 +47,9 @@ class LinkBridge:
         self.on_pass = on_pass  # after each pass, with the time it began
         self.host_master, self._host_slave = open_raw_pty()
         self.host_port = os.ttyname(self._host_slave)
+        # an in-process client that owns the UART meanwhile (the RFC 2217 server): the
+        # bridge's end of its socket pair; the PTY is left alone while it is attached
+        self.tap = None
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
@@ -79,7 +82,32 @@ class LinkBridge:
     def stop(self):
         self._stop.set()
 
+    def attach(self):
+        """The UART for an in-process client (the RFC 2217 server), as the client's end of
+        a socket pair, until detach(). A port has one owner, as on a real board; and the
+        client's bytes never cross a PTY, whose kernel worker a busy host can hold up for a
+        minute and more (README, "Figures")."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine.setblocking(False)
+        with self._pass_lock:
+            self._detach()
+            self.tap = mine.detach()
+        return theirs
+
+    def detach(self):
+        with self._pass_lock:
+            self._detach()
+
+    def _detach(self):
+        if self.tap is not None:
+            os.close(self.tap)
+            self.tap = None
+
+    def _host(self):
+        return self.host_master if self.tap is None else self.tap
+
     def close(self):
+        self.detach()
         for fd in (self.host_master, self._host_slave, self.vm_master):
             try:
                 os.close(fd)
@@ -89,15 +117,19 @@ class LinkBridge:
     def run(self):
         self._last_pass = time.monotonic()
         while not self._stop.is_set():
-            ready, _, _ = select.select([self.host_master, self.vm_master], [], [], 0.02)
+            host = self._host()
+            ready, _, _ = select.select([host, self.vm_master], [], [], 0.02)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
             # thread, while a VM writing more than its channel holds waited for it
             now = time.monotonic()
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
             with self._pass_lock:  # starved() holds it as a busy host holds this thread
-                if self.host_master in ready:
-                    self._from_host(self._read(self.host_master))
+                if host in ready and host == self._host():
+                    data = self._read(host)
+                    if not data and host == self.tap:  # the client closed its end
+                        self._detach()
+                    self._from_host(data)
                 if self.vm_master in ready:
                     with self._vm_lock:
                         self._from_vm(self._read(self.vm_master))
@@ -148,7 +180,7 @@ class LinkBridge:
         if not data or self.cut:
             return
         if self.rom is not None:  # the ROM bootloader owns the UART; the VM is not running
-            self._send(self.host_master, self.rom.feed(self._degrade(data)))
+            self._send(None, self.rom.feed(self._degrade(data)))
             return
         out = bytearray()
         for b in self._degrade(data):
@@ -173,10 +205,10 @@ class LinkBridge:
             return
         data = self._degrade(data)
         self.stats["to_host"] += len(data)
-        self._send(self.host_master, data)
+        self._send(None, data)
 
     def send_to_host(self, data):
-        self._send(self.host_master, data)
+        self._send(None, data)
 
     def _degrade(self, data):
         if not (self._drop or self._corrupt or self._dup):
@@ -198,26 +230,30 @@ class LinkBridge:
         return bytes(out)
 
     def _send(self, fd, data):
+        """data to the VM (fd: vm_master) or the host (fd None: whoever owns the UART when
+        the bytes go out)."""
         if not data:
             return
         if self._delay:
             self._pending.append((time.monotonic() + self._delay, fd, data))
             return
-        self._write(fd, data)
+        self._write(self._host() if fd is None else fd, data)
 
     def _flush_pending(self):
         now = time.monotonic()
         while self._pending and self._pending[0][0] <= now:
             _, fd, data = self._pending.pop(0)
-            self._write(fd, data)
+            self._write(self._host() if fd is None else fd, data)
 
     @staticmethod
     def _write(fd, data):
-        # A full PTY buffer means nobody is reading: the bytes are lost, as on a UART.
+        # A full buffer means nobody is reading: the bytes are lost, as on a UART; so are
+        # bytes for a client that has just gone (the RFC 2217 server's end, closed)
         try:
             os.write(fd, data)
         except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EIO):
+            if e.errno not in (errno.EAGAIN, errno.EIO, errno.EPIPE, errno.ECONNRESET,
+                               errno.EBADF):
                 raise
 
     def vm_output_tail(self):

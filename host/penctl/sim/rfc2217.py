@@ -5,14 +5,14 @@ ESP32 dev board's auto-reset circuit (two transistors): EN is pulled low while R
 asserted and DTR is not, IO0 while DTR is asserted and RTS is not. EN has a capacitor, so
 the chip samples IO0 a few milliseconds after EN is released: low boots the ROM bootloader,
 high boots MicroPython.
-Bytes are bridged to the board's own port, so it is the same UART either way.
+Bytes go to the board's own UART (its link bridge) in-process, so it is the same UART
+either way, without crossing the board's PTY.
 """
 
 import socket
 import threading
 import time
 
-import serial
 from serial.rfc2217 import PortManager
 
 
@@ -100,7 +100,8 @@ class Rfc2217Server:
                 self._session(conn)
 
     def _session(self, conn):
-        uart = serial.Serial(self.board.port, timeout=0.01)
+        uart = self.board.bridge.attach()
+        uart.settimeout(0.05)
         lines = ModemLines(self.board)
         lock = threading.Lock()
 
@@ -116,10 +117,16 @@ class Rfc2217Server:
         def board_to_client():
             while not done.is_set():
                 try:
-                    data = uart.read(uart.in_waiting or 1)
-                    if data:
-                        Writer.write(b"".join(manager.escape(data)))
-                except (OSError, serial.SerialException):
+                    data = uart.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                try:
+                    Writer.write(b"".join(manager.escape(data)))
+                except OSError:
                     return
 
         pump = threading.Thread(target=board_to_client, daemon=True)
@@ -135,10 +142,11 @@ class Rfc2217Server:
                     break
                 payload = b"".join(manager.filter(data))
                 if payload:
-                    uart.write(payload)
+                    uart.sendall(payload)
         except OSError:
             pass
         finally:
             done.set()
             pump.join(timeout=1)
             uart.close()
+            self.board.bridge.detach()
