@@ -1,5 +1,5 @@
 # The wire protocol, defined once. This file runs on the board (MicroPython) and is
-# imported by the host package (CPython) through penctl.protocol: every table the two
+# imported by the host package (CPython) as penctl.firmware.protocol: every table the two
 # sides must agree on lives here and nowhere else.
 #
 # A frame is one line of printable ASCII:   <body> *<CRC-32 as 8 hex digits>\n
@@ -15,7 +15,10 @@
 
 from binascii import crc32
 
-from codes import *  # the tables; see codes.py
+try:
+    from codes import *  # the tables; see codes.py. The board's modules are all top-level
+except ImportError:  # the host, where this file is penctl.firmware.protocol
+    from .codes import *
 
 if ON_BOARD:  # the tables live on in this module; codes' own dict of them is 1 KB of heap
     import sys

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 from penctl import boards
 from penctl.deploy import bundle, firmware_version, manifest, mpy_cross_version, mpy_target
 from penctl.errors import UsageError
-from penctl.paths import firmware_module
-
-integrity = firmware_module("integrity")
+from penctl.firmware import app_mode, integrity
+from penctl.firmware import protocol as firmware_protocol
 
 
 def write_bundle(files, into):
@@ -82,7 +81,7 @@ def test_the_data_table_names_what_the_firmware_writes():
         assert written in settings and written.split('"')[1] in integrity.DATA
     assert 'FILE = "events.log"' in (FIRMWARE_DIR / "eventlog.py").read_text()
     assert "events.log" in integrity.DATA
-    assert firmware_module("app_mode").SERVICE_FLAG in integrity.DATA
+    assert app_mode.SERVICE_FLAG in integrity.DATA
 
 
 def test_a_manifest_too_long_to_be_one_is_corrupt(flash):
@@ -127,7 +126,7 @@ def test_mpy_target_from_the_boards_own_report():
 
 
 def test_firmware_version_is_read_from_the_tree():
-    assert firmware_version() == firmware_module("protocol").FIRMWARE_VERSION
+    assert firmware_version() == firmware_protocol.FIRMWARE_VERSION
 
 
 def test_main_py_minimal_lockout_matches_the_protocol_and_the_data_table():
@@ -138,11 +137,11 @@ def test_main_py_minimal_lockout_matches_the_protocol_and_the_data_table():
     from penctl.paths import FIRMWARE_DIR
 
     main = (FIRMWARE_DIR / "main.py").read_text()
-    protocol = firmware_module("protocol")
+    protocol = firmware_protocol
     assert main.count("proto=%d " % protocol.PROTOCOL_VERSION) == 2  # BOOT and HELLO
     assert protocol.index_of(protocol.FAULTS, "INTERNAL") >= 0
     assert protocol.index_of(protocol.FAULTS, "INTEGRITY") >= 0
-    assert main.count('"%s"' % firmware_module("app_mode").SERVICE_FLAG) == 2
+    assert main.count('"%s"' % app_mode.SERVICE_FLAG) == 2
     assert '"failed_boots"' in main and "failed_boots" in integrity.DATA
     text = main.rstrip()
     lockout = text[text.rindex("\n\'\'\'\n# The minimal lockout") + 5 : -3]

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 from penctl import evidence
-from penctl.paths import FIRMWARE_DIR, ROOT
+from penctl.paths import CHECKOUT as ROOT
+from penctl.paths import FIRMWARE_DIR
 
 HIL = ROOT / "hil_tests"
 

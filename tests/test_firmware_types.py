@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from mypy import api as mypy_api
-from penctl.paths import FIRMWARE_DIR
+from penctl.paths import FIRMWARE_DIR, firmware_sources
 
 SITE = Path(sysconfig.get_paths()["purelib"])
 
@@ -45,7 +45,7 @@ def check(files, shed):
 
 
 def test_firmware_type_checks_against_esp32_stubs(micropython_typeshed):
-    status, report = check(sorted(FIRMWARE_DIR.glob("*.py")), micropython_typeshed)
+    status, report = check(firmware_sources(), micropython_typeshed)
     assert status == 0, report
 
 
@@ -54,5 +54,5 @@ def test_an_api_the_esp32_lacks_is_caught(micropython_typeshed, tmp_path):
     shutil.copytree(FIRMWARE_DIR, fw)
     src = (fw / "depth.py").read_text()
     (fw / "depth.py").write_text(src.replace("self.sensor.read_uv()", "self.sensor.read_mv()"))
-    status, report = check(sorted(fw.glob("*.py")), micropython_typeshed)
+    status, report = check(firmware_sources(fw), micropython_typeshed)
     assert status != 0 and "read_mv" in report

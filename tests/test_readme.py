@@ -2,7 +2,7 @@
 `python -m penctl.docs --write` when a code, command or profile changes."""
 
 from penctl import docs
-from penctl.paths import ROOT
+from penctl.paths import CHECKOUT as ROOT
 
 
 def test_readme_protocol_tables_match_the_protocol_module():

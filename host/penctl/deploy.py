@@ -29,10 +29,8 @@ from pathlib import Path
 from . import boards, patience
 from .client import Pen
 from .errors import LinkError, RefusedError, UsageError
-from .paths import FIRMWARE_DIR, firmware_module
-
-integrity = firmware_module("integrity")
-app_mode = firmware_module("app_mode")
+from .firmware import app_mode, integrity
+from .paths import FIRMWARE_DIR, firmware_sources
 
 BOARD_FILE = "board.json"
 CODE_SUFFIXES = (".py", ".mpy")
@@ -62,9 +60,8 @@ def bundle(board_name, mpy_arch=None, firmware_dir=None):
     """{name: bytes} of everything deployed: the firmware modules and the board definition,
     in a stable order. With `mpy_arch` (an mpy-cross -march name, or "" for bytecode that
     loads on any architecture) the modules go as .mpy."""
-    source_dir = Path(firmware_dir or FIRMWARE_DIR)
     files = {}
-    for src in sorted(source_dir.glob("*.py")):
+    for src in firmware_sources(firmware_dir):
         if mpy_arch is not None and src.name not in SOURCE_ONLY:
             files[src.stem + ".mpy"] = compile_mpy(src, mpy_arch)
         else:
@@ -296,7 +293,7 @@ def check_options(board, mpy, firmware_dir):
     if board is not None:
         boards.load(board)
     source_dir = Path(firmware_dir or FIRMWARE_DIR)
-    sources = sorted(source_dir.glob("*.py"))
+    sources = firmware_sources(source_dir)
     if not sources:
         raise UsageError("no firmware modules in %s" % source_dir)
     for src in sources:

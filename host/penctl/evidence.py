@@ -16,17 +16,18 @@ import time
 from pathlib import Path
 
 from . import boards, patience
-from .paths import FIRMWARE_DIR, ROOT
+from .paths import CHECKOUT, FIRMWARE_DIR, firmware_sources
 
 # PEN_RESULTS: another file (a test of the recording itself, a CI job's own)
-RESULTS = Path(os.environ.get("PEN_RESULTS") or ROOT / ".pen-results" / "hil.json")
+RESULTS = Path(os.environ.get("PEN_RESULTS")
+               or (CHECKOUT or Path.cwd()) / ".pen-results" / "hil.json")
 VIRTUAL = "virtual"
 
 
 def firmware_id(firmware_dir=FIRMWARE_DIR):
     """16 hex digits of SHA-256 over the firmware source tree (names and bytes)."""
     h = hashlib.sha256()
-    for path in sorted(firmware_dir.glob("*.py")):
+    for path in firmware_sources(firmware_dir):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 

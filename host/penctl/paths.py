@@ -1,38 +1,20 @@
-"""Where the firmware and the board definitions live (the repository checkout)."""
+"""Where the firmware and the board definitions are: inside the installed package
+(penctl.firmware, penctl.board_definitions), which in a checkout are its top-level firmware/ and
+boards/ folders. CHECKOUT is the repository root when penctl runs from one, else None."""
 
-import contextlib
-import importlib.util
-import sys
+from importlib.resources import files
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE_DIR = ROOT / "firmware"
-BOARDS_DIR = ROOT / "boards"
+FIRMWARE_DIR = Path(str(files("penctl.firmware")))
+BOARDS_DIR = Path(str(files("penctl.board_definitions")))
+_ROOT = FIRMWARE_DIR.parent
+CHECKOUT = _ROOT if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "host").is_dir() else None
+
+# On the host only: it makes firmware/ a package; a board never gets it
+HOST_ONLY = "__init__.py"
 
 
-def firmware_module(name):
-    """A firmware module that runs on both sides (protocol, integrity), loaded from the
-    firmware directory so the host and the board share one definition."""
-    key = "penctl._fw_" + name
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, FIRMWARE_DIR / (name + ".py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        with _siblings_by_plain_name():
-            spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-@contextlib.contextmanager
-def _siblings_by_plain_name():
-    """The firmware imports its own modules by plain name (`from codes import *`): let it,
-    then file what it imported under penctl._fw_<name>, leaving no plain `codes` behind."""
-    before = set(sys.modules)
-    sys.path.insert(0, str(FIRMWARE_DIR))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(FIRMWARE_DIR))
-        for added in set(sys.modules) - before:
-            if (FIRMWARE_DIR / (added + ".py")).is_file():
-                sys.modules.setdefault("penctl._fw_" + added, sys.modules.pop(added))
+def firmware_sources(firmware_dir=None):
+    """The firmware's modules as deployed (firmware/*.py but the package marker), sorted."""
+    return sorted(p for p in Path(firmware_dir or FIRMWARE_DIR).glob("*.py")
+                  if p.name != HOST_ONLY)

@@ -1,13 +1,12 @@
 """The wire protocol, shared with the firmware.
 
-The single definition is firmware/protocol.py (it runs on the board too); this module
-loads that file so host and firmware cannot drift apart.
+The single definition is firmware/protocol.py (it runs on the board too), imported here
+as penctl.firmware.protocol so host and firmware cannot drift apart.
 """
 
-from .paths import firmware_module
+from .firmware import protocol as _wire
+from .firmware.protocol import *  # noqa: F403 (the shared tables and functions)
 
-_wire = firmware_module("protocol")
-globals().update({k: v for k, v in vars(_wire).items() if not k.startswith("__")})
 STATE_NAMES = _wire.STATES
 FAULT_NAMES = tuple(name for name, _ in _wire.FAULTS)
 ERROR_NAMES = tuple(name for name, _ in _wire.ERRORS)

@@ -11,7 +11,7 @@ import serial
 
 from . import protocol as P
 from .errors import LinkError
-from .paths import firmware_module
+from .firmware import app_mode
 
 REPL_MARKERS = (">>> ", "raw REPL; CTRL-B to exit")
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
@@ -157,7 +157,7 @@ class Transport:
                 kind, run = "repl", b"\r\n"
         self.at_repl = True
         self.heard = b""
-        self.write_raw((PROBE % firmware_module("app_mode").SERVICE_FLAG).encode() + run)
+        self.write_raw((PROBE % app_mode.SERVICE_FLAG).encode() + run)
         found = self._hear(PROBE_ANSWER.search, 4 * wait)  # compiled and run: a busy board
         if not found:
             banner = any(SERVICE_BANNER in line for line in self.noise)
