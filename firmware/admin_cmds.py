@@ -9,6 +9,7 @@ import os
 
 import protocol as P
 import settings
+import wire
 from app_mode import set_service_mode
 from micropython import const
 
@@ -29,20 +30,15 @@ def _browned_out(log):
     # record tells them apart, when a SUPPLY_LOW fault (and its STATE record) ended the
     # previous boot uncleared: the supply fell slowly enough to trip it before the chip
     # reset. A sudden loss stays PWRON.
-    fault, clear, last = _newest(log, log.boot - 1, ("FAULT code=SUPPLY_LOW", "CLEAR", ""))
+    fault = clear = last = 0  # the numbers of that boot's newest such records (one pass)
+    for seq, boot, _, text in log.records():
+        if boot == log.boot - 1:
+            last = max(last, seq)
+            if wire.event_is(text, "FAULT", "code", "SUPPLY_LOW"):
+                fault = max(fault, seq)
+            elif wire.split_text(text)[0] == "CLEAR":
+                clear = max(clear, seq)
     return fault > clear and last - fault <= 2
-
-
-def _newest(log, boot, prefixes):
-    """For each prefix, the number of that boot's newest record whose text starts with
-    it, or 0 (one pass over the ring; "" matches any record)."""
-    best = [0] * len(prefixes)
-    for seq, rec_boot, _, text in log.records():
-        if rec_boot == boot:
-            for i in range(len(prefixes)):
-                if seq > best[i] and text.startswith(prefixes[i]):
-                    best[i] = seq
-    return best
 
 
 def hello(cmds, args, now_ms):
@@ -54,35 +50,32 @@ def hello(cmds, args, now_ms):
     # a new host session: the numbers earlier hosts used are not its own (this HELLO's
     # is kept, so a resend of it is answered as it was)
     cmds.link.answered = cmds.link.answered[-1:]
-    return "proto=%d fw=%s board=%s uid=%s reset=%s" % (
-        P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, cmds.app.board_name, cmds.app.uid,
-        cmds.ctl.reset_cause)
+    return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
+                       ("board", cmds.app.board_name), ("uid", cmds.app.uid),
+                       ("reset", cmds.ctl.reset_cause)])
 
 
 def get(cmds, args, now_ms):
     ctl = cmds.ctl
     out = []
     for i in range(len(P.PARAMS)):
-        out.append("%s=%s" % (P.PARAMS[i][0], P.format_fixed(ctl.params[i], P.PARAMS[i][2])))
+        out.append((P.PARAMS[i][0], P.format_fixed(ctl.params[i], P.PARAMS[i][2])))
     caps = ctl.caps
-    out.append("cap=%s rate_cap=%s profile=%s" % (
-        P.format_fixed(caps.depth_um(), 3), P.format_fixed(caps.rate_chz(), 2),
-        P.PROFILES[caps.profile][0]))
-    return " ".join(out)
+    out.append(("cap", P.format_fixed(caps.depth_um(), 3)))
+    out.append(("rate_cap", P.format_fixed(caps.rate_chz(), 2)))
+    out.append(("profile", P.PROFILES[caps.profile][0]))
+    return wire.pairs(out)
 
 
 def faults(cmds, args, now_ms):
     ctl = cmds.ctl
-    log = ";".join("%d:%s" % (t, P.FAULTS[c][0]) for t, c, _, _ in ctl.fault_log[-6:])
     # each latched fault once, by its newest record: a fault tripped, cleared and tripped
     # again was listed with every earlier record too, a reply that grew to a MemoryError
     newest = {}
     for entry in ctl.fault_log:
         if ctl.faults & (1 << entry[1]):
             newest[entry[1]] = entry
-    latched = "; ".join("%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in
-                        newest.values())
-    return "f=%s log=%s : %s" % (P.mask_names(ctl.faults, P.FAULTS), log or "-", latched)
+    return wire.faults_reply(ctl.faults, ctl.fault_log[-6:], newest.values())
 
 
 def reset(cmds, args, now_ms):
@@ -132,8 +125,8 @@ def _save(app, values):
 
 
 def _config_fields(app):
-    return "%s source=%s" % (settings.fields(app.saved),
-                             "defaults" if app.config_problem else "saved")
+    return wire.pairs(settings.fields(app.saved) + [
+        ("source", "defaults" if app.config_problem else "saved")])
 
 
 def log(cmds, args, now_ms):
@@ -151,5 +144,4 @@ def log(cmds, args, now_ms):
     if log.read_error is not None:
         raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
     after = records[-1][0] + 1 if records else since
-    return "next=%d boot=%d : %s" % (after, log.boot, " | ".join(
-        "%d %d %d %s" % rec for rec in records))
+    return wire.log_reply(after, log.boot, records)

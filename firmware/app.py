@@ -9,6 +9,7 @@ import time
 import board as boarddef
 import machine
 import protocol as P
+import wire
 from commands import Commands
 from controller import Controller
 from depth import Depth
@@ -60,8 +61,9 @@ class App:
         self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
         if cause == machine.WDT_RESET:
             self.ctl.trip(P.F_WATCHDOG, "the previous run hung and was reset by the watchdog")
-        self.ctl.events.insert(0, "! BOOT reset=%s fw=%s proto=%d board=%s" % (
-            self.ctl.reset_cause, P.FIRMWARE_VERSION, P.PROTOCOL_VERSION, self.board_name))
+        self.ctl.events.insert(0, wire.text("BOOT", [
+            ("reset", self.ctl.reset_cause), ("fw", P.FIRMWARE_VERSION),
+            ("proto", P.PROTOCOL_VERSION), ("board", self.board_name)]))
 
     def safe(self):
         self.motor.off()
@@ -114,10 +116,10 @@ class App:
     def send_events(self):
         events = self.ctl.events
         while events:
-            line = events.pop(0)
-            self.link.send(line)
+            text = events.pop(0)
+            self.link.send(wire.announce(text))
             now = time.ticks_ms()
-            self.log.add(time.ticks_diff(now, self.ctl.boot_ms), line[2:])
+            self.log.add(time.ticks_diff(now, self.ctl.boot_ms), text)
             self.last_event_ms = now
 
     def flush_log(self, at_once=False):
@@ -139,7 +141,7 @@ class App:
         """One WARN for a log the flash will not take; the status shows LOG until it does."""
         if not self.ctl.log_warning:
             self.ctl.log_warning = 1 << P.W_LOG
-            self.ctl.events.append("! WARN w=LOG : event log %s" % why)
+            self.ctl.post("WARN", [("w", "LOG")], "event log %s" % why)
 
     async def link_task(self):
         link = self.link
@@ -169,7 +171,7 @@ class App:
         while True:
             hz = self.ctl.params[P.P_TELEMETRY]
             if hz:
-                line = "~ " + self.ctl.status_fields()
+                line = wire.telemetry(wire.fields(self.ctl.status()))
                 self.link.send(line)
                 bits = (len(line) + P.TRAILER + 1) * 10 * 1000 * 100
                 wire_ms = -(-bits // (baud * _LINK_SHARE))  # rounded up: never above the share

@@ -168,22 +168,29 @@ COMMANDS = (
                  "oldest first, a few per reply; next= is where to go on")),
 )
 
-# Status and telemetry fields: key, unit, decimals (None for text).
+# Status and telemetry fields, the one definition of the status schema, in the order they
+# are sent: wire key; the attribute of the board's Readings it is read from; what the value
+# is: its decimals on the wire (the board holds it in wire units times 10**decimals), or
+# "state" (an index into STATES), "faults" or "warnings" (a bit mask of their names, "-" for
+# none); then, for the host: the wire unit, the attribute of penctl's Status it becomes, the
+# divisor from the wire's unit to that attribute's, and what it is.
 FIELDS = (
-    ("st", "", None),  # state name
-    ("f", "", None),  # latched fault names, comma separated, "-" if none
-    ("w", "", None),  # active warnings
-    ("hz", "Hz", 2),  # measured stroke rate
-    ("thz", "Hz", 2),  # rate setpoint (ramped)
-    ("dep", "mm", 3),  # measured depth
-    ("tdep", "mm", 3),  # depth setpoint
-    ("ma", "mA", 0),  # motor current
-    ("tc", "C", 1),  # handpiece temperature
-    ("mv", "mV", 0),  # supply voltage
-    ("duty", "%", 1),  # motor PWM duty
-    ("n", "", 0),  # strokes delivered since boot
-    ("up", "ms", 0),  # uptime
+    ("st", "state", "state", "", "state", 1, "board state"),
+    ("f", "faults", "faults", "", "faults", 1, "latched faults"),
+    ("w", "warnings", "warnings", "", "warnings", 1, "active warnings"),
+    ("hz", "rate_chz", 2, "Hz", "rate_hz", 1, "stroke rate"),
+    ("thz", "setpoint_chz", 2, "Hz", "target_rate_hz", 1, "stroke rate setpoint (ramped)"),
+    ("dep", "depth_um", 3, "mm", "depth_mm", 1, "needle depth"),
+    ("tdep", "setpoint_um", 3, "mm", "target_depth_mm", 1, "needle depth setpoint"),
+    ("ma", "current_ma", 0, "mA", "current_ma", 1, "motor current"),
+    ("tc", "temp_dc", 1, "C", "temperature_c", 1, "handpiece temperature"),
+    ("mv", "supply_mv", 0, "mV", "supply_v", 1000, "supply voltage"),
+    ("duty", "duty_pm", 1, "%", "duty_pct", 1, "motor PWM duty"),
+    ("n", "strokes", 0, "", "strokes", 1, "strokes since boot"),
+    ("up", "up_ms", 0, "ms", "uptime_ms", 1, "time since boot"),
 )
+# The readings a fault's record carries (FAULT events, FAULTS replies)
+FAULT_READINGS = ("ma", "tc", "mv", "hz", "dep")
 
 if ON_BOARD:  # the texts are for the host's operators; the board keeps the names (5 KB)
     FAULTS = tuple((f[0], "") for f in FAULTS)  # type: ignore[assignment]
@@ -191,4 +198,4 @@ if ON_BOARD:  # the texts are for the host's operators; the board keeps the name
     ERRORS = tuple((e[0], "") for e in ERRORS)  # type: ignore[assignment]
     COMMANDS = tuple(c[:2] for c in COMMANDS)  # type: ignore[assignment]
     PROFILES = tuple((p[0], p[1], p[2], "") for p in PROFILES)  # type: ignore[assignment]
-    del FIELDS  # the host's key to parsing status lines; the board writes them (controller)
+    FIELDS = tuple(f[:3] for f in FIELDS)  # type: ignore[assignment]

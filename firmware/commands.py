@@ -6,6 +6,7 @@ import gc
 import sys
 
 import protocol as P
+import wire
 
 
 class Commands:
@@ -22,14 +23,14 @@ class Commands:
     def handle(self, line, now_ms):
         link = self.link
         try:
-            body = P.unframe(line)
+            body = wire.unframe(line)
         except P.ProtocolError as e:
             link.frames_bad += 1
-            link.send("- ERR %s : %s" % (e.code, e.message))
+            link.send(wire.error(-1, e.code, e.message))
             return
         seq = -1
         try:
-            seq, cmd, args = P.parse_request(body)
+            seq, cmd, args = wire.parse_request(body)
             link.frames_ok += 1
             self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
             if link.repeat(seq, line):
@@ -46,7 +47,7 @@ class Commands:
                 out = self._admin(name.lower(), args, now_ms)
             else:
                 out = handler(args, now_ms)
-            link.reply(seq, "OK" + (" " + out if out else ""))
+            link.reply(seq, wire.ok(seq, out or ""))
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
         except Exception as e:  # a bug in a handler must not take the link down
@@ -74,12 +75,12 @@ class Commands:
 
     def _refuse(self, seq, code, message):
         if seq < 0:
-            self.link.send("- ERR %s : %s" % (code, message))
+            self.link.send(wire.error(-1, code, message))
         else:
-            self.link.reply(seq, "ERR %s : %s" % (code, message))
+            self.link.reply(seq, wire.error(seq, code, message))
 
     def status(self, args, now_ms):
-        return self.ctl.status_fields()
+        return wire.fields(self.ctl.status())
 
     def home(self, args, now_ms):
         self.ctl.home(now_ms)
@@ -92,11 +93,11 @@ class Commands:
 
     def stop(self, args, now_ms):
         self.ctl.stop(now_ms)
-        return "st=%s" % P.STATES[self.ctl.state]
+        return wire.pairs([wire.fixed("st", self.ctl.state)])
 
     def clear(self, args, now_ms):
         self.ctl.clear()
-        return "st=%s" % P.STATES[self.ctl.state]
+        return wire.pairs([wire.fixed("st", self.ctl.state)])
 
     def ka(self, args, now_ms):  # keepalive
         pass
@@ -105,8 +106,9 @@ class Commands:
         a = self.app
         a.snapshot_stats()
         gc.collect()
-        return "ticks=%d tick_us_mean=%d tick_us_max=%d alloc_ticks=%d alloc_bytes=%d " \
-               "mem_free=%d frames_ok=%d frames_bad=%d executed=%d" % (
-                   a.ticks, a.tick_us_sum // max(1, a.window_ticks), a.tick_us_max,
-                   a.window_ticks, a.alloc_bytes, gc.mem_free(), self.link.frames_ok,
-                   self.link.frames_bad, self.link.executed)
+        return wire.pairs([
+            ("ticks", a.ticks), ("tick_us_mean", a.tick_us_sum // max(1, a.window_ticks)),
+            ("tick_us_max", a.tick_us_max), ("alloc_ticks", a.window_ticks),
+            ("alloc_bytes", a.alloc_bytes), ("mem_free", gc.mem_free()),
+            ("frames_ok", self.link.frames_ok), ("frames_bad", self.link.frames_bad),
+            ("executed", self.link.executed)])

@@ -5,6 +5,7 @@
 from time import ticks_diff
 
 import protocol as P
+import wire
 from board import u16
 from caps import Caps
 from micropython import const
@@ -20,7 +21,7 @@ class Controller:
         self.depth = depth
         self.sensors = sensors
         self.sup = supervisor
-        self.events = []  # lines for the link task to send; the tick never writes
+        self.events = []  # event texts for the link task to send and log (post())
         self.r = Readings()
         self.state = P.BOOT
         self.faults = 0
@@ -72,8 +73,7 @@ class Controller:
         self._run_state(r, now_ms)
         if self.sup.warnings != self.warned:
             self.warned = self.sup.warnings
-            self.events.append("! WARN w=%s tc=%s" % (
-                P.mask_names(self.warned, P.WARNINGS), P.format_fixed(r.temp_dc, 1)))
+            self.post("WARN", [wire.fixed("w", self.warned), wire.fixed("tc", r.temp_dc)])
 
     def _run_state(self, r, now_ms):
         st = self.state
@@ -172,18 +172,20 @@ class Controller:
             d.stop()  # the actuator cannot be trusted to move: it stays where it is
             d.homed = False  # position no longer trusted: home again after clear
         d.homing = 0  # an unfinished homing: _rest brings the needles in (the target is 0)
-        readings = "ma=%d tc=%s mv=%d hz=%s dep=%s" % (
-            r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
-            P.format_fixed(r.rate_chz, 2), P.format_fixed(r.depth_um, 3))
+        readings = wire.fields(r, P.FAULT_READINGS)
         self.fault_log.append((ticks_diff(r.now_ms, self.boot_ms), code, detail, readings))
         if len(self.fault_log) > 16:
             self.fault_log.pop(0)
-        self.events.append("! FAULT code=%s %s : %s" % (P.FAULTS[code][0], readings, detail))
+        self.post("FAULT", [("code", P.FAULTS[code][0]), readings], detail)
         self._set_state(P.ESTOP if code == P.F_ESTOP else P.FAULT)
+
+    def post(self, name, fields=(), message=""):
+        """Queue event `name` for the host and the log (wire.event's arguments)."""
+        self.events.append(wire.text(name, fields, message))
 
     def _set_state(self, new):
         if new != self.state:
-            self.events.append("! STATE from=%s to=%s" % (P.STATES[self.state], P.STATES[new]))
+            self.post("STATE", [("from", P.STATES[self.state]), ("to", P.STATES[new])])
             self.state = new
 
     # ---- commands --------------------------------------------------------------------------------
@@ -288,7 +290,7 @@ class Controller:
         if reasons:
             raise P.ProtocolError("CAUSE_PERSISTS", "clear refused: " + "; ".join(reasons))
         if self.faults:
-            self.events.append("! CLEAR faults=%s" % P.mask_names(self.faults, P.FAULTS))
+            self.post("CLEAR", [("faults", P.mask_names(self.faults, P.FAULTS))])
         self.faults = 0
         self.sup.reset()
         if self.state in (P.FAULT, P.ESTOP):  # an untrusted actuator is driven in (_rest)
@@ -300,15 +302,14 @@ class Controller:
             self.trip(P.F_INTERNAL, "%s: %s" % (type(exc).__name__, exc))
 
     # ---- reporting ------------------------------------------------------------------------------
-    def status_fields(self):
+    def status(self):
+        """The readings with the rest of the status fields (codes.FIELDS) filled in."""
         r = self.r
-        return ("st=%s f=%s w=%s hz=%s thz=%s dep=%s tdep=%s ma=%d tc=%s mv=%d duty=%s n=%d "
-                "up=%d") % (
-            P.STATES[self.state], P.mask_names(self.faults, P.FAULTS),
-            P.mask_names(self.sup.warnings | self.config_warning | self.log_warning,
-                         P.WARNINGS),
-            P.format_fixed(r.rate_chz, 2), P.format_fixed(r.setpoint_chz, 2),
-            P.format_fixed(r.depth_um, 3), P.format_fixed(self.depth.setpoint_um, 3),
-            r.current_ma, P.format_fixed(r.temp_dc, 1), r.supply_mv,
-            P.format_fixed(r.drive_u16 * 1000 // 65535, 1),
-            r.pulses_total // self.motor.ppr, ticks_diff(r.now_ms, self.boot_ms))
+        r.state = self.state
+        r.faults = self.faults
+        r.warnings = self.sup.warnings | self.config_warning | self.log_warning
+        r.setpoint_um = self.depth.setpoint_um
+        r.duty_pm = r.drive_u16 * 1000 // 65535
+        r.strokes = r.pulses_total // self.motor.ppr
+        r.up_ms = ticks_diff(r.now_ms, self.boot_ms)
+        return r

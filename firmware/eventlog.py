@@ -8,6 +8,7 @@
 import errno
 
 import protocol as P
+import wire
 from micropython import const
 
 FILE = "events.log"
@@ -19,9 +20,7 @@ _QUEUE = const(16)
 def _parse(raw):
     """(seq, boot, up_ms, text) of a record's bytes, or None if torn or blank."""
     try:
-        body = P.unframe(raw.decode())
-        seq, boot, up, text = body.split(" ", 3)
-        return int(seq), int(boot), int(up), text
+        return wire.split_record(wire.unframe(raw.decode()))
     except (ValueError, P.ProtocolError):
         return None
 
@@ -29,6 +28,7 @@ def _parse(raw):
 class EventLog:
     def __init__(self):
         self.queue = []  # [seq, up_ms, text] not yet on the flash
+        self.lost = 0  # records dropped from the queue, counted by its first (a LOST record)
         self.read_error = None  # why the file could not be read, if it could not
         newest = (0, 0)
         for rec in self.records():
@@ -56,13 +56,15 @@ class EventLog:
         """Queue a record; it has its number from now on. A full queue keeps its newest
         _QUEUE records: the oldest becomes a LOST record counting the ones dropped."""
         q = self.queue
-        if q and q[0][2].startswith("LOST "):
+        if self.lost:
             if len(q) > _QUEUE:
                 q.pop(1)
-                q[0][2] = "LOST records=%d" % (int(q[0][2][13:]) + 1)
+                self.lost += 1
         elif len(q) >= _QUEUE:
-            q[0][2] = "LOST records=1"
-        q.append([self.seq, up_ms, text.replace("|", "/")])
+            self.lost = 1
+        if self.lost:
+            q[0][2] = wire.text("LOST", [("records", self.lost)])
+        q.append([self.seq, up_ms, text])
         self.seq += 1
 
     def flush(self):
@@ -76,11 +78,12 @@ class EventLog:
             f = open(FILE, "wb")
         with f:
             for seq, up, text in self.queue:
-                body = "%d %d %d %s" % (seq, self.boot, up, text)
-                line = P.frame(body[: _RECORD - 1 - P.TRAILER])
+                body = wire.record(seq, self.boot, up, text)
+                line = wire.frame(body[: _RECORD - 1 - P.TRAILER])
                 f.seek((seq % _SLOTS) * _RECORD)
                 f.write((line + " " * (_RECORD - 1 - len(line)) + "\n").encode())
         self.queue = []
+        self.lost = 0
 
     def read(self, since, count):
         """Up to `count` records with seq >= since, oldest first; the queue's included

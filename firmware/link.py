@@ -7,6 +7,7 @@ import select
 import sys
 
 import protocol as P
+import wire
 from micropython import const
 
 _NL = const(10)
@@ -49,7 +50,8 @@ class Link:
                 if self.overlong:
                     self.overlong = False
                     self.len = 0
-                    self.send("- ERR MALFORMED : line longer than %d bytes" % P.MAX_LINE)
+                    self.send(wire.error(-1, "MALFORMED", "line longer than %d bytes"
+                                         % P.MAX_LINE))
                     continue
                 if self.len:
                     line = bytes(self.buf[: self.len]).decode("ascii", "replace")
@@ -66,30 +68,29 @@ class Link:
         return None
 
     def send(self, body):
-        sys.stdout.write(P.frame(body))
+        sys.stdout.write(wire.frame(body))
         sys.stdout.write("\n")
 
     def reply(self, seq, body):
-        text = "%d %s" % (seq, body)
+        """Send the reply `body` (wire.ok's or wire.error's) to request seq."""
         last = self.answered[-1] if self.answered else None
         if last and last[0] == seq and last[2] is None:
-            self.answered[-1] = (seq, last[1], text)  # the answer repeat() keeps for it
-        self.send(text)
+            self.answered[-1] = (seq, last[1], body)  # the answer repeat() keeps for it
+        self.send(body)
 
     def repeat(self, seq, line):
         """True if the frame `line` (sequence number seq) is answered here: with its first
         reply, if it was answered already, or with ERR SEQ_REUSED, if seq was answered for
         another frame (a second writer, a stale host); neither runs. False for a new seq,
         which is remembered, by its frame's CRC, for the reply to come."""
-        # 28 bits of the CRC unframe checked (the request body's): a small int on an ESP32
-        crc = int(line.rstrip()[-7:], 16)
+        crc = wire.crc_of(line)
         for done in self.answered:
             if done[0] == seq:
                 if done[1] == crc and done[2]:
                     self.send(done[2])
                 else:
-                    self.send("%d ERR SEQ_REUSED : %d answered another frame; use a new "
-                              "one" % (seq, seq))
+                    self.send(wire.error(seq, "SEQ_REUSED", "%d answered another frame; use "
+                                         "a new one" % seq))
                 return True
         self.answered.append((seq, crc, None))
         if len(self.answered) > _REMEMBER:

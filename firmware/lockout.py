@@ -9,6 +9,7 @@ import time
 
 import machine
 import protocol as P
+import wire
 from app_mode import set_service_mode
 from link import Link
 
@@ -27,18 +28,17 @@ class Lockout:
         self.reset_pending = False
 
     def hello(self):
-        return "proto=%d fw=%s board=? uid=%s reset=%s" % (
-            P.PROTOCOL_VERSION, P.FIRMWARE_VERSION,
-            binascii.hexlify(machine.unique_id()).decode(), P.reset_name(machine.reset_cause()))
+        return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
+                           ("board", "?"), ("uid", binascii.hexlify(machine.unique_id()).decode()),
+                           ("reset", P.reset_name(machine.reset_cause()))])
 
     def status(self):
-        return "st=%s f=%s up=%d" % (P.STATES[P.FAULT], P.FAULTS[P.F_INTEGRITY][0],
-                                     time.ticks_diff(time.ticks_ms(), self.boot_ms))
+        return wire.pairs([wire.fixed("st", P.FAULT), wire.fixed("f", 1 << P.F_INTEGRITY),
+                           ("up", time.ticks_diff(time.ticks_ms(), self.boot_ms))])
 
     def faults(self):
-        return "f=%s log=0:%s : %s %s [file=%s]" % (
-            P.FAULTS[P.F_INTEGRITY][0], P.FAULTS[P.F_INTEGRITY][0], P.FAULTS[P.F_INTEGRITY][0],
-            self.detail, self.file)
+        return wire.faults_reply(1 << P.F_INTEGRITY, [(0, P.F_INTEGRITY)], [
+            (0, P.F_INTEGRITY, self.detail, wire.pairs([("file", self.file)]))])
 
     def answer(self, cmd):
         if cmd == "HELLO":
@@ -56,24 +56,26 @@ class Lockout:
     def handle(self, line):
         link = self.link
         try:
-            seq, cmd, _ = P.parse_request(P.unframe(line))
+            seq, cmd, _ = wire.parse_request(wire.unframe(line))
         except P.ProtocolError as e:
-            link.send("- ERR %s : %s" % (e.code, e.message))
+            link.send(wire.error(-1, e.code, e.message))
             return
         if link.repeat(seq, line):
             return
         name = P.COMMANDS[cmd][0]
         if name not in _ANSWERED:
-            link.reply(seq, "ERR STATE : %s refused: firmware locked, %s" % (name, self.detail))
+            link.reply(seq, wire.error(seq, "STATE", "%s refused: firmware locked, %s"
+                                       % (name, self.detail)))
             return
-        out = self.answer(name)
-        link.reply(seq, "OK" + (" " + out if out else ""))
+        link.reply(seq, wire.ok(seq, self.answer(name)))
 
     def run(self):
-        self.link.send("! BOOT reset=%s fw=%s proto=%d board=?" % (
-            P.reset_name(machine.reset_cause()), P.FIRMWARE_VERSION, P.PROTOCOL_VERSION))
-        self.link.send("! FAULT code=%s file=%s : %s" % (
-            P.FAULTS[P.F_INTEGRITY][0], self.file, self.detail))
+        self.link.send(wire.announce(wire.text("BOOT", [
+            ("reset", P.reset_name(machine.reset_cause())), ("fw", P.FIRMWARE_VERSION),
+            ("proto", P.PROTOCOL_VERSION), ("board", "?")])))
+        self.link.send(wire.announce(wire.text("FAULT", [
+            ("code", P.FAULTS[P.F_INTEGRITY][0]),
+            ("file", self.file)], self.detail)))
         while not self.reset_pending:
             line = self.link.read_line()
             if line is None:

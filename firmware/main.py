@@ -15,7 +15,7 @@ import micropython
 
 # the application's modules (those it imports on its own are picked up on the way; codes
 # is protocol's to import: it drops codes from sys.modules once it holds the tables)
-_APP = ("app", "controller", "supervisor", "protocol", "commands", "depth", "eventlog",
+_APP = ("app", "controller", "supervisor", "protocol", "wire", "commands", "depth", "eventlog",
         "sensors", "motor", "link", "pi", "caps")
 # imported for each use from a .mpy, then dropped (commands.py); compiled here with the
 # rest when deployed as source: compiling one later may not find a large enough block

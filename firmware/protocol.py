@@ -1,24 +1,14 @@
-# The wire protocol, defined once. This file runs on the board (MicroPython) and is
-# imported by the host package (CPython) as penctl.firmware.protocol: every table the two
-# sides must agree on lives here and nowhere else.
-#
-# A frame is one line of printable ASCII:   <body> *<CRC-32 as 8 hex digits>\n
-#   host -> board   "<seq> <CMD> [name=value ...]"          seq 1..65535, retries reuse it
-#   board -> host   "<seq> OK [name=value ...]"  or  "<seq> ERR <CODE> <message>"
-#                   "! <EVENT> [name=value ...] [: message]"  unsolicited event
-#                   "~ name=value ..."                         telemetry
-# Values are fixed-point decimals ("0.50"), parsed without floats so NaN and inf
-# cannot exist on the board. The CRC is CRC-32 (as zlib's) over the body bytes: CRC-16
-# let damaged frames through (about 1 in 240,000 under the lossy-link test's damage, a
-# dropped byte among them; the README has the figures), and binascii.crc32 is C on both
-# sides (MicroPython's ESP32 port has it).
+# The protocol's vocabulary, defined once: the tables of codes.py (states, faults, errors,
+# parameters with their units and bounds, commands, status fields), fixed-point values and
+# their checks. This file runs on the board (MicroPython) and is imported by the host
+# (CPython) as penctl.firmware.protocol; wire.py builds and parses the lines themselves.
+# Values are fixed-point decimals ("0.50"), parsed without floats so NaN and inf cannot exist
+# on the board.
 
-from binascii import crc32
-
-try:
-    from codes import *  # the tables; see codes.py. The board's modules are all top-level
-except ImportError:  # the host, where this file is penctl.firmware.protocol
+if "." in __name__:  # the host, where this file is penctl.firmware.protocol
     from .codes import *
+else:  # the board: every module is top-level
+    from codes import *  # the tables; see codes.py
 
 if ON_BOARD:  # the tables live on in this module; codes' own dict of them is 1 KB of heap
     import sys
@@ -31,11 +21,6 @@ def reset_name(cause):
     return RESET_CAUSES[cause] if 0 <= cause < len(RESET_CAUSES) else "?"
 
 
-def frame(body):
-    """One wire line (without the newline) for a body."""
-    return "%s *%08X" % (body, crc32(body.encode()))
-
-
 class ProtocolError(Exception):
     """A frame or value the receiver refuses; code is a name from ERRORS."""
 
@@ -43,21 +28,6 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def unframe(line):
-    """Body of a wire line, after checking its CRC. Raises ProtocolError."""
-    line = line.strip()
-    star = len(line) - TRAILER
-    if star < 0 or line[star : star + 2] != " *":
-        raise ProtocolError("MALFORMED", "frame has no ' *CRC' trailer")
-    body = line[:star]
-    digits = line[star + 2 :]
-    if digits.strip("0123456789ABCDEF"):  # int() would also take ' ', '+', 'x' or lower case
-        raise ProtocolError("MALFORMED", "CRC is not 8 upper-case hex digits")
-    if int(digits, 16) != crc32(body.encode()):
-        raise ProtocolError("BAD_CRC", "frame checksum does not match; resend")
-    return body
 
 
 def index_of(table, name):
@@ -114,25 +84,6 @@ def check_value(entry, value):
     if (value - lo) % step:
         raise ProtocolError("STEP", "%s %s %s is not a multiple of %s %s" % (
             name, format_fixed(value, dec), unit, format_fixed(step, dec), unit))
-
-
-def parse_request(body):
-    """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...])."""
-    parts = body.split()
-    if len(parts) < 2 or not parts[0].isdigit() or not 0 < int(parts[0]) <= SEQ_MAX:
-        raise ProtocolError("MALFORMED", "expected '<seq 1..65535> <CMD> [name=value ...]'")
-    cmd = index_of(COMMANDS, parts[1])
-    if cmd < 0:
-        raise ProtocolError("UNKNOWN_CMD", "unknown command %r" % parts[1][:16])
-    args = []
-    for tok in parts[2:]:
-        name, eq, text = tok.partition("=")
-        if not eq or not name or not text:
-            raise ProtocolError("MALFORMED", "argument %r is not name=value" % tok[:24])
-        args.append((name, text))
-    if args and COMMANDS[cmd][1] != "*":
-        raise ProtocolError("MALFORMED", "%s takes no arguments" % parts[1])
-    return int(parts[0]), cmd, args
 
 
 def parse_settings(args):

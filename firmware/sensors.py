@@ -37,6 +37,14 @@ class Readings:
         self.cap_um = 0  # the active depth cap (the lower of the board's and the profile's)
         self.ramping = 0
         self.host_run = 0
+        # the rest of the status fields (codes.FIELDS), set by the controller as it reports
+        self.state = 0
+        self.faults = 0
+        self.warnings = 0
+        self.setpoint_um = 0
+        self.duty_pm = 0
+        self.strokes = 0
+        self.up_ms = 0
 
 
 def _thermistor_table(cal):

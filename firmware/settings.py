@@ -8,6 +8,7 @@ import errno
 import os
 
 import protocol as P
+import wire
 from micropython import const
 
 FILE = "settings.txt"
@@ -23,15 +24,15 @@ def defaults(board):
 
 
 def fields(values):
-    """'profile=... telemetry=...': the saved values as wire text."""
-    parts = ["profile=%s" % P.PROFILES[values["profile"]][0]]
+    """[(name, text), ...] of the saved values: profile, then P.SAVED."""
+    parts = [("profile", P.PROFILES[values["profile"]][0])]
     for name in P.SAVED:
-        parts.append("%s=%s" % (name, P.format_fixed(values[name], P.spec(name)[2])))
-    return " ".join(parts)
+        parts.append((name, P.format_fixed(values[name], P.spec(name)[2])))
+    return parts
 
 
 def encode(values):
-    return P.frame("SETTINGS v=%d %s" % (VERSION, fields(values))) + "\n"
+    return wire.frame(wire.text("SETTINGS", [("v", VERSION)] + fields(values))) + "\n"
 
 
 def parse(args, into):
@@ -57,15 +58,10 @@ def parse(args, into):
 
 
 def decode(text, board):
-    body = P.unframe(text.strip())
-    parts = body.split()
-    if len(parts) < 2 or parts[0] != "SETTINGS" or parts[1] != "v=%d" % VERSION:
+    name, args, _ = wire.split_text(wire.unframe(text.strip()))
+    if name != "SETTINGS" or args[:1] != [("v", str(VERSION))]:
         raise P.ProtocolError("MALFORMED", "not settings version %d" % VERSION)
-    args = []
-    for part in parts[2:]:
-        name, _, text = part.partition("=")
-        args.append((name, text))
-    return parse(args, defaults(board))
+    return parse(args[1:], defaults(board))
 
 
 def _read(name, board):
@@ -140,7 +136,7 @@ def apply(ctl, values, problem):
                                   "position unknown" if ctl.faults & P.ACTUATOR_FAULTS else
                                   "%s mm" % P.format_fixed(r.depth_um, 3)))
     if was != caps.profile:
-        ctl.events.append("! PROFILE name=%s" % P.PROFILES[caps.profile][0])
+        ctl.post("PROFILE", [("name", P.PROFILES[caps.profile][0])])
     for i in (P.P_DEPTH, P.P_RATE):  # a value nobody chose for this profile is never used
         if caps.beyond(i, ctl.params[i]):
             ctl.params[i] = 0
@@ -151,5 +147,5 @@ def apply(ctl, values, problem):
     ctl.sensors.calibrate(values["current_zero"], values["supply_gain"])
     warning = (1 << P.W_CONFIG) if problem else 0
     if warning and not ctl.config_warning:
-        ctl.events.append("! WARN w=CONFIG : %s; safe defaults in use" % problem)
+        ctl.post("WARN", [("w", "CONFIG")], "%s; safe defaults in use" % problem)
     ctl.config_warning = warning

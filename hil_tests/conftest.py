@@ -13,8 +13,8 @@ import time
 
 import pytest
 from penctl import Pen, RefusedError, evidence, patience
-from penctl import protocol as P
 from penctl.deploy import BoardRepl
+from penctl.firmware import protocol as P
 from penctl.sim import VirtualBoard
 
 

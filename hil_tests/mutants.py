@@ -104,7 +104,7 @@ MUTANTS = [
        "        while self.poll.poll(0):\n")],
      ["hil_tests/test_link.py::test_a_flood_on_the_link_does_not_starve_the_control_tick"]),
     ("CRC: frames accepted without checking it",
-     [("protocol.py", "    if int(digits, 16) != crc32(body.encode()):\n", "    if False:\n")],
+     [("wire.py", "    if int(digits, 16) != crc32(body.encode()):\n", "    if False:\n")],
      ["hil_tests/test_link.py::test_corrupted_frame_refused_and_not_executed"]),
     ("Profile caps: only the board's own cap checked",
      [("caps.py", "        name = P.PROFILES[self.profile][0]\n", "        return None\n")],

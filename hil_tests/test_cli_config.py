@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from penctl.protocol import PROFILES, SAVED
+from penctl.firmware.protocol import PROFILES, SAVED
 
 USAGE, REFUSED = 2, 3
 

@@ -23,7 +23,7 @@ from conftest import (
     wait_until,
 )
 from penctl import RefusedError
-from penctl.protocol import PROFILES
+from penctl.firmware.protocol import PROFILES
 
 pytestmark = pytest.mark.injects
 

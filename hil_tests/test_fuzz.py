@@ -14,7 +14,8 @@ import pytest
 from conftest import board_sleep, motor_stopped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from penctl import protocol as P
+from penctl.firmware import protocol as P
+from penctl.firmware import wire
 
 pytestmark = pytest.mark.injects
 EXAMPLES = int(os.environ.get("PEN_FUZZ_N", "40"))
@@ -24,7 +25,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="PEN_FUZZ_N" n
 HOSTILE = ["nan", "NaN", "inf", "-inf", "1e308", "-0", "0x1F", "", "99999999999999",
            "-99999999", "1.0000000001", "0.05.0", "+-1", "\u00e9", "0" * 80, "1_000", "None"]
 commands = st.sampled_from([c for c, _, _ in P.COMMANDS if c not in ("HOME",)] + ["SETX", "?"])
-names = st.sampled_from(list(P.PARAM_NAMES) + ["seq", "x", "depth_mm", "DEPTH", ""])
+names = st.sampled_from([p[0] for p in P.PARAMS] + ["seq", "x", "depth_mm", "DEPTH", ""])
 values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=12),
                    st.decimals(allow_nan=False, allow_infinity=False).map(str))
 args = st.lists(st.tuples(names, values).map(lambda nv: "%s=%s" % nv), max_size=5)
@@ -34,7 +35,7 @@ seqs = st.one_of(st.integers(-5, 70000).map(str), st.sampled_from(["", "x", "1.5
 @st.composite
 def frames(draw):
     body = " ".join([draw(seqs), draw(commands)] + draw(args))
-    line = P.frame(body)
+    line = wire.frame(body)
     how = draw(st.sampled_from(["valid", "truncated", "crc", "flip", "overlong", "nocrc"]))
     if how == "truncated":
         line = line[: draw(st.integers(0, len(line)))]
@@ -79,7 +80,7 @@ def test_fuzzed_input_never_moves_or_crashes(pen, board, data):
 
 def test_flood_of_frames_then_normal_operation(pen, board):
     heap = pen.diag()["mem_free"]
-    junk = b"".join(P.frame("%d STATUS x=%d" % (i % 65535 + 1, i)).encode() + b"\n"
+    junk = b"".join(wire.frame("%d STATUS x=%d" % (i % 65535 + 1, i)).encode() + b"\n"
                     for i in range(300))
     pen.link.write_raw(junk + bytes(range(4, 256)) * 4 + b"\n")
     board_sleep(1.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hazards import HAZARDS, INTERLOCKS
-from penctl import protocol as P
+from penctl.firmware import protocol as P
 
 ROOT = Path(__file__).parents[1]
 
@@ -27,7 +27,7 @@ def collected(request):
 
 def test_every_fault_code_has_a_hazard_and_a_test():
     covered = {code for h in HAZARDS if h["tests"] for code in h["faults"]}
-    missing = [name for name in P.FAULT_NAMES if name not in covered]
+    missing = [name for name in [name for name, _ in P.FAULTS] if name not in covered]
     assert missing == [], "fault codes with no hazard entry and test: %s" % missing
 
 

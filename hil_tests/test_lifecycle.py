@@ -8,8 +8,8 @@ import time
 import pytest
 from conftest import board_sleep, motor_stopped, patient_pen, start_run, wait_until
 from penctl import VirtualBoardError
+from penctl.firmware.wire import frame
 from penctl.paths import FIRMWARE_DIR
-from penctl.protocol import frame
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects

@@ -16,12 +16,13 @@ from conftest import (
 )
 from hazards import stated_reaction_ticks
 from penctl import LinkError
-from penctl import protocol as P
+from penctl.firmware import protocol as P
+from penctl.firmware import wire
 from penctl.sim.vm import simhw
 
 
 def test_corrupted_frame_refused_and_not_executed(pen):
-    line = P.frame("%d HOME" % pen._next_seq())
+    line = wire.frame("%d HOME" % pen._next_seq())
     corrupted = line[:-1] + ("0" if line[-1] != "0" else "1")
     pen.link.write_line(corrupted)
     reply = pen.link.wait_reply(-1, 1.0)
@@ -38,7 +39,7 @@ def test_garbage_and_overlong_lines_do_not_break_the_link(pen):
 
 def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
     seq = pen._next_seq()
-    line = P.frame("%d HOME" % seq)
+    line = wire.frame("%d HOME" % seq)
     pen.link.write_line(line)
     first = pen.link.wait_reply(seq, 1.0)
     board_sleep(1.5)  # homing done; no other command in between, as in a real retry
@@ -239,7 +240,7 @@ class Flood(Background):
         if kind == "lines":
             lines = []
             for i in range(40):
-                line = P.frame("%d KA" % (first_seq + i))
+                line = wire.frame("%d KA" % (first_seq + i))
                 lines.append(line if i % 2 else line[:-1] + ("0" if line[-1] != "0" else "1"))
             self.chunk = ("\n".join(lines) + "\n").encode()
         else:
@@ -306,7 +307,7 @@ def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running
     other = serial.serial_for_url(board.port, baudrate=115200, exclusive=False)
     try:
         first = running_pen._seq + 1
-        other.write(b"".join(P.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()
+        other.write(b"".join(wire.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()
                              + b"\n" for i in range(8)))
         other.flush()
         board_sleep(0.3)  # all eight answered (the Pen's keepalive may take some numbers)
@@ -322,13 +323,13 @@ def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running
 
 def test_a_reused_sequence_number_is_refused_and_hello_forgets_the_numbers(pen):
     seq = pen._next_seq()
-    pen.link.write_line(P.frame("%d STATUS" % seq))
+    pen.link.write_line(wire.frame("%d STATUS" % seq))
     assert "st" in pen.link.wait_reply(seq, 1.0)[0]
-    pen.link.write_line(P.frame("%d HOME" % seq))  # the same number for another frame
+    pen.link.write_line(wire.frame("%d HOME" % seq))  # the same number for another frame
     assert pen.link.wait_reply(seq, 1.0)[0] == {"err": "SEQ_REUSED"}
     board_sleep(0.2)
     assert pen.status().state == "IDLE"  # HOME did not run
     pen.request("HELLO")  # a new session: the numbers before it are not this host's
-    pen.link.write_line(P.frame("%d HOME" % seq))
+    pen.link.write_line(wire.frame("%d HOME" % seq))
     assert pen.link.wait_reply(seq, 1.0)[0].get("err") is None
     pen.wait_for("READY")

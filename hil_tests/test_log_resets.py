@@ -5,7 +5,7 @@ with their cause: watchdog after a hang, brown-out, power-on; the log across pow
 import pytest
 from conftest import board_sleep, motor_stopped, patient_pen, quiet_flash, wait_until
 from penctl import LinkError, UsageError
-from penctl import protocol as P
+from penctl.firmware import wire
 
 WDT_RESET, PWRON_RESET = 3, 1
 QUEUE_BOUND = 16  # firmware/eventlog.py _QUEUE: the most a power cut can take
@@ -215,6 +215,6 @@ def test_a_board_answers_nothing_but_hello_after_a_restart(pen):
     pen.request("RESET")  # as the EN button would, without this host saying HELLO again
     wait_until(lambda: pen.link.boots > boots, 8, "the board's BOOT line")
     seq = pen._next_seq()
-    pen.link.write_line(P.frame("%d STATUS" % seq))  # as a host that missed the restart
+    pen.link.write_line(wire.frame("%d STATUS" % seq))  # as a host that missed the restart
     fields, message = pen.link.wait_reply(seq, 2.0)
     assert fields["err"] == "RESTARTED" and "HELLO" in message

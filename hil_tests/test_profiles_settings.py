@@ -5,7 +5,7 @@ power cuts at any write point."""
 import pytest
 from conftest import board_sleep, motor_stopped, patient_pen, quiet_flash, start_run, wait_until
 from penctl import LinkError, RefusedError
-from penctl.protocol import CALIBRATION, PROFILES
+from penctl.firmware.protocol import CALIBRATION, PROFILES
 
 
 def test_the_fallback_profile_is_the_most_restrictive(pen):

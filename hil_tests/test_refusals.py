@@ -4,7 +4,7 @@ and no change of state or parameters."""
 import pytest
 from conftest import motor_stopped, wait_until
 from penctl import RefusedError
-from penctl import protocol as P
+from penctl.firmware import wire
 
 
 def refused(call, code, *words):
@@ -74,7 +74,7 @@ def test_bad_values_refused_and_nothing_changes(pen, params, code, words):
 
 def raw_reply(pen, body):
     seq = pen._next_seq()
-    pen.link.write_line(P.frame(body % seq if "%d" in body else body))
+    pen.link.write_line(wire.frame(body % seq if "%d" in body else body))
     return pen.link.wait_reply(seq, 1.0)
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from penctl import Pen, PenError
-from penctl.protocol import PROFILES
+from penctl.firmware.protocol import PROFILES
 from penctl.sim import VirtualBoard
 
 pytestmark = pytest.mark.injects

@@ -1,4 +1,5 @@
-"""Import the firmware's pure-logic modules (protocol, supervisor, pi, eventlog) in CPython.
+"""Import the firmware's pure-logic modules (protocol, wire, supervisor, pi, eventlog) in CPython,
+as the board does: top-level, by plain name.
 
 They import `micropython.const`, which CPython lacks: a stand-in module provides it.
 """
@@ -19,5 +20,6 @@ import eventlog  # noqa: E402
 import pi  # noqa: E402
 import protocol  # noqa: E402
 import supervisor  # noqa: E402
+import wire  # noqa: E402
 
-__all__ = ["eventlog", "pi", "protocol", "supervisor"]
+__all__ = ["eventlog", "pi", "protocol", "supervisor", "wire"]

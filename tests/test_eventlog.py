@@ -74,7 +74,7 @@ def test_reading_the_log_stops_at_the_end_of_its_ring(flash):
     log = eventlog.EventLog()
     write(log, ["A", "B"])
     ring = 64 * 128
-    stray = eventlog.P.frame("999 1 0 STRAY").ljust(127) + "\n"
+    stray = eventlog.wire.frame("999 1 0 STRAY").ljust(127) + "\n"
     with open(flash / eventlog.FILE, "ab") as f:
         f.write(b"\0" * (ring - f.tell()) + stray.encode() * 100)
     again = eventlog.EventLog()

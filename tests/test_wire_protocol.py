@@ -1,29 +1,34 @@
 """The shared protocol module, run in CPython (the VM runs it in the HIL tests)."""
 
+import ast
+import dataclasses
 import re
+import types
 
 import pytest
 from firmware_import import protocol as P
+from firmware_import import wire as W
 from hypothesis import given
 from hypothesis import strategies as st
-from penctl import protocol as host
+from penctl.client import Status
+from penctl.firmware import wire as host
 from penctl.paths import FIRMWARE_DIR
 
 
 def test_crc_is_crc32_and_its_check_value():
-    assert P.frame("123456789") == "123456789 *CBF43926"
+    assert W.frame("123456789") == "123456789 *CBF43926"
 
 
 def test_a_dropped_byte_that_crc16_missed_is_caught():
     # CRC-16/CCITT-FALSE gave these two bodies the same CRC; the lossy-link test met it
-    line = P.frame("28522 SET link_timeout=1760")
+    line = W.frame("28522 SET link_timeout=1760")
     with pytest.raises(P.ProtocolError) as e:
-        P.unframe(line.replace("link", "ink"))
+        W.unframe(line.replace("link", "ink"))
     assert e.value.code == "BAD_CRC"
 
 
 def _frame_with_crc_like(pattern):
-    return next(line for line in (P.frame("%d OK" % seq) for seq in range(1, 5000))
+    return next(line for line in (W.frame("%d OK" % seq) for seq in range(1, 5000))
                 if re.fullmatch(pattern, line[-8:]))
 
 
@@ -33,24 +38,24 @@ def test_crc_digits_must_be_exactly_eight_upper_case_hex_digits(spoil):
     # each spoiling keeps the value int(d, 16) reads, so only the strict check refuses it
     line = _frame_with_crc_like("00[0-9]*[A-F][0-9A-F]*")
     with pytest.raises(P.ProtocolError) as e:
-        P.unframe(line[:-8] + spoil(line[-8:]))
+        W.unframe(line[:-8] + spoil(line[-8:]))
     assert e.value.code == "MALFORMED"
 
 
 def test_frame_round_trip_and_integrity():
-    line = P.frame("7 SET depth=0.5 rate=100")
-    assert P.unframe(line) == "7 SET depth=0.5 rate=100"
+    line = W.frame("7 SET depth=0.5 rate=100")
+    assert W.unframe(line) == "7 SET depth=0.5 rate=100"
     for bad, code in [(line[:-1] + ("0" if line[-1] != "0" else "1"), "BAD_CRC"),
                       ("7 SET depth=0.5", "MALFORMED"), (line[:-2], "MALFORMED"),
                       (line[:-4] + "ZZZZ", "MALFORMED"),
                       (line[:-8] + line[-4:], "MALFORMED")]:
         with pytest.raises(P.ProtocolError) as e:
-            P.unframe(bad)
+            W.unframe(bad)
         assert e.value.code == code
 
 
 def test_frames_never_carry_repl_control_characters():
-    line = P.frame("1 OK st=READY")
+    line = W.frame("1 OK st=READY")
     assert all(32 <= ord(c) < 127 for c in line)
 
 
@@ -91,12 +96,12 @@ def test_check_param_range_and_step():
 ])
 def test_parse_request_refusals(body, code):
     with pytest.raises(P.ProtocolError) as e:
-        P.parse_request(body)
+        W.parse_request(body)
     assert e.value.code == code
 
 
 def test_parse_request_and_settings():
-    seq, cmd, args = P.parse_request("65535 SET depth=0.5 rate=100")
+    seq, cmd, args = W.parse_request("65535 SET depth=0.5 rate=100")
     assert seq == 65535 and P.COMMANDS[cmd][0] == "SET"
     assert P.parse_settings(args) == [(P.P_DEPTH, 500), (P.P_RATE, 10000)]
     for args, code in [([("speed", "1")], "UNKNOWN_PARAM"), ([], "MALFORMED"),
@@ -107,16 +112,16 @@ def test_parse_request_and_settings():
 
 
 def test_host_classifies_board_lines():
-    assert host.parse_line(P.frame("12 OK st=READY")) == ("reply", 12, {"st": "READY"}, "")
-    kind, seq, fields, msg = host.parse_line(P.frame("12 ERR CAP : depth beyond the cap"))
+    assert host.parse(W.frame("12 OK st=READY")) == ("reply", 12, {"st": "READY"}, "")
+    kind, seq, fields, msg = host.parse(W.frame("12 ERR CAP : depth beyond the cap"))
     assert (kind, seq, fields["err"], msg) == ("reply", 12, "CAP", "depth beyond the cap")
-    kind, seq, fields, _ = host.parse_line(P.frame("- ERR BAD_CRC : resend"))
+    kind, seq, fields, _ = host.parse(W.frame("- ERR BAD_CRC : resend"))
     assert (kind, seq) == ("reply", None)
-    kind, name, fields, msg = host.parse_line(P.frame("! FAULT code=STALL ma=3000 : locked"))
+    kind, name, fields, msg = host.parse(W.frame("! FAULT code=STALL ma=3000 : locked"))
     assert (kind, name, fields["code"], msg) == ("event", "FAULT", "STALL", "locked")
-    assert host.parse_line(P.frame("~ st=RUNNING hz=99.50"))[2]["hz"] == "99.50"
-    with pytest.raises(host.ProtocolError):
-        host.parse_line(P.frame("hello there"))
+    assert host.parse(W.frame("~ st=RUNNING hz=99.50"))[2]["hz"] == "99.50"
+    with pytest.raises(host.P.ProtocolError):
+        host.parse(W.frame("hello there"))
 
 
 def test_fault_codes_are_stable_and_fit_a_small_int_mask():
@@ -130,8 +135,43 @@ def test_fault_codes_are_stable_and_fit_a_small_int_mask():
         assert getattr(P, "F_" + name) == i
 
 
-def test_status_fields_match_the_field_table():
-    source = (FIRMWARE_DIR / "controller.py").read_text()
-    body = source[source.index("def status_fields"):]
-    keys = re.findall(r"(\w+)=%", body[:body.index(") % (")])
-    assert keys == [key for key, _, _ in P.FIELDS]
+def _readings_attributes():
+    """The attributes sensors.Readings starts with (read from its source: sensors.py
+    imports machine, which CPython has not got)."""
+    tree = ast.parse((FIRMWARE_DIR / "sensors.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Readings")
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    return {t.attr for n in ast.walk(init) if isinstance(n, ast.Assign) for t in n.targets
+            if isinstance(t, ast.Attribute)}
+
+
+def test_every_status_field_is_read_from_the_boards_readings():
+    missing = [f[1] for f in P.FIELDS if f[1] not in _readings_attributes()]
+    assert not missing, "Readings has no %s" % missing
+
+
+def test_status_line_round_trips_from_board_to_status():
+    # the board writes every field from its readings; the host reads them back by the same
+    # table, each in its attribute's unit
+    board = types.SimpleNamespace(
+        state=P.RUNNING, faults=(1 << P.F_STALL) | (1 << P.F_OVERTEMP), warnings=1 << P.W_HOT,
+        rate_chz=9950, setpoint_chz=10000, depth_um=500, setpoint_um=750, current_ma=1234,
+        temp_dc=-15, supply_mv=12050, duty_pm=352, strokes=77, up_ms=123456)
+    line = W.frame(W.telemetry(W.fields(board)))
+    kind, _, fields, _ = host.parse(line)
+    assert kind == "telemetry"
+    assert Status.from_fields(fields) == Status(
+        state="RUNNING", faults=["STALL", "OVERTEMP"], warnings=["HOT"], rate_hz=99.5,
+        target_rate_hz=100.0, depth_mm=0.5, target_depth_mm=0.75, current_ma=1234,
+        temperature_c=-1.5, supply_v=12.05, duty_pct=35.2, strokes=77, uptime_ms=123456)
+    assert [f.name for f in dataclasses.fields(Status)] == [f[4] for f in P.FIELDS]
+
+
+def test_host_writes_each_parameter_with_its_own_decimals():
+    # 0.1 + 0.2 is 0.30000000000000004 as a float: the board refused it (BAD_VALUE)
+    assert host.request_fields({"depth": 0.1 + 0.2, "rate": 100.0, "telemetry": 20}) == [
+        ("depth", "0.3"), ("rate", "100"), ("telemetry", "20")]
+    # digits beyond a parameter's decimals are the caller's, not float noise: the board
+    # refuses them rather than the host rounding them away
+    assert host.request_fields({"depth": 0.5004})[0][1] == "0.5004"
+    assert host.request_fields({"depth": float("nan")})[0][1] == "nan"

@@ -6,7 +6,7 @@ import statistics
 import time
 
 from . import Pen
-from . import protocol as P
+from .firmware import wire
 from .sim import VirtualBoard
 
 BAUD_BYTES_PER_S = 115200 / 10  # 8N1
@@ -35,8 +35,8 @@ def round_trips(pen, n=200):
         pen.request("KA")
         times.append(time.perf_counter() - t0)
     times.sort()
-    wire = (len(P.frame("12345 KA")) + 1 + len(P.frame("12345 OK")) + 1) / BAUD_BYTES_PER_S
-    return statistics.median(times), times[int(n * 0.99) - 1], wire
+    frames = len(wire.frame(wire.request(12345, "KA"))) + len(wire.frame(wire.ok(12345))) + 2
+    return statistics.median(times), times[int(n * 0.99) - 1], frames / BAUD_BYTES_PER_S
 
 
 def main(argv=None):
@@ -51,10 +51,10 @@ def main(argv=None):
         rows.append(("  of it taken by the VM's stand-ins (machine etc.: ROM on an ESP32)",
                      "%d B" % standins))
         rows.append(("  free heap not counting the stand-ins", "%d B" % (free + standins)))
-        med, p99, wire = round_trips(pen)
+        med, p99, wire_s = round_trips(pen)
         rows.append(("KA round trip over the PTY, median / p99",
                      "%.2f / %.2f ms" % (med * 1e3, p99 * 1e3)))
-        rows.append(("same frames' wire time at 115200 baud", "%.2f ms" % (wire * 1e3)))
+        rows.append(("same frames' wire time at 115200 baud", "%.2f ms" % (wire_s * 1e3)))
     # a board that counts its flash writes: the heap figure above is without that wrapping
     with VirtualBoard(args.board, count_writes=True) as board, Pen(board.port) as pen:
         tick_ms = board.definition["timing"]["tick_ms"]
@@ -79,8 +79,7 @@ def main(argv=None):
         rows.append(("bytes allocated per tick while RUNNING",
                      "%.2f (over %d ticks)" % (d["alloc_bytes"] / max(1, d["alloc_ticks"]),
                                               d["alloc_ticks"])))
-        latest = " ".join("%s=%s" % kv for kv in pen.link.latest.items())
-        line_len = len(P.frame("~ " + latest)) + 1
+        line_len = len(wire.frame(wire.telemetry(wire.pairs(pen.link.latest.items())))) + 1
         rate = lines / 5.5
         rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",
                      "%.1f /s of %d B, %.0f %%" % (rate, line_len,

@@ -3,64 +3,17 @@
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 
 from . import patience
-from . import protocol as P
 from .errors import FaultError, LinkError, RefusedError
+from .firmware import protocol as P
+from .firmware import wire
+from .status import Status
 from .transport import Transport
 
-_DECIMALS = {key: dec for key, _, dec in P.FIELDS}
 _BOOT_RETRACT_S = 6.0  # the longest a boot's retract may take: a homing timeout, and more
 
 
-def _value(fields, key, default=0.0):
-    text = fields.get(key)
-    if text is None:
-        return default
-    dec = _DECIMALS.get(key)
-    return P.parse_fixed(text, dec) / 10**dec if dec is not None else text
-
-
-def _names(text):
-    return [] if not text or text == "-" else text.split(",")
-
-
-@dataclass
-class Status:
-    """One snapshot of the board, from a STATUS reply or a telemetry line."""
-
-    state: str
-    faults: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
-    rate_hz: float = 0.0
-    target_rate_hz: float = 0.0
-    depth_mm: float = 0.0
-    target_depth_mm: float = 0.0
-    current_ma: float = 0.0
-    temperature_c: float = 0.0
-    supply_v: float = 0.0
-    duty_pct: float = 0.0
-    strokes: int = 0
-    uptime_ms: int = 0
-
-    @classmethod
-    def from_fields(cls, f):
-        return cls(
-            state=f.get("st", "?"), faults=_names(f.get("f")), warnings=_names(f.get("w")),
-            rate_hz=_value(f, "hz"), target_rate_hz=_value(f, "thz"),
-            depth_mm=_value(f, "dep"), target_depth_mm=_value(f, "tdep"),
-            current_ma=_value(f, "ma"), temperature_c=_value(f, "tc"),
-            supply_v=_value(f, "mv") / 1000, duty_pct=_value(f, "duty"),
-            strokes=int(_value(f, "n")), uptime_ms=int(_value(f, "up")))
-
-
-def _wire_value(value):
-    if isinstance(value, bool):
-        raise RefusedError("a parameter value must be a number, not %r" % value, "BAD_VALUE")
-    if isinstance(value, float):
-        return repr(value)  # the board refuses nan, inf and off-grid values itself
-    return str(value)
 
 
 class Pen:
@@ -120,7 +73,10 @@ class Pen:
         A number the board answered for another frame (SEQ_REUSED: another writer on the
         port, or a stale host) is refused without running; the command goes once more
         under a fresh number."""
-        args = ["%s=%s" % (k, _wire_value(v)) for k, v in params.items()]
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise RefusedError("%s must be a number, not %r" % (name, value), "BAD_VALUE")
+        args = wire.request_fields(params)
         for fresh in (False, True):
             fields, message = self._exchange(command, self._next_seq(fresh), args, retries)
             if fields.get("err") != "SEQ_REUSED":
@@ -132,7 +88,7 @@ class Pen:
 
     def _exchange(self, command, seq, args, retries):
         """(fields, message) of the board's answer to seq, through resends."""
-        line = P.frame(" ".join([str(seq), command] + args))
+        line = wire.frame(wire.request(seq, command, args))
         boots = self.link.boots
         self.link.forget(seq)  # an answer to someone else's frame with this number
         tries = (self.retries if retries is None else retries) + 1
@@ -165,7 +121,7 @@ class Pen:
             self._connect(self.timeout * (self.retries + 1))
         except LinkError:
             pass
-        return LinkError("the board restarted (reset=%s) while %s was pending, so %s: check "
+        return LinkError("the board restarted (reset cause %s) while %s was pending, so %s: check "
                          "its state (`pen status`, `pen log`)" % (self.info.get("reset", "?"),
                                                                   command, outcome), "RESET")
 
@@ -273,12 +229,8 @@ class Pen:
     def faults(self):
         """Latched faults: list of dicts with code, detail and readings."""
         fields, message = self.request("FAULTS")
-        out = []
-        for part in filter(None, (p.strip() for p in message.split(";"))):
-            code, _, rest = part.partition(" ")
-            detail, _, readings = rest.rpartition(" [")
-            out.append({"code": code, "detail": detail, "readings": readings.rstrip("]")})
-        return out
+        return [{"code": code, "detail": detail, "readings": readings}
+                for code, detail, readings in wire.fault_items(message)]
 
     def reset(self, timeout=8.0):
         """Restart the board (refused while running) and reconnect; returns HELLO's fields."""
@@ -315,10 +267,9 @@ class Pen:
         records = []
         while True:
             fields, message = self.request("LOG", since=since)
-            for part in filter(None, (p.strip() for p in message.split(" | "))):
-                seq, boot, up, text = part.split(" ", 3)
-                records.append({"seq": int(seq), "boot": int(boot), "uptime_ms": int(up),
-                                "event": text.split(" ", 1)[0], "text": text})
+            for seq, boot, up, text in wire.log_records(message):
+                records.append({"seq": seq, "boot": boot, "uptime_ms": up,
+                                "event": wire.split_text(text)[0], "text": text})
             following = int(fields["next"])
             if following == since:
                 return records
@@ -383,7 +334,7 @@ class Pen:
                 seq = self._next_seq()
                 self.link.forget(seq)
                 try:
-                    self.link.write_line(P.frame("%d KA" % seq))
+                    self.link.write_line(wire.frame(wire.request(seq, "KA")))
                 except LinkError:
                     continue
 

@@ -28,6 +28,6 @@ def factor():
     except ValueError:
         value = float("nan")
     if not value >= 1:
-        raise UsageError("%s=%r: give a number of at least 1 (how many times longer to wait "
+        raise UsageError("%s is %r: give a number of at least 1 (how many times longer to wait "
                          "for a board than a real board needs)" % (ENV, text))
     return value

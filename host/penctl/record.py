@@ -10,35 +10,25 @@ import time
 from pathlib import Path
 
 from .errors import UsageError
+from .firmware import wire
+from .status import FIELDS
 
-# column, Status attribute, format: the decimals are the wire's, so a value is written
-# exactly as the board sent it
-READINGS = (
-    ("rate_hz", "rate_hz", "%.2f"),
-    ("target_rate_hz", "target_rate_hz", "%.2f"),
-    ("depth_mm", "depth_mm", "%.3f"),
-    ("target_depth_mm", "target_depth_mm", "%.3f"),
-    ("current_ma", "current_ma", "%.0f"),
-    ("temperature_c", "temperature_c", "%.1f"),
-    ("supply_v", "supply_v", "%.3f"),
-    ("duty_pct", "duty_pct", "%.1f"),
-)
-COLUMNS = (("time_s", "kind", "state") + tuple(c for c, _, _ in READINGS)
-           + ("strokes", "faults", "warnings", "event", "detail"))
-NUMBERS = tuple(c for c, _, _ in READINGS)
+# A column per status field, named by its Status attribute; a number is written with the
+# wire's own decimals (status.Field.text), exactly as the board sent it.
+COLUMNS = ("time_s", "kind") + tuple(f.attribute for f in FIELDS) + ("event", "detail")
+NUMBERS = tuple(f.attribute for f in FIELDS if f.decimals is not None)
+_NAMES = tuple(f.attribute for f in FIELDS if f.names)
 
 
 def describe_event(fields, message):
     """An event's fields and message as one text: `code=OVERTEMP tc=60.0 : why`."""
-    text = " ".join("%s=%s" % kv for kv in fields.items())
-    return "%s : %s" % (text, message) if message else text
+    return wire.text("", list(fields.items()), message)
 
 
 def parse_event(detail):
     """(fields, message) back from describe_event()'s text."""
-    head, _, message = detail.partition(" : ")
-    fields = dict(tok.partition("=")[::2] for tok in head.split())
-    return fields, message
+    _, fields, message = wire.split_text(detail)
+    return dict(fields), message
 
 
 class Recorder:
@@ -113,11 +103,8 @@ class Recorder:
 
 
 def telemetry_row(time_s, status):
-    row = dict.fromkeys(COLUMNS, "")
-    row.update({c: fmt % getattr(status, attr) for c, attr, fmt in READINGS})
-    row.update(time_s="%.3f" % time_s, kind="telemetry", state=status.state,
-               strokes=str(status.strokes), faults=",".join(status.faults),
-               warnings=",".join(status.warnings))
+    row = {f.attribute: f.text(getattr(status, f.attribute)) for f in FIELDS}
+    row.update(time_s="%.3f" % time_s, kind="telemetry", event="", detail="")
     return [row[c] for c in COLUMNS]
 
 
@@ -148,10 +135,9 @@ def read(path):
 
 def _typed(row, line, path):
     try:
-        out = dict(row, time_s=float(row["time_s"]),
-                   strokes=int(row["strokes"]) if row["strokes"] else None,
-                   faults=_names(row["faults"]), warnings=_names(row["warnings"]))
-        out.update({c: float(row[c]) if row[c] else None for c in NUMBERS})
+        out = dict(row, time_s=float(row["time_s"]))
+        out.update({c: _number(row[c]) for c in NUMBERS})
+        out.update({c: _names(row[c]) for c in _NAMES})
     except (TypeError, ValueError) as e:
         raise UsageError("%s line %d: %s" % (path, line, e)) from e
     return out
@@ -159,3 +145,14 @@ def _typed(row, line, path):
 
 def _names(text):
     return text.split(",") if text else []
+
+
+def _number(text):
+    """A number column's value: int where it was written without decimals (strokes,
+    milliamperes), None where empty."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

@@ -9,9 +9,9 @@ import time
 
 import serial
 
-from . import protocol as P
 from .errors import LinkError
-from .firmware import app_mode
+from .firmware import app_mode, wire
+from .firmware import protocol as P
 
 REPL_MARKERS = (">>> ", "raw REPL; CTRL-B to exit")
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
@@ -104,7 +104,7 @@ class Transport:
         if not line:
             return
         try:
-            kind, key, fields, message = P.parse_line(line)
+            kind, key, fields, message = wire.parse(line)
         except P.ProtocolError:
             self.counts["bad_lines"] += 1
             self.noise.append(line)

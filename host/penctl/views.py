@@ -2,21 +2,27 @@
 
 from rich.table import Table
 
+from .status import FIELDS
+
+_TARGET = "target_"  # a field whose attribute is target_X is shown beside field X
+
+
+def _shown(f, st):
+    text = f.text(getattr(st, f.attribute)) or ("none" if f.names else "")
+    return "%s %s" % (text, f.unit) if f.unit else text
+
 
 def status_table(st, elapsed=None, title="live status"):
+    """A row per status field (status.FIELDS), a target beside what it is the target of."""
     table = Table(title="%s  %.1f s" % (title, elapsed) if elapsed is not None else title)
     table.add_column("reading")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
-    table.add_row("state", st.state, "")
-    table.add_row("stroke rate", "%.2f Hz" % st.rate_hz, "%.2f Hz" % st.target_rate_hz)
-    table.add_row("needle depth", "%.3f mm" % st.depth_mm, "%.3f mm" % st.target_depth_mm)
-    table.add_row("motor current", "%.0f mA" % st.current_ma, "")
-    table.add_row("handpiece temperature", "%.1f C" % st.temperature_c, "")
-    table.add_row("supply", "%.2f V" % st.supply_v, "")
-    table.add_row("strokes", str(st.strokes), "")
-    table.add_row("faults", ",".join(st.faults) or "none", "")
-    table.add_row("warnings", ",".join(st.warnings) or "none", "")
+    targets = {f.attribute[len(_TARGET):]: f for f in FIELDS if f.attribute.startswith(_TARGET)}
+    for f in FIELDS:
+        if not f.attribute.startswith(_TARGET):
+            target = targets.get(f.attribute)
+            table.add_row(f.meaning, _shown(f, st), _shown(target, st) if target else "")
     return table
 
 

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from ..errors import RefusedError
-from ..protocol import PROFILES, SAVED, spec
+from ..firmware.protocol import PROFILES, SAVED, spec
 from . import cli, command, emit, pen_of
 
 

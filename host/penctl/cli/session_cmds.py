@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.live import Live
 
 from ..errors import FaultError
-from ..protocol import WARNINGS
+from ..firmware import wire
+from ..firmware.protocol import WARNINGS
 from ..session import run_pass
 from ..views import log_table, pass_table, status_table
 from . import command, emit, pen_of
@@ -64,7 +65,7 @@ def set_cmd(ctx, depth, rate, telemetry, link_timeout, run_limit):
     with pen_of(ctx) as pen:
         pen.set(depth_mm=depth, rate_hz=rate, **params)
         values = pen.get()
-    emit(ctx, values, " ".join("%s=%s" % kv for kv in values.items()))
+    emit(ctx, values, wire.pairs(values.items()))
 
 
 def _pass(ctx, depth, rate, seconds):

@@ -1,0 +1,276 @@
+# Every line on the wire, built and parsed here and nowhere else; the firmware and the host
+# (as penctl.firmware.wire) share this file, and the tables it reads are codes.py's.
+#
+# A frame is one line of printable ASCII:   <body> *<CRC-32 as 8 hex digits>\n
+#   request    "<seq> <CMD> [name=value ...]"             seq 1..65535, retries reuse it
+#   reply      "<seq> OK [name=value ...] [: message]"
+#   error      "<seq> ERR <CODE> : <message>"              "-" for seq: a frame never read
+#   event      "! <EVENT> [name=value ...] [: message]"    unsolicited
+#   telemetry  "~ name=value ..."                          the status fields (codes.FIELDS)
+#   paged      a reply whose message is items joined by " | " (LOG's records, FAULTS' faults)
+# The board's settings file and its event-log records are frames too, so a CRC guards them.
+# The CRC is CRC-32 (as zlib's) over the body bytes: CRC-16 let damaged frames through (about
+# 1 in 240,000 under the lossy-link test's damage; docs/protocol.md has the figures), and
+# binascii.crc32 is C on both sides (MicroPython's ESP32 port has it).
+from binascii import crc32
+
+if "." in __name__:  # the host, where this file is penctl.firmware.wire
+    from . import protocol as P
+else:  # the board: every module is top-level
+    import protocol as P  # type: ignore[no-redef]
+
+ITEM_SEP = " | "  # between the items of a paged reply
+_MSG = " : "  # before a line's free-text message
+
+
+# ---- frames ------------------------------------------------------------------------------------
+def frame(body):
+    """One wire line (without the newline) for a body."""
+    return "%s *%08X" % (body, crc32(body.encode()))
+
+
+def unframe(line):
+    """Body of a wire line, after checking its CRC. Raises ProtocolError."""
+    line = line.strip()
+    star = len(line) - P.TRAILER
+    if star < 0 or line[star : star + 2] != " *":
+        raise P.ProtocolError("MALFORMED", "frame has no ' *CRC' trailer")
+    body = line[:star]
+    digits = line[star + 2 :]
+    if digits.strip("0123456789ABCDEF"):  # int() would also take ' ', '+', 'x' or lower case
+        raise P.ProtocolError("MALFORMED", "CRC is not 8 upper-case hex digits")
+    if int(digits, 16) != crc32(body.encode()):
+        raise P.ProtocolError("BAD_CRC", "frame checksum does not match; resend")
+    return body
+
+
+def crc_of(line):
+    """28 bits of a checked frame's CRC (a small int on an ESP32): what tells two frames
+    with one sequence number apart."""
+    return int(line.rstrip()[-7:], 16)
+
+
+# ---- building bodies (both sides) -----------------------------------------------------------
+def pairs(fields):
+    """'a=1 b=2' of [(name, text), ...]; an item that is text already (from fields()) is
+    taken as it is."""
+    return " ".join([kv if isinstance(kv, str) else "%s=%s" % kv for kv in fields])
+
+
+def _body(head, fields, message):
+    if fields:
+        fields = fields if isinstance(fields, str) else pairs(fields)
+        head = "%s %s" % (head, fields) if head else fields
+    return "%s%s%s" % (head, _MSG, message) if message else head
+
+
+def request(seq, command, fields=()):
+    return _body("%d %s" % (seq, command), fields, "")
+
+
+def ok(seq, fields=(), message=""):
+    """A reply; fields a list of (name, text) or text from fields()/status()."""
+    return _body("%d OK" % seq, fields, message)
+
+
+def error(seq, code, message):
+    """An error reply; seq < 0 for a frame the board could not read (or number)."""
+    return _body("%s ERR %s" % ("-" if seq < 0 else seq, code), "", message)
+
+
+def text(name, fields=(), message=""):
+    """'NAME [name=value ...] [: message]': an event's text (as the event log keeps it; the
+    line that sends it is announce()'s), and the saved settings' line."""
+    return _body(name, fields, message)
+
+
+def split_text(body):
+    """(name, [(name, text), ...], message) of text()'s body (with name "": of
+    '[name=value ...] [: message]')."""
+    head, _, message = body.partition(_MSG)
+    name, _, fields = head.strip().partition(" ")
+    if "=" in name:  # no name: fields only
+        name, fields = "", head
+    return name, split_pairs(fields), message
+
+
+def announce(text):
+    """The line that sends an event's text to the host."""
+    return "! " + text
+
+
+def fixed(key, value):
+    """(key, text) of a status field's value (internal units), formatted by its table
+    entry: decimals, a state's name or a mask's names."""
+    kind = P.FIELDS[P.index_of(P.FIELDS, key)][2]
+    if kind == "state":
+        return key, P.STATES[value]
+    if kind == "faults" or kind == "warnings":
+        return key, P.mask_names(value, P.FAULTS if kind == "faults" else P.WARNINGS)
+    return key, P.format_fixed(value, kind)
+
+
+def fields(source, keys=None):
+    """'key=value ...' of status fields (all of FIELDS in the table's order, or those in
+    keys, in their order), each value read from the attribute of `source` the table names."""
+    out = []
+    for key in keys or [entry[0] for entry in P.FIELDS]:
+        out.append(fixed(key, getattr(source, P.FIELDS[P.index_of(P.FIELDS, key)][1])))
+    return pairs(out)
+
+
+def telemetry(fields_text):
+    """A telemetry line's body of the status fields' text (fields()'s)."""
+    return "~ " + fields_text
+
+
+# ---- paged replies -------------------------------------------------------------------------
+# LOG     "next=<n> boot=<b> : <seq> <boot> <uptime_ms> <text> | ..."   records, oldest first
+# FAULTS  "f=<names> log=<ms>:<CODE>;... : <CODE> <detail> [<readings>]; ..."  each latched
+#         fault by its newest record; log= the last few faults' times since boot and codes
+_FAULT_SEP = "; "
+
+
+def log_reply(following, boot, records):
+    """LOG's reply: where to go on, this boot's number and (seq, boot, uptime_ms, text)
+    records."""
+    return _body(pairs([("next", following), ("boot", boot)]), "",
+                 ITEM_SEP.join([record(*rec) for rec in records]))
+
+
+def faults_reply(mask, recent, latched):
+    """FAULTS' reply: the latched mask, the recent (ms, code, ...) entries and the latched
+    faults' (ms, code, detail, readings) records."""
+    log = ";".join(["%d:%s" % (rec[0], P.FAULTS[rec[1]][0]) for rec in recent])
+    items = ["%s %s [%s]" % (P.FAULTS[c][0], d, rd) for _, c, d, rd in latched]
+    return _body(pairs([("f", P.mask_names(mask, P.FAULTS)), ("log", log or "-")]), "",
+                 _FAULT_SEP.join(items))
+
+
+def record(seq, boot, up_ms, text):
+    """An event-log record's body, as kept on the flash and sent in LOG's items (so no
+    '|' in its text: LOG's reply separates its items with one)."""
+    return "%d %d %d %s" % (seq, boot, up_ms, text.replace("|", "/"))
+
+
+def split_record(body):
+    """(seq, boot, up_ms, text) of a record's body; ValueError if it is not one."""
+    seq, boot, up, text = body.split(" ", 3)
+    return int(seq), int(boot), int(up), text
+
+
+def event_is(body, name, key, value):
+    """Whether an event's text (text()'s, as a log record keeps it) is event `name` with
+    field key=value."""
+    found, fields, _ = split_text(body)
+    return found == name and (key, value) in fields
+
+
+# ---- parsing requests (the board) -------------------------------------------------------------
+def parse_request(body):
+    """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...])."""
+    parts = body.split()
+    if len(parts) < 2 or not parts[0].isdigit() or not 0 < int(parts[0]) <= P.SEQ_MAX:
+        raise P.ProtocolError("MALFORMED", "expected '<seq 1..65535> <CMD> [name=value ...]'")
+    cmd = P.index_of(P.COMMANDS, parts[1])
+    if cmd < 0:
+        raise P.ProtocolError("UNKNOWN_CMD", "unknown command %r" % parts[1][:16])
+    args = []
+    for tok in parts[2:]:
+        name, eq, text = tok.partition("=")
+        if not eq or not name or not text:
+            raise P.ProtocolError("MALFORMED", "argument %r is not name=value" % tok[:24])
+        args.append((name, text))
+    if args and P.COMMANDS[cmd][1] != "*":
+        raise P.ProtocolError("MALFORMED", "%s takes no arguments" % parts[1])
+    return int(parts[0]), cmd, args
+
+
+def split_pairs(body):
+    """[(name, text), ...] of 'a=1 b=2' (a saved settings line's fields)."""
+    out = []
+    for tok in body.split():
+        name, _, text = tok.partition("=")
+        out.append((name, text))
+    return out
+
+
+# ---- the host's side: its requests and the board's lines ------------------------------------
+# (functions the board never calls; deployed as .mpy their code is dropped after import)
+def request_fields(params):
+    """[(name, text), ...] of a host's parameter values (numbers, in wire units), each
+    written with its parameter's own decimals: 0.1 + 0.2 mm goes as 0.300, not as the
+    float's 0.30000000000000004. A value off its grid keeps its digits: the board refuses
+    it (STEP, RANGE or BAD_VALUE), the host does not round it onto the grid."""
+    out = []
+    for name, value in params.items():
+        entry = P.spec(name)
+        if entry is not None and isinstance(value, float) and value == value \
+                and abs(value) != float("inf"):
+            text = "%.*f" % (entry[2], value)
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")  # as short as the value allows
+            value = text if float(text) == round(value, 9) else repr(value)
+        out.append((name, str(value)))
+    return out
+
+
+def parse(line):
+    """Classify and split a board line: (kind, key, fields, message). kind is "reply" (key:
+    its seq, None for "-"; fields hold 'err' for an error), "event" (key: its name) or
+    "telemetry". Raises ProtocolError for a damaged or unknown line."""
+    body = unframe(line)
+    head, _, message = body.partition(_MSG)
+    parts = head.split()
+    if not parts:
+        raise P.ProtocolError("MALFORMED", "empty frame")
+    if parts[0] == "~":
+        return "telemetry", None, dict(split_pairs(" ".join(parts[1:]))), message
+    if parts[0] == "!" and len(parts) >= 2:
+        return "event", parts[1], dict(split_pairs(" ".join(parts[2:]))), message
+    if len(parts) >= 2 and (parts[0].isdigit() or parts[0] == "-"):
+        seq = int(parts[0]) if parts[0].isdigit() else None
+        if parts[1] == "ERR" and len(parts) >= 3:
+            return "reply", seq, {"err": parts[2]}, message
+        if parts[1] == "OK":
+            return "reply", seq, dict(split_pairs(" ".join(parts[2:]))), message
+    raise P.ProtocolError("MALFORMED", "unrecognised board line")
+
+
+def names(text):
+    """The names of a mask field ('A,B', '-' for none) as a list."""
+    return [] if not text or text == "-" else text.split(",")
+
+
+def status_values(fields):
+    """{Status attribute: value} of a status or telemetry line's fields, by codes.FIELDS:
+    numbers in the attribute's unit, masks as lists of names, the state as its name."""
+    out = {}
+    for key, _, kind, _, attribute, divisor, _ in P.FIELDS:
+        text = fields.get(key)
+        if kind == "state":
+            out[attribute] = text or "?"
+        elif isinstance(kind, str):  # faults or warnings
+            out[attribute] = names(text)
+        elif text is not None:
+            value = P.parse_fixed(text, kind)
+            out[attribute] = value // divisor if not kind and divisor == 1 else \
+                value / 10**kind / divisor
+    return out
+
+
+def fault_items(message):
+    """FAULTS' latched faults: [(code, detail, readings), ...]."""
+    out = []
+    for item in message.split(_FAULT_SEP):
+        item = item.strip()
+        if item:
+            code, _, rest = item.partition(" ")
+            detail, _, readings = rest.rpartition(" [")
+            out.append((code, detail, readings.rstrip("]")))
+    return out
+
+
+def log_records(message):
+    """LOG's records: [(seq, boot, uptime_ms, text), ...]."""
+    return [split_record(item.strip()) for item in message.split(ITEM_SEP) if item.strip()]
