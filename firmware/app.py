@@ -171,9 +171,7 @@ class App:
         while True:
             hz = self.ctl.params[P.P_TELEMETRY]
             if hz:
-                line = wire.telemetry(wire.fields(self.ctl.status()))
-                self.link.send(line)
-                bits = (len(line) + P.TRAILER + 1) * 10 * 1000 * 100
+                bits = self.link.writer.telemetry(self.ctl.status()) * 10 * 1000 * 100
                 wire_ms = -(-bits // (baud * _LINK_SHARE))  # rounded up: never above the share
                 await asyncio.sleep_ms(max(1000 // hz, wire_ms))
             else:
