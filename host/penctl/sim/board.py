@@ -26,8 +26,9 @@ import threading
 import time
 from pathlib import Path
 
-from .. import boards, chips, deploy
+from .. import boards, bundle, chips
 from ..errors import UsageError, VirtualBoardError
+from ..firmware import integrity
 from ..paths import FIRMWARE_DIR
 from .link import LinkBridge, open_vm_channel
 from .physics import FAULTS, Physics
@@ -109,7 +110,7 @@ def vm_mpy_arch():
     ask = "import sys; print(sys.implementation._mpy)"
     out = subprocess.run([find_micropython(), "-c", ask],
                          capture_output=True, text=True, timeout=10, check=True)
-    return deploy.mpy_target(int(out.stdout))
+    return bundle.mpy_target(int(out.stdout))
 
 
 class VirtualBoard:
@@ -285,10 +286,10 @@ class VirtualBoard:
     def _deploy_firmware(self):
         """The flash as a finished `pen deploy` leaves it (the same bundle and manifest)."""
         self.flash_dir.mkdir(parents=True)
-        files = deploy.bundle(self.name, vm_mpy_arch(), firmware_dir=self.firmware_dir)
+        files = bundle.bundle(self.name, vm_mpy_arch(), firmware_dir=self.firmware_dir)
         for name, data in files.items():
             (self.flash_dir / name).write_bytes(data)
-        (self.flash_dir / deploy.integrity.MANIFEST).write_text(deploy.manifest(files))
+        (self.flash_dir / integrity.MANIFEST).write_text(bundle.manifest(files))
 
     def _map_registers(self):
         shm = Path("/dev/shm")
