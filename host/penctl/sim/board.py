@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import boards, bundle, chips
 from ..errors import UsageError, VirtualBoardError
 from ..firmware import integrity
+from ..firmware.codes import RESET_CAUSES
 from ..paths import FIRMWARE_DIR
 from .link import LinkBridge, open_vm_channel
 from .physics import FAULTS, Physics
@@ -42,7 +43,9 @@ _LOOKS_S = 0.5  # a VM that looked at its hardware this recently looks every tic
 # the sampler reads the VM's state every 20 ms: older, its thread starved, and the VM may
 # be waiting for a CPU unseen (the world let go ran 145 ms past a VM kept waiting: TACH_LOST)
 _SAMPLE_STALE_S = 0.1
-PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
+# machine.reset_cause()'s values, as the protocol names them (the VM's own are machine.py's)
+PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = (
+    RESET_CAUSES.index(name) for name in ("PWRON", "HARD", "WATCHDOG", "SOFT"))
 
 
 def _vm_child_setup():
@@ -652,13 +655,13 @@ class VirtualBoard:
             self._kill_vm()
             self._spawn(PWRON_RESET)  # what the ESP32 port's reset_cause() says after one
             return
-        request = self.regs[simhw.H_REQUEST]
+        request = self.regs[simhw.H_REQUEST]  # the cause the VM asks to boot with
         if request:
             self._kill_vm()
-            if request == 3:  # the power failed at a write point: back on at once
+            if request == PWRON_RESET:  # the power failed at a write point: back on at once
                 self.regs[simhw.H_CUT_AT] = 0
                 self.power_cuts += 1
-            self._spawn({1: SOFT_RESET, 2: HARD_RESET}.get(request, PWRON_RESET))
+            self._spawn(request)
             return
         self._check_watchdog(now)
 

@@ -103,7 +103,7 @@ class Physics:
         return self._out("motor_pwm", simhw.G_DUTY) / 65535
 
     def enable_line(self):
-        return self._out("motor_enable", simhw.G_MODE) == 2 and self._out(
+        return self._out("motor_enable", simhw.G_MODE) == simhw.OUT and self._out(
             "motor_enable", simhw.G_OUT) == 1
 
     def driver_enabled(self):
