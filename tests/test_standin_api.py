@@ -144,7 +144,7 @@ def test_reset_causes_are_the_protocols_on_both_sides():
     """The firmware names machine.reset_cause() by the protocol's RESET_CAUSES; the VM's
     machine.py and the host's virtual chip number the causes the same way."""
     from penctl.firmware.codes import RESET_CAUSES
-    from penctl.sim import board as chip
+    from penctl.sim import chip
 
     vm = int_values(STANDIN.read_text())
     for constant, name in (("PWRON_RESET", "PWRON"), ("HARD_RESET", "HARD"),

@@ -15,7 +15,7 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
   monostable; the depth H-bridge's enable is the heartbeat monostable. The monostable is
   retriggered by every edge on the heartbeat pin and runs out when the board's own time
   passes its window (timing.heartbeat_ms) without one; VirtualBoard judges that time
-  (`_watch_heartbeat`), so host load never drops the drivers; a hung VM's window runs
+  (heartbeat.py), so host load never drops the drivers; a hung VM's window runs
   here, in simulated time (`beat_counting`).
 - Depth actuator: velocity proportional to its PWM duty, signed by its direction pin,
   between mechanical hard stops; linear position sensor with an offset; home switch
