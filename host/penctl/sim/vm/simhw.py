@@ -1,7 +1,10 @@
 # The virtual chip's own hardware: its register file and its clock.
-# The register map is shared by the VM side (machine.py) and the host side (physics). A
-# file of little-endian uint32 slots: the host maps it, the VM reads and writes single
-# slots with seek/readinto, which allocates nothing.
+# The register map, defined here once, is shared by the VM side (machine.py, flash.py) and
+# the host side (register_file.py, physics.py, chip.py ...): the VM imports this file as
+# `simhw`, a neighbour of the script it runs (sim_start.py), CPython as
+# penctl.sim.vm.simhw; so it stays valid MicroPython. A file of little-endian uint32
+# slots: the host maps it, the VM reads and writes single slots with seek/readinto, which
+# allocates nothing.
 # The clock is the firmware's `time` on the VM (sim_start.py puts this module in its
 # place; see ticks_us). Names here are the port's own where they can be: each new name
 # costs the VM an interned string, and the 621st a 7 KB pool (README).
