@@ -6,8 +6,8 @@ import pytest
 from conftest import board_sleep, motor_stopped, patient_pen, quiet_flash, wait_until
 from penctl import LinkError, UsageError
 from penctl.firmware import wire
+from penctl.sim.chip import PWRON_RESET, WDT_RESET
 
-WDT_RESET, PWRON_RESET = 3, 1
 QUEUE_BOUND = 16  # firmware/eventlog.py _QUEUE: the most a power cut can take
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from penctl import boards
-from penctl.deploy import bundle, firmware_version, manifest, mpy_cross_version, mpy_target
+from penctl.bundle import bundle, firmware_version, manifest, mpy_cross_version, mpy_target
 from penctl.errors import UsageError
 from penctl.firmware import app_mode, integrity
 from penctl.firmware import protocol as firmware_protocol

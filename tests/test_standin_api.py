@@ -96,3 +96,58 @@ def test_standin_matches_esp32_stubs():
 def test_checker_catches_invented_api(fake, expected):
     problems = mismatches(fake, STUBS.read_text())
     assert any(expected in p for p in problems), problems
+
+
+SIMHW = STANDIN.parent / "simhw.py"
+
+
+def _int_value(node, known):
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "const" and node.args:
+        return _int_value(node.args[0], known)
+    if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "simhw":
+        return known.get(node.attr)
+    return None
+
+
+def int_values(source, simhw=None):
+    """{name or Class.name: int} of the assignments whose value a reader can tell: a
+    literal, const(literal), or one of simhw's constants (`simhw.OUT`)."""
+    out = {}
+    for node in ast.parse(source).body:
+        items = [(node.name + ".", item) for item in node.body] \
+            if isinstance(node, ast.ClassDef) else [("", node)]
+        for prefix, item in items:
+            if isinstance(item, ast.Assign):
+                targets, value = item.targets, item.value
+            elif isinstance(item, ast.AnnAssign) and item.value is not None:
+                targets, value = [item.target], item.value
+            else:
+                continue
+            number = _int_value(value, simhw or {})
+            out.update((prefix + t.id, number) for t in targets
+                       if isinstance(t, ast.Name) and number is not None)
+    return out
+
+
+def test_standin_constants_have_the_esp32_ports_values():
+    # the register file carries them as they are (simhw's G_MODE holds machine.Pin's mode)
+    ours = int_values(STANDIN.read_text(), int_values(SIMHW.read_text()))
+    theirs = int_values(STUBS.read_text())
+    assert {"Pin.IN", "Pin.OUT", "PWRON_RESET", "WDT_RESET"} <= set(ours)
+    assert {name: (value, theirs.get(name)) for name, value in ours.items()
+            if not name.split(".")[-1].startswith("_") and theirs.get(name) != value} == {}
+
+
+def test_reset_causes_are_the_protocols_on_both_sides():
+    """The firmware names machine.reset_cause() by the protocol's RESET_CAUSES; the VM's
+    machine.py and the host's virtual chip number the causes the same way."""
+    from penctl.firmware.codes import RESET_CAUSES
+    from penctl.sim import chip
+
+    vm = int_values(STANDIN.read_text())
+    for constant, name in (("PWRON_RESET", "PWRON"), ("HARD_RESET", "HARD"),
+                           ("WDT_RESET", "WATCHDOG"), ("SOFT_RESET", "SOFT")):
+        assert RESET_CAUSES[vm[constant]] == name
+        assert getattr(chip, constant) == vm[constant]

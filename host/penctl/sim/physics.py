@@ -15,7 +15,7 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
   monostable; the depth H-bridge's enable is the heartbeat monostable. The monostable is
   retriggered by every edge on the heartbeat pin and runs out when the board's own time
   passes its window (timing.heartbeat_ms) without one; VirtualBoard judges that time
-  (`_watch_heartbeat`), so host load never drops the drivers; a hung VM's window runs
+  (heartbeat.py), so host load never drops the drivers; a hung VM's window runs
   here, in simulated time (`beat_counting`).
 - Depth actuator: velocity proportional to its PWM duty, signed by its direction pin,
   between mechanical hard stops; linear position sensor with an offset; home switch
@@ -103,7 +103,7 @@ class Physics:
         return self._out("motor_pwm", simhw.G_DUTY) / 65535
 
     def enable_line(self):
-        return self._out("motor_enable", simhw.G_MODE) == 2 and self._out(
+        return self._out("motor_enable", simhw.G_MODE) == simhw.OUT and self._out(
             "motor_enable", simhw.G_OUT) == 1
 
     def driver_enabled(self):

@@ -7,6 +7,7 @@
 import builtins
 import sys
 
+import machine
 import simhw
 
 _open = builtins.open
@@ -22,7 +23,7 @@ def _point():
 
 
 def _power_fails():
-    simhw.regs.put(simhw.H_REQUEST, 3)
+    simhw.regs.put(simhw.H_REQUEST, machine.PWRON_RESET)  # back on at once, from power-on
     while True:  # the host kills the VM: nothing more reaches the flash
         pass
 

@@ -9,6 +9,8 @@ import time
 import micropython
 import simhw
 
+# the ESP32 port's values (the protocol's RESET_CAUSES is indexed by them); a reset the
+# firmware asks for is posted to the host as the cause it boots with (simhw.H_REQUEST)
 PWRON_RESET = 1
 HARD_RESET = 2
 WDT_RESET = 3
@@ -67,8 +69,8 @@ def _poll_irqs():
 
 
 class Pin:
-    IN = 1
-    OUT = 3
+    IN = simhw.IN
+    OUT = simhw.OUT
     PULL_UP = 2
     PULL_DOWN = 1
     IRQ_RISING = 1
@@ -84,17 +86,16 @@ class Pin:
         r = _regs()
         if value is not None:
             r.put(simhw.slot(self._id, simhw.G_OUT), 1 if value else 0)
-        if mode != -1:
-            r.put(simhw.slot(self._id, simhw.G_MODE), 2 if mode == Pin.OUT else 1)
+        if mode != -1 and mode is not None:  # None: as it is (ESP32 port)
+            r.put(simhw.slot(self._id, simhw.G_MODE), mode)
         if pull != -1:
-            code = 0 if pull is None else (1 if pull == Pin.PULL_UP else 2)
-            r.put(simhw.slot(self._id, simhw.G_PULL), code)
+            r.put(simhw.slot(self._id, simhw.G_PULL), pull or 0)
 
     def value(self, x=None):
         _poll_irqs()
         r = _regs()
         if x is None:
-            if r.get(simhw.slot(self._id, simhw.G_MODE)) == 2:
+            if r.get(simhw.slot(self._id, simhw.G_MODE)) == Pin.OUT:
                 return r.get(simhw.slot(self._id, simhw.G_OUT))
             return r.get(simhw.slot(self._id, simhw.G_IN))
         simhw.drive(simhw.slot(self._id, simhw.G_OUT), simhw.slot(self._id, simhw.G_STAMP),
@@ -232,7 +233,7 @@ def reset_cause():
 def reset():
     # Never returns, as on a chip: the host kills this VM when it gets to the request,
     # which a busy host can put off for seconds (giving up let main.py end at the REPL)
-    _regs().put(simhw.H_REQUEST, 2)
+    _regs().put(simhw.H_REQUEST, HARD_RESET)
     while True:
         try:
             time.sleep_ms(1000)
@@ -241,5 +242,5 @@ def reset():
 
 
 def soft_reset():
-    _regs().put(simhw.H_REQUEST, 1)
+    _regs().put(simhw.H_REQUEST, SOFT_RESET)
     raise SystemExit

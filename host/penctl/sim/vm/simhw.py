@@ -1,7 +1,10 @@
 # The virtual chip's own hardware: its register file and its clock.
-# The register map is shared by the VM side (machine.py) and the host side (physics). A
-# file of little-endian uint32 slots: the host maps it, the VM reads and writes single
-# slots with seek/readinto, which allocates nothing.
+# The register map, defined here once, is shared by the VM side (machine.py, flash.py) and
+# the host side (register_file.py, physics.py, chip.py ...): the VM imports this file as
+# `simhw`, a neighbour of the script it runs (sim_start.py), CPython as
+# penctl.sim.vm.simhw; so it stays valid MicroPython. A file of little-endian uint32
+# slots: the host maps it, the VM reads and writes single slots with seek/readinto, which
+# allocates nothing.
 # The clock is the firmware's `time` on the VM (sim_start.py puts this module in its
 # place; see ticks_us). Names here are the port's own where they can be: each new name
 # costs the VM an interned string, and the 621st a 7 KB pool (README).
@@ -23,7 +26,8 @@ H_WDT_TIMEOUT_MS = const(2)
 H_WDT_FEEDS = const(3)
 H_IRQ_SEQ = const(4)
 H_BOOTS = const(5)
-H_REQUEST = const(6)  # VM asks the host for a reset: 1 soft, 2 hard, 3 power cut
+H_REQUEST = const(6)  # VM asks the host for a reset, as the cause it boots with (machine.py's
+# SOFT_RESET, HARD_RESET; PWRON_RESET: the power failed at a write point, flash.py)
 H_WRITE_POINTS = const(7)  # flash write points passed since the board was made (flash.py)
 H_CUT_AT = const(8)  # the write point at which power fails; 0: never
 H_STANDIN_BYTES = const(9)  # heap the stand-ins took before boot.py (sim_start.py)
@@ -39,8 +43,8 @@ HEADER = const(17)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
 G_OUT = const(1)  # level the firmware drives (mode OUT)
-G_MODE = const(2)  # 0 unset, 1 input, 2 output
-G_PULL = const(3)  # 0 none, 1 up, 2 down
+G_MODE = const(2)  # machine.Pin's mode: IN or OUT below; 0 unset
+G_PULL = const(3)  # machine.Pin's pull (PULL_UP, PULL_DOWN); 0 none
 G_DUTY = const(4)  # PWM duty_u16
 G_FREQ = const(5)  # PWM frequency, 0 = no PWM
 G_ADC_UV = const(6)  # voltage on the pin, microvolts
@@ -48,6 +52,10 @@ G_COUNT = const(7)  # rising edges seen on the pin since power-on (wraps at 2**3
 G_STAMP = const(8)  # watchdog feeds (= control ticks done) when the output last changed
 PER_GPIO = const(9)
 GPIOS = const(40)
+# machine.Pin's modes as the ESP32 port numbers them: machine.py's Pin takes them from here,
+# the host's physics reads them in G_MODE (names the VM holds already: no new qstr)
+IN = const(1)
+OUT = const(3)
 SLOTS = HEADER + GPIOS * PER_GPIO
 SIZE = SLOTS * 4
 

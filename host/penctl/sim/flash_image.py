@@ -1,0 +1,50 @@
+"""The virtual chip's flash, in its two views:
+
+- the SPI flash image esptool writes through the ROM loader (rom.py): a file as large as
+  the chip's flash. The ROM boots MicroPython only if a valid app image header sits at the
+  app offset; a new board holds a MicroPython-like one there.
+- the MicroPython filesystem the firmware runs from: a directory the VM mounts as "/",
+  holding what a finished `pen deploy` leaves (bundle.py's files and manifest).
+"""
+
+from .. import bundle, chips
+from ..firmware import integrity
+from .rom import ROMS
+
+FLASH_SIZE = 4 * 1024 * 1024
+
+
+class SpiFlash:
+    def __init__(self, path, chip):
+        self.path = path
+        self.size = FLASH_SIZE
+        self.chip_id = ROMS[chip].spec.image_chip_id
+        self.app_offset = ROMS[chip].spec.app_offset
+
+    def factory(self):
+        """Erased flash holding a MicroPython-like image header at the app offset, as a
+        board arrives: magic 0xE9, one segment, chip id in the extended header."""
+        header = bytearray(b"\xff" * 24)
+        header[0:4] = bytes([0xE9, 1, 2, 0x20])
+        header[12:14] = self.chip_id.to_bytes(2, "little")
+        with open(self.path, "wb") as f:
+            f.write(b"\xff" * self.size)
+            f.seek(self.app_offset)
+            f.write(bytes(header))
+
+    def app_valid(self):
+        """The ROM boots the app only if a valid image header sits at the app offset."""
+        with open(self.path, "rb") as f:
+            f.seek(self.app_offset)
+            header = f.read(24)
+        chip_id = int.from_bytes(header[12:14], "little")
+        return header[0] == chips.IMAGE_MAGIC and chip_id == self.chip_id
+
+
+def fill_filesystem(flash_dir, board_name, mpy_arch, firmware_dir):
+    """The filesystem as a finished `pen deploy` leaves it (the same bundle and manifest)."""
+    flash_dir.mkdir(parents=True)
+    files = bundle.bundle(board_name, mpy_arch, firmware_dir=firmware_dir)
+    for name, data in files.items():
+        (flash_dir / name).write_bytes(data)
+    (flash_dir / integrity.MANIFEST).write_text(bundle.manifest(files))

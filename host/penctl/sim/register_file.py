@@ -1,0 +1,41 @@
+"""The virtual chip's peripherals on the host's side: the register file the VM's machine.py
+reads and writes (its map, shared with the VM, is vm/simhw.py), mapped here as a memoryview
+of uint32 slots for the physics and the board."""
+
+import mmap
+import os
+import tempfile
+from pathlib import Path
+
+from .vm import simhw
+
+
+class RegisterFile:
+    def __init__(self, tmp, uid):
+        """A fresh file in /dev/shm (else in `tmp`), holding the chip's id `uid` (6 bytes)."""
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp
+        fd, path = tempfile.mkstemp(prefix="pen-regs-", dir=base)
+        os.write(fd, bytes(simhw.SIZE))
+        os.close(fd)
+        self.path = path
+        self._file = open(path, "r+b")  # noqa: SIM115 (closed in close())
+        self._mmap = mmap.mmap(self._file.fileno(), simhw.SIZE)
+        self.regs = memoryview(self._mmap).cast("I")
+        self.regs[simhw.H_MAGIC] = simhw.MAGIC
+        uid = int.from_bytes(uid, "big")
+        self.regs[simhw.H_UID], self.regs[simhw.H_UID + 1] = uid & 0xFFFFFFFF, uid >> 32
+
+    def float_outputs(self):
+        """At a reset the outputs float; what the world drives onto the inputs stays."""
+        regs = self.regs
+        for n in range(simhw.HEADER, simhw.SLOTS):
+            field = (n - simhw.HEADER) % simhw.PER_GPIO
+            if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
+                regs[n] = 0
+
+    def close(self):
+        self.regs.release()
+        self._mmap.close()
+        self._file.close()
+        os.unlink(self.path)

