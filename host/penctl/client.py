@@ -55,6 +55,12 @@ class Status:
             strokes=int(_value(f, "n")), uptime_ms=int(_value(f, "up")))
 
 
+def _reason(command, message):
+    """The board's refusal without its own "<command> refused: " (the error says it)."""
+    head = "%s refused: " % command
+    return message[len(head):] if message[: len(head)].upper() == head.upper() else message
+
+
 def _wire_value(value):
     if isinstance(value, bool):
         raise RefusedError("a parameter value must be a number, not %r" % value, "BAD_VALUE")
@@ -126,7 +132,8 @@ class Pen:
             if fields.get("err") != "SEQ_REUSED":
                 break
         if "err" in fields:
-            raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
+            raise RefusedError("%s refused (%s): %s" % (command, fields["err"],
+                                                        _reason(command, message)),
                                fields["err"])
         return fields, message
 
@@ -328,9 +335,10 @@ class Pen:
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}
 
-    def telemetry(self, timeout=1.0, fresh=False):
-        """Iterate Status objects from telemetry lines as they arrive (with fresh=True,
-        only lines that arrive from now on)."""
+    def telemetry(self, timeout=1.0, fresh=True):
+        """Iterate Status objects from telemetry lines that arrive from now on; with
+        fresh=False, first the lines already received and not yet taken (up to the
+        transport's queue, possibly seconds old)."""
         while fresh and not self.link.telemetry.empty():
             self.link.telemetry.get_nowait()
         while True:

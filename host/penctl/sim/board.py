@@ -116,7 +116,7 @@ class VirtualBoard:
     """Context manager running one virtual pen board. `.port` is what pyserial opens."""
 
     def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None,
-                 count_writes=False, needles_mm=None):
+                 count_writes=False, needles_mm=None, link=None):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
@@ -133,7 +133,7 @@ class VirtualBoard:
         self.needles_mm = needles_mm
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
-        self.port = str(self.tmp / "ttyPEN0")
+        self.port = str(link or self.tmp / "ttyPEN0")  # link: a stable path (`pen sim`)
         self.proc = None
         self.crash = None  # the first crash, for check()
         self.crashes = []
@@ -229,6 +229,9 @@ class VirtualBoard:
             self._regs_file.close()
             self._regs_file = None
             os.unlink(self.regs_path)
+        if getattr(self, "bridge", None) and os.path.realpath(self.port) == \
+                os.path.realpath(self.bridge.host_port):  # ours, not another board's since
+            os.unlink(self.port)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _factory_flash(self):
