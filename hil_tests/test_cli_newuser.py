@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from conftest import board_sleep, patient_pen, wait_until
+from penctl.cli.monitor_cmds import _Monitor
 from penctl.record import read
 
 USAGE, REFUSED, LINK, INTERRUPTED = 2, 3, 5, 130
@@ -215,3 +216,13 @@ def test_the_log_keeps_a_faults_whole_text(ready_pen, board):
     fault = next(r for r in ready_pen.log() if r["event"] == "FAULT")
     assert fault["text"].startswith("FAULT code=TACH_LOST ")
     assert fault["text"].endswith(": " + detail), fault["text"]  # "motor turns, no pulses"
+
+
+def test_the_monitor_says_refused_once_and_how_to_clear_the_config_warning(board):
+    with patient_pen(board.port) as p:
+        watched = _Monitor(p, board.port)
+        snap = watched.refresh()
+        assert [w for w in snap.warnings if "CONFIG" in w and "pen config reset" in w]
+        assert watched.press("s")  # a fresh board: not homed, nothing set
+        message = watched.snap.message
+        assert message.count("refused") == 1 and "(PRECONDITION)" in message, message

@@ -12,13 +12,21 @@ import click
 
 from ..client import Pen
 from ..errors import FaultError, LinkError, PenError, RefusedError, UsageError
+from ..protocol import WARNINGS
 
 EXIT = {RefusedError: 3, FaultError: 4, LinkError: 5, UsageError: 2}
 INTERRUPTED = 130
+WARNING_TEXT = dict(WARNINGS)
 
 # what clears a warning, shown wherever the warning is (the board's text says what is wrong)
 WARNING_HINTS = {"CONFIG": "save settings to clear it: `pen config reset` (the safe defaults) "
                            "or `pen profile use NAME`"}
+
+
+def warning_line(name):
+    """A warning, what it means and, where something clears it, how."""
+    hint = WARNING_HINTS.get(name)
+    return "warning %s: %s%s" % (name, WARNING_TEXT.get(name, ""), "; " + hint if hint else "")
 
 
 class Interrupted(Exception):

@@ -26,6 +26,12 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
+# every start is a board fresh from the factory, as a real one is before its first setup
+FRESH_NOTE = ("its flash is fresh, with no saved settings: it warns CONFIG until you save "
+              "some (`pen config reset` saves the safe defaults, `pen profile use NAME` a "
+              "profile)")
+
+
 def runtime_dir():
     """Where `pen sim` puts its stable links and says it is running: the user's runtime
     directory (XDG_RUNTIME_DIR), else one of the user's own under the temp directory."""
@@ -120,8 +126,8 @@ def sim(ctx, board, download, link):
             if download:
                 b.enter_download_mode()
             emit(ctx, {"board": board, "port": b.port, "rfc2217": None},
-                 "virtual board %r at %s%s  (Ctrl-C to stop)" % (
-                     board, b.port, " in download mode" if download else ""))
+                 "virtual board %r at %s%s  (Ctrl-C to stop)\n%s" % (
+                     board, b.port, " in download mode" if download else "", FRESH_NOTE))
             _serve(b)
     finally:
         with contextlib.suppress(OSError):

@@ -21,7 +21,7 @@ from ..errors import LinkError, RefusedError
 from ..monitor_view import MonitorSnapshot, monitor_view
 from ..plot import render
 from ..record import Recorder, describe_event
-from . import command, emit, pen_of, port_of, stderr_console
+from . import command, emit, pen_of, port_of, stderr_console, warning_line
 from .session_cmds import Duration
 
 FRAME_S = 0.1  # the view's refresh period, and the longest a key waits to be read
@@ -65,7 +65,7 @@ class _Monitor:
         try:
             return request()
         except RefusedError as e:
-            return "refused: %s" % e
+            return str(e)  # it says what was refused
         except LinkError as e:
             if e.code != "RESET":
                 raise
@@ -104,6 +104,8 @@ class _Monitor:
             self._last_poll = now
             # a poll that went through returns None: the last command's message stays up
             self.snap.message = self._outcome(self._poll_status) or self.snap.message
+        warnings = self.snap.status.warnings if self.snap.status else []
+        self.snap.warnings = [warning_line(w) for w in warnings]
         return self.snap
 
     def _poll_status(self):

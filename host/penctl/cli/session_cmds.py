@@ -8,13 +8,10 @@ from rich.console import Console
 from rich.live import Live
 
 from ..errors import FaultError
-from ..protocol import WARNINGS
 from ..record import Recorder
 from ..session import run_pass
 from ..views import log_table, pass_table, status_table
-from . import WARNING_HINTS, Interrupted, command, emit, pen_of
-
-WARNING_TEXT = dict(WARNINGS)
+from . import Interrupted, command, emit, pen_of, warning_line
 
 
 class Duration(click.ParamType):
@@ -160,11 +157,6 @@ def faults(ctx):
     lines += [warning_line(w) for w in warnings] or ["no warnings"]
     emit(ctx, {"faults": found, "warnings": warnings}, "\n".join(lines))
 
-
-def warning_line(name):
-    """A warning, what it means and, where something clears it, how."""
-    hint = WARNING_HINTS.get(name)
-    return "warning %s: %s%s" % (name, WARNING_TEXT.get(name, ""), "; " + hint if hint else "")
 
 
 @command(name="log")
