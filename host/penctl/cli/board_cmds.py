@@ -40,8 +40,12 @@ def runtime_dir():
         path = Path(base) / "penctl"
     else:
         path = Path(tempfile.gettempdir()) / ("penctl-%d" % os.getuid())
-    path.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(path)
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as e:
+        raise UsageError("cannot use %s: %s; give `pen sim --link PATH`" % (
+            path, e.strerror or e)) from e
     # a shared temp directory: someone else's directory (or a link) there is not ours
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise UsageError("%s is not a directory of yours; give `pen sim --link PATH`" % path)
@@ -62,7 +66,11 @@ def running_sims():
     """The virtual boards `pen sim` runs now: dicts with port, board, pid. An entry whose
     process is gone, or whose link no longer leads to a terminal, is removed."""
     found = []
-    for entry in sorted(runtime_dir().glob("sim-*.json")):
+    try:
+        home = runtime_dir()
+    except UsageError:
+        return found  # nowhere for one to have said so
+    for entry in sorted(home.glob("sim-*.json")):
         try:
             sim = json.loads(entry.read_text())
             live = _alive(int(sim["pid"])) and os.path.islink(sim["port"]) and \
@@ -95,6 +103,9 @@ def _sim_link(board, link):
         link = next(path for path in (base if n == 1 else "%s-%d" % (base, n)
                                       for n in itertools.count(1)) if free(path))
     link = os.path.abspath(link)
+    if not os.path.isdir(os.path.dirname(link)):
+        raise UsageError("no directory %s for the link; create it or give another --link"
+                         % os.path.dirname(link))
     if link in taken:
         raise UsageError("a virtual board already runs at %s; stop it first or give another "
                          "--link" % link)
