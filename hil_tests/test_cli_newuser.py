@@ -56,9 +56,15 @@ def test_errors_under_json_are_json_on_stderr_with_the_exit_code(port, tmp_path,
     assert done.stdout == ""
 
 
-def test_ctrl_c_in_a_run_shows_the_summary_and_exits_130(board):
-    run = subprocess.Popen(pen_cmd(board.port, "--json", "run", "--depth", "0.5", "--rate",
-                                   "100", "--for", "60s"),
+@pytest.mark.parametrize("command, exit_code", [
+    (["run", "--depth", "0.5", "--rate", "100", "--for", "60s"], INTERRUPTED),
+    (["start", "--for", "60s"], INTERRUPTED),
+    (["start"], 0),  # open-ended: Ctrl-C is its planned end, as for `pen record`
+])
+def test_ctrl_c_in_a_pass_shows_the_summary_and_exits_130_if_it_cut_the_plan(board, command,
+                                                                             exit_code):
+    assert pen(board.port, "set", "--depth", "0.5", "--rate", "100").returncode == 0
+    run = subprocess.Popen(pen_cmd(board.port, "--json", *command),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: board.observe()["motor_duty"] > 0, 30, "the run to start")
@@ -67,10 +73,11 @@ def test_ctrl_c_in_a_run_shows_the_summary_and_exits_130(board):
         out, err = run.communicate(timeout=30)
     finally:
         end(run)
-    assert run.returncode == INTERRUPTED, err
+    assert run.returncode == exit_code, err
     report = json.loads(out)
     assert report["ended_by"] == "operator" and report["final_state"] == "READY"
-    assert json.loads(err)["error"] == "INTERRUPTED"
+    if exit_code == INTERRUPTED:
+        assert json.loads(err)["error"] == "INTERRUPTED"
 
 
 def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
