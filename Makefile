@@ -16,10 +16,14 @@ JOBS ?= 6
 
 setup: $(STAMP)
 
+# The first install takes a minute or two: say so, and let pip show each package it fetches
+# and installs (quiet, it was two minutes of silence that looked like a hang).
 $(STAMP): pyproject.toml
+	@echo "make: installing penctl and its dependencies into $(VENV) (first run, or pyproject.toml changed: 1-2 min)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	@echo "make: $(VENV) is ready"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -13,7 +13,10 @@ from micropython import const
 
 FILE = "events.log"
 _SLOTS = const(64)
-_RECORD = const(128)  # bytes a record, newline included
+# bytes a record, newline included: a FAULT's text (readings and why) whole; 64 of them take
+# 16 KB of flash. Firmware before it wrote records of _OLD bytes: _upgrade() rewrites those.
+_RECORD = const(256)
+_OLD = const(128)
 _QUEUE = const(16)
 
 
@@ -25,8 +28,43 @@ def _parse(raw):
         return None
 
 
+def _record(seq, boot, up, text):
+    line = wire.frame(wire.record(seq, boot, up, text)[: _RECORD - 1 - P.TRAILER])
+    return (line + " " * (_RECORD - 1 - len(line)) + "\n").encode()
+
+
+def _upgrade():
+    """Rewrite a log of _OLD-byte records in today's size, in place from the last slot
+    down: each write lands only on old slots already moved, so a cut leaves every record
+    old or moved (or the one being written torn), and the next boot goes on from there."""
+    try:
+        with open(FILE, "r+b") as f:
+            for slot in range(0, _SLOTS, 2):
+                f.seek(slot * _OLD + _OLD - 1)
+                if f.read(1) == b"\n":  # an even slot's end: a record ends there only if old
+                    break
+            else:
+                return
+            for slot in range(_SLOTS - 1, -1, -1):
+                f.seek(slot * _OLD)
+                raw = f.read(_OLD)
+                # the first half of a record moved by a cut-short boot can parse, but its
+                # end is not a newline and its number not of this slot
+                rec = _parse(raw) if raw[_OLD - 1 :] == b"\n" else None
+                f.seek(slot * _RECORD)
+                if rec and rec[0] % _SLOTS == slot:
+                    f.write(_record(rec[0], rec[1], rec[2], rec[3]))
+                elif not _parse(f.read(_RECORD)):  # not moved by a boot the power cut short
+                    # a blank, so that no old record's end is left behind to look old
+                    f.seek(slot * _RECORD)
+                    f.write(b" " * (_RECORD - 1) + b"\n")
+    except OSError:
+        pass  # no log, or a flash that refuses: records() reads what there is
+
+
 class EventLog:
     def __init__(self):
+        _upgrade()
         self.queue = []  # [seq, up_ms, text] not yet on the flash
         self.lost = 0  # records dropped from the queue, counted by its first (a LOST record)
         self.read_error = None  # why the file could not be read, if it could not
@@ -78,10 +116,8 @@ class EventLog:
             f = open(FILE, "wb")
         with f:
             for seq, up, text in self.queue:
-                body = wire.record(seq, self.boot, up, text)
-                line = wire.frame(body[: _RECORD - 1 - P.TRAILER])
                 f.seek((seq % _SLOTS) * _RECORD)
-                f.write((line + " " * (_RECORD - 1 - len(line)) + "\n").encode())
+                f.write(_record(seq, self.boot, up, text))
         self.queue = []
         self.lost = 0
 

@@ -73,7 +73,7 @@ def test_faults_and_clear(port):
     found = json.loads(pen(port, "faults", "--json").stdout)
     assert found["faults"] == [] and set(found["warnings"]) <= {"CONFIG"}
     pen(port, "config", "reset")  # saved settings: the CONFIG warning ends
-    assert pen(port, "faults").stdout.strip() == "no latched faults, no warnings"
+    assert pen(port, "faults").stdout.splitlines() == ["no faults latched", "no warnings"]
     board_sleep(0.1)
     done = pen(port, "--json", "clear")
     assert done.returncode == 0 and json.loads(done.stdout)["state"] in ("IDLE", "READY")

@@ -14,6 +14,10 @@ from .transport import Transport
 _BOOT_RETRACT_S = 6.0  # the longest a boot's retract may take: a homing timeout, and more
 
 
+def _reason(command, message):
+    """The board's refusal without its own "<command> refused: " (the error says it)."""
+    head = "%s refused: " % command
+    return message[len(head):] if message[: len(head)].upper() == head.upper() else message
 
 
 class Pen:
@@ -82,7 +86,8 @@ class Pen:
             if fields.get("err") != "SEQ_REUSED":
                 break
         if "err" in fields:
-            raise RefusedError("%s refused (%s): %s" % (command, fields["err"], message),
+            raise RefusedError("%s refused (%s): %s" % (command, fields["err"],
+                                                        _reason(command, message)),
                                fields["err"])
         return fields, message
 
@@ -279,9 +284,10 @@ class Pen:
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}
 
-    def telemetry(self, timeout=1.0, fresh=False):
-        """Iterate Status objects from telemetry lines as they arrive (with fresh=True,
-        only lines that arrive from now on)."""
+    def telemetry(self, timeout=1.0, fresh=True):
+        """Iterate Status objects from telemetry lines that arrive from now on; with
+        fresh=False, first the lines already received and not yet taken (up to the
+        transport's queue, possibly seconds old)."""
         while fresh and not self.link.telemetry.empty():
             self.link.telemetry.get_nowait()
         while True:

@@ -24,6 +24,7 @@ class MonitorSnapshot:
     bad_lines: int = 0
     round_trip_ms: float | None = None
     message: str = ""
+    warnings: list = field(default_factory=list)  # each active warning and how to clear it
 
 
 def monitor_view(snap):
@@ -32,6 +33,7 @@ def monitor_view(snap):
              Text(KEYS_HELP, style="dim")]
     if snap.message:
         parts.append(Text(snap.message, style="bold yellow"))
+    parts += [Text(w, style="yellow") for w in snap.warnings]
     return Group(*parts, _readings(snap), _link_table(snap), _events_table(snap))
 
 

@@ -39,8 +39,11 @@ class Recorder:
     Rows are line-buffered, so a recording cut short (Ctrl-C, kill) keeps what it had.
     """
 
-    def __init__(self, pen, path, telemetry_timeout=2.0, clock=time.monotonic):
+    def __init__(self, pen, path, telemetry_timeout=2.0, clock=time.monotonic, on_event=None):
+        """on_event(name, fields, message) is called for each event written, for a
+        caller that shows them too (the events are the recorder's to take)."""
         self.pen = pen
+        self.on_event = on_event
         self.path = Path(path)
         self.telemetry_timeout = telemetry_timeout
         self.clock = clock
@@ -89,17 +92,27 @@ class Recorder:
     def poll(self):
         """Wait for the next telemetry line and write it, after the events that came
         before it."""
-        status = next(self._telemetry)
+        self.take(next(self._telemetry))
+
+    def take(self, status):
+        """Write a telemetry line that someone else read from the pen just now (`pen run
+        --record`: the pass follows the telemetry), after the events that came before it."""
         now = self.elapsed_s
         self._write_events(now)
         self._writer.writerow(telemetry_row(now, status))
         self.telemetry_rows += 1
+
+    def write_events(self):
+        """Write the events received so far (with no telemetry to wait for)."""
+        self._write_events()
 
     def _write_events(self, now=None):
         now = self.elapsed_s if now is None else now
         for name, fields, message in self.pen.events():
             self._writer.writerow(event_row(now, name, describe_event(fields, message)))
             self.event_rows += 1
+            if self.on_event is not None:
+                self.on_event(name, fields, message)
 
 
 def telemetry_row(time_s, status):

@@ -6,6 +6,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from .errors import RefusedError
+
 SETTLE_S = 1.5  # rate and depth ramps are over by then; later samples judge the pass
 # (a pass shorter than twice that is judged on its second half: the 300 Hz/s ramp to the
 # 150 Hz maximum takes 0.5 s)
@@ -23,7 +25,7 @@ class PassReport:
     depth_error_mean_mm: float = 0.0
     depth_error_max_mm: float = 0.0
     final_state: str = ""
-    ended_by: str = ""  # "time", "fault" or "operator"
+    ended_by: str = ""  # "time", "fault" or "operator" (Ctrl-C)
     faults: list = field(default_factory=list)
 
 
@@ -31,15 +33,24 @@ def run_pass(pen, depth_mm=None, rate_hz=None, seconds=float("inf"), on_status=N
     """Run one pass at the given settings (None: as the board has them); returns a
     PassReport. Ctrl-C (KeyboardInterrupt) stops the needles and ends the pass as the
     operator's stop."""
-    if pen.status().state != "READY":
+    homed = pen.status().state != "READY"
+    if homed:
         pen.home()
-    if depth_mm is not None or rate_hz is not None:
-        pen.set(depth_mm=depth_mm, rate_hz=rate_hz)
-    settings = pen.get()
-    report = PassReport(float(settings["depth"]), float(settings["rate"]), seconds)
-    strokes_before = pen.status().strokes
+    try:
+        if depth_mm is not None or rate_hz is not None:
+            pen.set(depth_mm=depth_mm, rate_hz=rate_hz)
+        settings = pen.get()
+        report = PassReport(float(settings["depth"]), float(settings["rate"]), seconds)
+        strokes_before = pen.status().strokes
+        pen.start()
+    except RefusedError as e:
+        if not homed:
+            raise
+        # a refusal says nothing changed, and the board did change nothing; but the pass
+        # had homed first, and the operator must not think the needles stood still
+        raise RefusedError("%s; the pass had homed the needles first (now at 0 mm, READY)"
+                           % e.message, e.code) from e
     samples = []
-    pen.start()
     t0 = time.monotonic()
     try:
         report.ended_by = _follow(pen, seconds, t0, samples, on_status)

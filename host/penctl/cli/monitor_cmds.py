@@ -3,9 +3,11 @@
 import collections
 import math
 import os
+import queue
 import select
 import sys
 import termios
+import threading
 import time
 import tty
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from ..errors import LinkError, RefusedError
 from ..monitor_view import MonitorSnapshot, monitor_view
 from ..plot import render
 from ..record import Recorder, describe_event
-from . import command, emit, pen_of, port_of, stderr_console
+from . import command, emit, pen_of, port_of, stderr_console, warning_line
 from .session_cmds import Duration
 
 FRAME_S = 0.1  # the view's refresh period, and the longest a key waits to be read
@@ -33,8 +35,11 @@ class _Monitor:
     """The pen behind the monitor view: press() acts on a key at once, refresh() gathers
     what the next frame shows."""
 
-    def __init__(self, pen, port, clock=time.monotonic):
+    def __init__(self, pen, port, clock=time.monotonic, events=None):
+        """events: where the board's events come from (a recording takes them first),
+        by default the pen's queue."""
         self.pen = pen
+        self._new_events = events or pen.events
         self.clock = clock
         self.started = clock()
         self.snap = MonitorSnapshot(port=port, elapsed_s=0.0)
@@ -60,7 +65,7 @@ class _Monitor:
         try:
             return request()
         except RefusedError as e:
-            return "refused: %s" % e
+            return str(e)  # it says what was refused
         except LinkError as e:
             if e.code != "RESET":
                 raise
@@ -99,6 +104,8 @@ class _Monitor:
             self._last_poll = now
             # a poll that went through returns None: the last command's message stays up
             self.snap.message = self._outcome(self._poll_status) or self.snap.message
+        warnings = self.snap.status.warnings if self.snap.status else []
+        self.snap.warnings = [warning_line(w) for w in warnings]
         return self.snap
 
     def _poll_status(self):
@@ -107,7 +114,7 @@ class _Monitor:
         self.snap.status = Status.from_fields(fields)
 
     def _take_events(self, now):
-        for name, fields, message in self.pen.events():
+        for name, fields, message in self._new_events():
             self._events.append((now - self.started, name, describe_event(fields, message)))
         self.snap.events = list(self._events)
 
@@ -164,20 +171,77 @@ def _run_monitor(monitor, live, keys_fd):
                 return
 
 
+class _Recording:
+    """`pen monitor --record`: a thread writes each telemetry line as it arrives (the
+    monitor's frames, 0.1 s apart, would time it too coarsely) and each event, which it
+    then hands to the monitor to show."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self._events = queue.Queue()
+        recorder.on_event = lambda *event: self._events.put(event)
+        self._stop = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pen-record")
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.recorder.poll()
+            except LinkError:  # no telemetry (off, or the board restarting): events go on
+                self.recorder.write_events()
+            except Exception as e:  # noqa: BLE001 - the monitor's thread reports it
+                self.error = e
+                return
+
+    def events(self):
+        out = []
+        while not self._events.empty():
+            out.append(self._events.get_nowait())
+        return out
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.error is not None:
+            raise self.error
+
+
+@contextmanager
+def _recorded(pen, path):
+    if path is None:
+        yield None
+        return
+    with Recorder(pen, path) as recorder:
+        recording = _Recording(recorder)
+        try:
+            yield recording
+        finally:
+            recording.stop()
+
+
 @command()
-def monitor(ctx):
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
+              help="also record telemetry and events to this CSV (as `pen record` does)")
+def monitor(ctx, record_path):
     """Full-screen live view with keys: s start, space stop (at once), c clear, h home,
     q quit. Quitting with the needles running stops them."""
     # with --json the view goes to stderr and stdout gets the last frame's data
     console = Console(stderr=ctx.obj["json"])
     on_screen = console.file.isatty()
-    with pen_of(ctx) as pen, _keys_from(sys.stdin) as keys_fd, \
+    with pen_of(ctx) as pen, _recorded(pen, record_path) as recording, \
+            _keys_from(sys.stdin) as keys_fd, \
             Live(console=console, screen=on_screen, auto_refresh=False,
                  transient=ctx.obj["json"]) as live:
-        watched = _Monitor(pen, port_of(ctx))
+        watched = _Monitor(pen, port_of(ctx), events=recording and recording.events)
         _run_monitor(watched, live, keys_fd)
     if ctx.obj["json"]:
         emit(ctx, watched.snap, None)
+    if recording is not None and not ctx.obj["json"]:
+        r = recording.recorder
+        click.echo("recorded %d lines (%d telemetry, %d events) to %s" % (
+            r.rows, r.telemetry_rows, r.event_rows, r.path), err=True)
 
 
 # ---- pen record -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Session commands: what an operator does with the pen during a treatment."""
 
+import contextlib
 import re
 
 import click
@@ -8,12 +9,10 @@ from rich.live import Live
 
 from ..errors import FaultError
 from ..firmware import wire
-from ..firmware.protocol import WARNINGS
+from ..record import Recorder
 from ..session import run_pass
 from ..views import log_table, pass_table, status_table
-from . import command, emit, pen_of
-
-WARNING_TEXT = dict(WARNINGS)
+from . import Interrupted, command, emit, pen_of, warning_line
 
 
 class Duration(click.ParamType):
@@ -40,6 +39,9 @@ def status(ctx):
     with pen_of(ctx) as pen:
         st = pen.status()
     emit(ctx, st, status_table(st, title="pen status"))
+    if not ctx.obj["json"]:
+        for w in st.warnings:
+            click.echo(warning_line(w))
 
 
 @command()
@@ -68,37 +70,64 @@ def set_cmd(ctx, depth, rate, telemetry, link_timeout, run_limit):
     emit(ctx, values, wire.pairs(values.items()))
 
 
-def _pass(ctx, depth, rate, seconds):
+def _pass(ctx, depth, rate, seconds, record_path=None, open_ended=False):
     console = Console(stderr=ctx.obj["json"])
-    with pen_of(ctx) as pen, Live(console=console, refresh_per_second=8,
-                                  transient=ctx.obj["json"]) as live:
-        report = run_pass(pen, depth, rate, seconds,
-                          on_status=lambda st, t: live.update(status_table(st, t)))
+    with pen_of(ctx) as pen, _recording(pen, record_path) as recorder, \
+            Live(console=console, refresh_per_second=8, transient=ctx.obj["json"]) as live:
+        def on_status(st, t):
+            if recorder is not None:
+                recorder.take(st)
+            live.update(status_table(st, t))
+
+        report = run_pass(pen, depth, rate, seconds, on_status=on_status)
     if not ctx.obj["json"]:
         click.echo()
     emit(ctx, report, pass_table(report))
+    if recorder is not None and not ctx.obj["json"]:
+        click.echo("recorded %d lines (%d telemetry, %d events) to %s" % (
+            recorder.rows, recorder.telemetry_rows, recorder.event_rows, recorder.path),
+            err=True)
     if report.ended_by == "fault":
         raise FaultError("the pass ended on a fault: %s; see `pen faults`, clear with "
                          "`pen clear` once the cause is gone" % (", ".join(report.faults)
                                                                  or report.final_state))
+    if report.ended_by == "operator" and not open_ended:
+        # the summary says what was delivered; the exit code says it was not the plan
+        raise Interrupted("interrupted: the pass was stopped after %.1f s of %.1f s"
+                          % (report.ran_s, report.planned_s))
+
+
+def _recording(pen, path):
+    return Recorder(pen, path) if path else contextlib.nullcontext()
+
+
+RECORD_HELP = ("also record its telemetry and events to this CSV (as `pen record` does; "
+               "`pen plot` draws it)")
 
 
 @command()
 @click.option("--for", "seconds", type=Duration(), default=None,
               help="stop after this long (default: Ctrl-C or the board's run limit)")
-def start(ctx, seconds):
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
+              help=RECORD_HELP)
+def start(ctx, seconds, record_path):
     """Start the needles at the current settings and stay with them (live view) until
-    Ctrl-C, --for or a fault: a run needs its host, the board stops it if the host goes."""
-    _pass(ctx, None, None, seconds or float("inf"))
+    Ctrl-C, --for or a fault: a run needs its host, the board stops it if the host goes.
+    Homes first if the needles are not homed. Ctrl-C before --for is up exits 130;
+    without --for it is the ordinary end (0)."""
+    _pass(ctx, None, None, seconds or float("inf"), record_path, open_ended=seconds is None)
 
 
 @command()
 @click.option("--depth", type=float, required=True, help="needle depth, mm")
 @click.option("--rate", type=float, required=True, help="stroke rate, Hz")
 @click.option("--for", "seconds", type=Duration(), required=True, help="e.g. 30s, 2m")
-def run(ctx, depth, rate, seconds):
-    """A timed pass: home if needed, set, start, live view, stop; then what was delivered."""
-    _pass(ctx, depth, rate, seconds)
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
+              help=RECORD_HELP)
+def run(ctx, depth, rate, seconds, record_path):
+    """A timed pass: home if needed, set, start, live view, stop; then what was delivered.
+    Ctrl-C stops the needles, shows the summary and exits 130."""
+    _pass(ctx, depth, rate, seconds, record_path)
 
 
 @command()
@@ -125,9 +154,10 @@ def faults(ctx):
         found = pen.faults()
         warnings = pen.status().warnings
     lines = ["%s  %s  [%s]" % (f["code"], f["detail"], f["readings"]) for f in found]
-    lines += ["warning %s: %s" % (w, WARNING_TEXT.get(w, "")) for w in warnings]
-    emit(ctx, {"faults": found, "warnings": warnings},
-         "\n".join(lines) or "no latched faults, no warnings")
+    lines = lines or ["no faults latched"]
+    lines += [warning_line(w) for w in warnings] or ["no warnings"]
+    emit(ctx, {"faults": found, "warnings": warnings}, "\n".join(lines))
+
 
 
 @command(name="log")

@@ -77,7 +77,7 @@ class VirtualBoard:
     world_ahead_max_ms = _kept_by("_clock", "world_ahead_max_ms")
 
     def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None,
-                 count_writes=False, needles_mm=None):
+                 count_writes=False, needles_mm=None, link=None):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
@@ -101,7 +101,7 @@ class VirtualBoard:
         self.uid = bytes.fromhex("240ac4") + os.urandom(3)
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
-        self.port = str(self.tmp / "ttyPEN0")
+        self.port = str(link or self.tmp / "ttyPEN0")  # link: a stable path (`pen sim`)
         self._spi_flash = SpiFlash(self.tmp / "flash.bin", self.chip)  # what esptool writes
         self.flash_image, self.flash_size = self._spi_flash.path, self._spi_flash.size
         self.app_offset = self._spi_flash.app_offset
@@ -183,6 +183,9 @@ class VirtualBoard:
         if self._registers is not None:
             self._registers.close()
             self._registers = None
+        if self.bridge is not None and os.path.realpath(self.port) == \
+                os.path.realpath(self.bridge.host_port):  # ours, not another board's since
+            os.unlink(self.port)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- what the parts do for the board (their methods, their docstrings) ---------------------
