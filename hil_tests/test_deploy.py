@@ -247,7 +247,7 @@ def test_deploy_refused_while_the_needles_run(board):
     pen = patient_pen(board.port)
     pen.set(link_timeout=2000)  # the longest: deploy must reach the board within it
     start_run(pen, board)
-    pen._stop_keepalive()
+    pen.keepalive.stop()
     pen.link.close()  # the host program ended without STOP: the run lasts to the link timeout
     with pytest.raises(RefusedError) as refused:
         deploy(board.port)

@@ -93,7 +93,7 @@ PLANTED_ESCAPE = ("app.py", "            self.tick()\n",
 
 def escape_from_the_app(board, pen, until, what):
     """Trip PLANTED_ESCAPE on a running board: the app ends; wait until `until()`."""
-    pen._stop_keepalive()
+    pen.keepalive.stop()
     pen.link.write_line(frame("99 SET telemetry=7"))  # no reply comes: the app is gone
     wait_until(until, 3, what)
     pen.link.close()
@@ -131,7 +131,7 @@ def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
 
 def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_again(board):
     pen = start_run(patient_pen(board.port), board)
-    pen._stop_keepalive()
+    pen.keepalive.stop()
     board.proc.kill()  # the chip panics
     wait_until(lambda: board.crash, 2.0, "crash noticed")
     # noticed and reset in one pass of the board: whoever sees the crash sees the outputs off

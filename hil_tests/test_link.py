@@ -56,7 +56,7 @@ def test_repeated_sequence_number_gets_first_answer_without_running_twice(pen):
 def test_silent_host_during_run_stops_motor_within_link_timeout(running_pen, board):
     timeout_ms = board.definition["limits"]["link_timeout_ms"]  # the board's default
     running_pen.set(link_timeout=timeout_ms)
-    running_pen._stop_keepalive()  # the host goes silent
+    running_pen.keepalive.stop()  # the host goes silent
     silent_from = board.ticks()
     wait_until(lambda: motor_stopped(board), 2.0, "motor off after link timeout")
     # the firmware's timeout runs on its own clock: however busy the host, no more of its

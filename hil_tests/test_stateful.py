@@ -153,7 +153,7 @@ class PenMachine(RuleBasedStateMachine):
     @rule()
     def silence(self):
         # the host stops talking during a run: the board must stop on its own
-        self.pen._stop_keepalive()
+        self.pen.keepalive.stop()
         board_sleep(0.7)
 
     @precondition(lambda self: len(self.injected) < 2)

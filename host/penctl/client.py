@@ -8,6 +8,7 @@ from . import patience
 from .errors import FaultError, LinkError, RefusedError
 from .firmware import protocol as P
 from .firmware import wire
+from .keepalive import Keepalive
 from .status import Status
 from .transport import Transport
 
@@ -37,7 +38,7 @@ class Pen:
         self.link = Transport(port, baudrate)
         self._seq = random.randrange(1, P.SEQ_MAX)
         self._seq_lock = threading.Lock()
-        self._keepalive = None
+        self.keepalive = Keepalive(self.link, self._next_seq)
         self.info = {}
         try:
             self._connect(connect_timeout)
@@ -55,12 +56,12 @@ class Pen:
         """Close the port; a motor still running is stopped first."""
         try:
             latest = self.link.latest or {}
-            if self._keepalive is not None or latest.get("st") == "RUNNING":
+            if self.keepalive.running or latest.get("st") == "RUNNING":
                 self.request("STOP")
         except LinkError:
             pass
         finally:
-            self._stop_keepalive()
+            self.keepalive.stop()
             self.link.close()
 
     # ---- requests -------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class Pen:
             if reply[0].get("err") == "RESTARTED":
                 raise self._restarted(command, "it was not run")
             return reply
-        raise self._no_answer(command)
+        raise self.link.no_answer(command, self.retries + 1)
 
     def _restarted(self, command, outcome):
         """The LinkError for a board that restarted under a request; the Pen says HELLO
@@ -129,31 +130,6 @@ class Pen:
         return LinkError("the board restarted (reset cause %s) while %s was pending, so %s: check "
                          "its state (`pen status`, `pen log`)" % (self.info.get("reset", "?"),
                                                                   command, outcome), "RESET")
-
-    def _no_answer(self, command):
-        port = self.link.port
-        kind, service, main = self.link.probe_repl()
-        if service:
-            return LinkError(
-                "the board on %s is in service mode: the pen firmware does not run, and a "
-                "reset brings it back to service mode; leave it with `mpremote connect %s fs "
-                "rm :service + reset` (`pen deploy` also leaves it)" % (port, port), "REPL")
-        where = {"raw": "MicroPython's raw REPL (where mpremote or another tool left it)",
-                 "repl": "the MicroPython REPL"}.get(kind)
-        if where and main is False:
-            return LinkError("the board on %s is at %s and has no pen firmware on its flash: "
-                             "deploy it with `pen deploy`" % (port, where), "REPL")
-        if kind == "raw":
-            return LinkError("the board on %s is at %s, not running the pen firmware: reset "
-                             "it with `mpremote connect %s reset`, its EN button or a power "
-                             "cycle" % (port, where, port), "REPL")
-        if kind == "repl":
-            return LinkError("the board on %s is at %s, not running the pen firmware: "
-                             "soft-reset it (Ctrl-D in a terminal, or `mpremote connect %s "
-                             "reset`) or power-cycle it" % (port, where, port), "REPL")
-        return LinkError("no answer to %s from %s after %d tries; check the cable and that "
-                         "the pen firmware is running" % (command, port, self.retries + 1),
-                         "NO_ANSWER")
 
     def _connect(self, deadline_s):
         deadline = time.monotonic() + deadline_s
@@ -201,7 +177,7 @@ class Pen:
     def start(self):
         """Start the needles; a keepalive runs until stop(), a fault or close()."""
         self.request("START")
-        self._start_keepalive()
+        self.keepalive.start()
 
     def stop(self, timeout=5.0):
         """Ramp the motor down; returns the status once the board reports a state other
@@ -225,7 +201,7 @@ class Pen:
                         "e-stop" % (st.state, timeout), "TIMEOUT")
                 time.sleep(0.05)
         finally:
-            self._stop_keepalive()
+            self.keepalive.stop()
 
     def clear(self):
         fields, _ = self.request("CLEAR")
@@ -319,37 +295,3 @@ class Pen:
                 raise LinkError("board still %s after %.1f s, expected %s" % (
                     st.state, timeout, state), "TIMEOUT")
             time.sleep(0.05)
-
-    # ---- keepalive ----------------------------------------------------------------------------
-    def _start_keepalive(self, period=0.1):
-        """KA every `period` s, five to the shortest link timeout, on a fixed schedule: a
-        lost keepalive or answer is never resent, the next one on time is the resend.
-        (Waiting out a lost answer's timeout, then probing for a REPL, left the board
-        without a frame for a second or more; waiting for each answer before the next
-        period made a lost one cost two periods.) A host that kept this thread waiting
-        gets one out at once and the schedule goes on from there, without a burst."""
-        self._stop_keepalive()
-        stop = threading.Event()
-
-        def loop():
-            due, seq = time.monotonic(), None
-            while not stop.wait(max(0.0, due + period - time.monotonic())):
-                due = max(due + period, time.monotonic() - period / 2)
-                if seq is not None:
-                    self.link.forget(seq)  # its answer, if it came, is no one's business
-                seq = self._next_seq()
-                self.link.forget(seq)
-                try:
-                    self.link.write_line(wire.frame(wire.request(seq, "KA")))
-                except LinkError:
-                    continue
-
-        t = threading.Thread(target=loop, daemon=True, name="pen-keepalive")
-        self._keepalive = (stop, t)
-        t.start()
-
-    def _stop_keepalive(self):
-        ka, self._keepalive = self._keepalive, None
-        if ka is not None:
-            ka[0].set()
-            ka[1].join(timeout=2)

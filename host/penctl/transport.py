@@ -131,6 +131,32 @@ class Transport:
                 self.telemetry.get_nowait()
             self.telemetry.put(fields)
 
+    def no_answer(self, command, tries):
+        """The LinkError for frames nobody answered: what holds the port (probe_repl()),
+        and what to do about it."""
+        port = self.port
+        kind, service, main = self.probe_repl()
+        if service:
+            return LinkError(
+                "the board on %s is in service mode: the pen firmware does not run, and a "
+                "reset brings it back to service mode; leave it with `mpremote connect %s fs "
+                "rm :service + reset` (`pen deploy` also leaves it)" % (port, port), "REPL")
+        where = {"raw": "MicroPython's raw REPL (where mpremote or another tool left it)",
+                 "repl": "the MicroPython REPL"}.get(kind)
+        if where and main is False:
+            return LinkError("the board on %s is at %s and has no pen firmware on its flash: "
+                             "deploy it with `pen deploy`" % (port, where), "REPL")
+        if kind == "raw":
+            return LinkError("the board on %s is at %s, not running the pen firmware: reset "
+                             "it with `mpremote connect %s reset`, its EN button or a power "
+                             "cycle" % (port, where, port), "REPL")
+        if kind == "repl":
+            return LinkError("the board on %s is at %s, not running the pen firmware: "
+                             "soft-reset it (Ctrl-D in a terminal, or `mpremote connect %s "
+                             "reset`) or power-cycle it" % (port, where, port), "REPL")
+        return LinkError("no answer to %s from %s after %d tries; check the cable and that "
+                         "the pen firmware is running" % (command, port, tries), "NO_ANSWER")
+
     def probe_repl(self, wait=1.5):
         """What holds the port when frames go unanswered: (kind, service, main) with kind
         "repl" (MicroPython's friendly REPL), "raw" (its raw REPL) or None (silence, or
