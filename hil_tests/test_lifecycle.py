@@ -24,6 +24,31 @@ MAIN_WITHOUT_FINALLY = [("main.py", "    except BaseException as e:  # printed b
                         ("main.py", "finally:\n    if not service:\n", "finally:\n    if 0:\n")]
 
 
+def test_ctrl_c_while_the_board_restarts_never_kills_it(board):
+    # The VM process starts as a CPython program that loads the VM: its own SIGINT handler
+    # is up before MicroPython's, and a Ctrl-C turned into SIGINT then killed the process
+    # (a panic, another boot). A chip has no such moment: until boot.py runs, its ROM and
+    # MicroPython's start-up take no Ctrl-C; the byte waits in the UART. (Once boot.py runs,
+    # a Ctrl-C before main.py turns it off reaches the REPL, as on an ESP32.)
+    import serial
+    from penctl.sim.vm import simhw
+
+    with serial.serial_for_url(board.port, timeout=0) as port:
+        for _ in range(3):
+            resets = len(board.observe()["resets"])
+            board.reset()
+            for _ in range(2000):  # Ctrl-C every 2 ms of the host's time until boot.py runs
+                if board.regs[simhw.H_STANDIN_BYTES]:
+                    break
+                port.write(b"\x03")
+                time.sleep(0.002)
+            wait_until(lambda: board.observe()["vm_running"], 5, "VM running after the reset")
+            assert board.crash is None, board.crash
+            assert len(board.observe()["resets"]) == resets + 1, board.observe()["resets"]
+            with patient_pen(board.port) as pen:  # the firmware, not the REPL
+                assert pen.status().state in ("BOOT", "IDLE")
+
+
 def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app(board):
     # Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): a second one could land
     # in main.py's finally before the motor is off. The byte is a realtime STOP instead,

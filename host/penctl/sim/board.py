@@ -149,7 +149,7 @@ class VirtualBoard:
         physics thread's part."""
         regs, physics, vm, lock = self.regs, self.physics, self._vm, self._lock
         self._clock = ChipClock(regs, vm, physics, self.tick_s)
-        self.bridge = LinkBridge(bridge_end, vm.interrupt, self._clock.link_passed)
+        self.bridge = LinkBridge(bridge_end, self._ctrl_c, self._clock.link_passed)
         self._stalls = HostStalls(self.bridge)
         self._watchdog = Watchdog(regs, vm, self._clock, self._stalls, physics)
         self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock)
@@ -163,6 +163,13 @@ class VirtualBoard:
                              stalls=self._stalls, heartbeat=self._heartbeat,
                              injection=self._injection, chip=self._chip, lock=lock,
                              stop=self._stop)
+
+    def _ctrl_c(self):
+        """A Ctrl-C from the host: SIGINT for a VM that catches it (VmProcess.interrupt),
+        once the VM runs its own code. Before that the process is a CPython program loading
+        the VM, whose SIGINT handler ends it: a moment no chip has, so the byte goes to the
+        UART as it would on one."""
+        return bool(self.regs[simhw.H_STANDIN_BYTES]) and self._vm.interrupt()
 
     def close(self):
         self._stop.set()

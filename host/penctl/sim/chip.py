@@ -74,6 +74,7 @@ class Chip:
         regs[simhw.H_VM_MS] = 0  # this VM has not looked at its clock yet
         regs[simhw.H_VM_LAG_MS] = regs[simhw.H_STOPPED_MS] = 0  # nor waited for anything
         regs[simhw.H_LINK_MS] = 0
+        regs[simhw.H_STANDIN_BYTES] = 0  # written once sim_start.py runs in the VM
         self.clock.new_vm()
         regs[simhw.H_BOOTS] += 1
         now = time.monotonic()
