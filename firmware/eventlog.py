@@ -4,7 +4,7 @@
 # protocol frame, so a record torn by a power cut fails its CRC and is skipped.
 # Events queue in RAM and are written when the needles are still (app.py), never from the
 # control tick: at most _QUEUE records can be lost to a power cut, and only those not yet
-# flushed (the README states the bound).
+# flushed (docs/safety.md, "Event log", states the bound).
 import errno
 
 import protocol as P

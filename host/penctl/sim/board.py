@@ -1,7 +1,8 @@
 """The virtual board: the real firmware in the MicroPython VM, a physics model behind
 its pins, reached through a real serial device.
 
-    host (pyserial) -> <tmp>/ttyPEN (symlink) -> PTY -> link bridge -> socket -> VM stdio
+    host (pyserial) -> <tmp>/ttyPEN0 or a stable link (symlink) -> PTY -> link bridge
+    -> socket -> VM stdio
 
 VirtualBoard is the one public face; it builds the board from parts, each a file named
 for the piece of hardware (or the host's stand-in for it) it is:

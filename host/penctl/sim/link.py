@@ -86,7 +86,7 @@ class LinkBridge:
         """The UART for an in-process client (the RFC 2217 server), as the client's end of
         a socket pair, until detach(). A port has one owner, as on a real board; and the
         client's bytes never cross a PTY, whose kernel worker a busy host can hold up for a
-        minute and more (README, "Figures")."""
+        minute and more (docs/figures.md, "Figures")."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         mine.setblocking(False)
         with self._pass_lock:

@@ -1,6 +1,6 @@
 # Stand-in for the ESP32 port's `machine` module on the virtual board.
 # Class, method and parameter names copy the ESP32 port (checked against
-# micropython-esp32-stubs by tests/test_machine_standin.py); behind them is the
+# micropython-esp32-stubs by tests/test_standin_api.py); behind them is the
 # register file the host's physics model reads and writes (simhw.py).
 # It offers only what the firmware, mpremote and the tests use: on an ESP32 this module
 # is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
@@ -117,7 +117,7 @@ class Pin:
         # on the pin (G_COUNT), so an opening shorter than the gap between two looks still
         # fires. Falling edges follow from that count and the level (each rise is undone by
         # a fall). _last is count * 2 + level at the last look; no new names (the VM's
-        # interned names are scarce, see README).
+        # interned names are scarce, see docs/figures.md#heap).
         r = _regs()
         level = r.get(simhw.slot(self._id, simhw.G_IN))
         n = r.get(simhw.slot(self._id, simhw.G_COUNT))

@@ -5,7 +5,7 @@ import gc
 import sys
 
 # Names here are the port's own where they can be (start, run): each new one costs the VM an
-# interned string, and the 621st a 7 KB pool (README).
+# interned string, and the 621st a 7 KB pool (docs/figures.md#heap).
 
 gc.collect()
 start = gc.mem_free()

@@ -7,7 +7,7 @@
 # allocates nothing.
 # The clock is the firmware's `time` on the VM (sim_start.py puts this module in its
 # place; see ticks_us). Names here are the port's own where they can be: each new name
-# costs the VM an interned string, and the 621st a 7 KB pool (README).
+# costs the VM an interned string, and the 621st a 7 KB pool (docs/figures.md#heap).
 import time as real
 
 try:
