@@ -180,7 +180,7 @@ class Controller:
         self._set_state(P.ESTOP if code == P.F_ESTOP else P.FAULT)
 
     def post(self, name, fields=(), message=""):
-        """Queue event `name` for the host and the log (wire.event's arguments)."""
+        """Queue event `name` for the host and the log (wire.text's arguments)."""
         self.events.append(wire.text(name, fields, message))
 
     def _set_state(self, new):
