@@ -7,7 +7,7 @@
 #   error      "<seq> ERR <CODE> : <message>"              "-" for seq: a frame never read
 #   event      "! <EVENT> [name=value ...] [: message]"    unsolicited
 #   telemetry  "~ name=value ..."                          the status fields (codes.FIELDS)
-#   paged      a reply whose message is items joined by " | " (LOG's records, FAULTS' faults)
+#   paged      a reply whose message is items: LOG's records joined by " | ", FAULTS' by "; "
 # The board's settings file and its event-log records are frames too, so a CRC guards them.
 # The CRC is CRC-32 (as zlib's) over the body bytes: CRC-16 let damaged frames through (about
 # 1 in 240,000 under the lossy-link test's damage; docs/protocol.md has the figures), and

@@ -175,3 +175,34 @@ def test_host_writes_each_parameter_with_its_own_decimals():
     # refuses them rather than the host rounding them away
     assert host.request_fields({"depth": 0.5004})[0][1] == "0.5004"
     assert host.request_fields({"depth": float("nan")})[0][1] == "nan"
+
+
+class _Uart:
+    """A stream as the board's UART takes bytes: write(buf, length)."""
+
+    def __init__(self):
+        self.out = b""
+
+    def write(self, buf, length):
+        self.out += bytes(buf[:length])
+        return length
+
+
+@pytest.mark.parametrize("values", [
+    dict(state=P.RUNNING, faults=0, warnings=0, rate_chz=9950, setpoint_chz=10000, depth_um=500,
+         setpoint_um=750, current_ma=1234, temp_dc=-15, supply_mv=12050, duty_pm=352, strokes=0,
+         up_ms=123456),
+    # the longest line there is: every fault and warning named, numbers at their widest
+    dict(state=P.ESTOP, faults=(1 << len(P.FAULTS)) - 1, warnings=(1 << len(P.WARNINGS)) - 1,
+         rate_chz=-(2**29), setpoint_chz=2**29, depth_um=-(2**29), setpoint_um=2**29,
+         current_ma=-(2**29), temp_dc=-(2**29), supply_mv=2**29, duty_pm=2**29,
+         strokes=2**29, up_ms=2**29),
+])
+def test_the_boards_writer_sends_the_line_fields_would(values):
+    # the board writes telemetry digit by digit from one buffer; it must be the very line
+    # the string-built path (and the host's parser) agree on
+    source = types.SimpleNamespace(**values)
+    uart = _Uart()
+    length = W.Writer(uart).telemetry(source)
+    expected = W.frame(W.telemetry(W.fields(source))) + "\n"
+    assert uart.out.decode() == expected and length == len(expected)
