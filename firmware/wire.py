@@ -272,6 +272,58 @@ def event_is(body, name, key, value):
 
 
 # ---- parsing requests (the board) -------------------------------------------------------------
+def read_request(line, view, n):
+    """(seq, command index, crc_of()) of a request of n bytes in the bytearray `line`
+    (`view` a memoryview of it), read in place: a request of the plain form
+    '<seq> <CMD> *<CRC>' allocates only the view its CRC is taken over, where unframe() and
+    parse_request() build ~1 KB of strings for a KA. None for any other line (arguments,
+    extra spaces, a damaged frame): parse it as text, which finds what is wrong with it."""
+    star = n - P.TRAILER
+    if star < 3 or line[star] != 32 or line[star + 1] != 42:  # ' *'
+        return None
+    hi = _hex16(line, star + 2)
+    lo = _hex16(line, star + 6)
+    if hi < 0 or lo < 0:
+        return None
+    crc = crc32(view[:star])
+    if crc >> 16 != hi or crc & 0xFFFF != lo:
+        return None
+    seq = 0
+    i = 0
+    while i < star and 48 <= line[i] <= 57 and i < 5:
+        seq = seq * 10 + line[i] - 48
+        i += 1
+    if not i or line[i] != 32 or not 0 < seq <= P.SEQ_MAX:
+        return None
+    start = i + 1
+    for cmd in range(len(P.COMMANDS)):
+        name = P.COMMANDS[cmd][0]
+        if start + len(name) == star and _is(line, start, name):
+            return seq, cmd, ((hi & 0x0FFF) << 16) | lo
+    return None
+
+
+def _hex16(line, at):
+    """The 16-bit value of 4 upper-case hex digits at line[at:], or -1."""
+    value = 0
+    for i in range(at, at + 4):
+        c = line[i]
+        if 48 <= c <= 57:
+            value = value * 16 + c - 48
+        elif 65 <= c <= 70:
+            value = value * 16 + c - 55
+        else:
+            return -1
+    return value
+
+
+def _is(line, at, name):
+    for i in range(len(name)):
+        if line[at + i] != ord(name[i]):
+            return False
+    return True
+
+
 def parse_request(body):
     """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...])."""
     parts = body.split()

@@ -206,3 +206,29 @@ def test_the_boards_writer_sends_the_line_fields_would(values):
     length = W.Writer(uart).telemetry(source)
     expected = W.frame(W.telemetry(W.fields(source))) + "\n"
     assert uart.out.decode() == expected and length == len(expected)
+
+
+@given(st.integers(1, 65535), st.sampled_from([c[0] for c in P.COMMANDS]),
+       st.sampled_from(["", " depth=0.5", "  ", " "]))
+def test_requests_read_in_place_agree_with_the_text_parser(seq, command, tail):
+    # the board reads a plain request in its buffer; anything else it hands to the text
+    # parser, so both must agree on every request the in-place reader takes
+    line = W.frame("%d %s%s" % (seq, command, tail)).encode()
+    buf = bytearray(line)
+    got = W.read_request(buf, memoryview(buf), len(buf))
+    if tail:
+        assert got is None
+    else:
+        text_seq, text_cmd, args = W.parse_request(W.unframe(line.decode()))
+        assert got == (text_seq, text_cmd, W.crc_of(line.decode())) and not args
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda b: b[:-1] + (b"0" if b[-1:] != b"0" else b"1"),  # the CRC
+    lambda b: b.replace(b"KA", b"KB"), lambda b: b.replace(b" *", b"*"),
+    lambda b: b[:-8] + b[-8:].lower(), lambda b: b"0" + b, lambda b: b"123456 " + b[2:],
+])
+def test_a_request_the_in_place_reader_cannot_vouch_for_goes_to_the_text_parser(spoil):
+    line = spoil(W.frame("12 KA").encode())
+    buf = bytearray(line)
+    assert W.read_request(buf, memoryview(buf), len(buf)) is None
