@@ -5,6 +5,9 @@
 # so their code and texts hold no RAM between uses (about 5 KB on the virtual board);
 # loading them takes a few ms, never in the control tick. DIAG stays in commands.py: the
 # free heap it reports is without them.
+# Each function here is a method of commands.Commands done out of line (cmds is the
+# Commands object): the state it keeps (settings in use, greeted, reset_pending) is
+# declared in Commands.__init__.
 import os
 
 import protocol as P
@@ -17,12 +20,11 @@ _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since
 
 
 def boot(cmds, board, power_on):
-    app = cmds.app
-    if power_on and _browned_out(app.log):
-        app.ctl.reset_cause = "BROWNOUT"
-    app.default_settings = settings.defaults(board)  # not the board dict: it is big
-    app.saved, app.config_problem = settings.load(board)
-    settings.apply(app.ctl, app.saved, app.config_problem)
+    if power_on and _browned_out(cmds.eventlog):
+        cmds.reset_cause = "BROWNOUT"
+    cmds.default_settings = settings.defaults(board)  # not the board dict: it is big
+    cmds.saved, cmds.config_problem = settings.load(board)
+    settings.apply(cmds.ctl, cmds.saved, cmds.config_problem)
 
 
 def _browned_out(log):
@@ -51,8 +53,8 @@ def hello(cmds, args, now_ms):
     # is kept, so a resend of it is answered as it was)
     cmds.link.answered = cmds.link.answered[-1:]
     return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
-                       ("board", cmds.app.board_name), ("uid", cmds.app.uid),
-                       ("reset", cmds.ctl.reset_cause)])
+                       ("board", cmds.board_name), ("uid", cmds.uid),
+                       ("reset", cmds.reset_cause)])
 
 
 def get(cmds, args, now_ms):
@@ -73,14 +75,14 @@ def faults(cmds, args, now_ms):
     # again was listed with every earlier record too, a reply that grew to a MemoryError
     newest = {}
     for entry in ctl.fault_log:
-        if ctl.faults & (1 << entry[1]):
+        if ctl.latched(entry[1]):
             newest[entry[1]] = entry
     return wire.faults_reply(ctl.faults, ctl.fault_log[-6:], newest.values())
 
 
 def reset(cmds, args, now_ms):
     cmds.ctl.require_still("RESET")
-    cmds.app.reset_pending = True  # after this reply has gone out
+    cmds.reset_pending = True  # after this reply has gone out
 
 
 def service(cmds, args, now_ms):
@@ -96,37 +98,35 @@ def service(cmds, args, now_ms):
 
 
 def config(cmds, args, now_ms):
-    app = cmds.app
     if args:
-        _save(app, settings.parse(args, dict(app.saved)))
-    return _config_fields(app)
+        _save(cmds, settings.parse(args, dict(cmds.saved)))
+    return _config_fields(cmds)
 
 
 def defaults(cmds, args, now_ms):
-    app = cmds.app
-    values = dict(app.default_settings)
+    values = dict(cmds.default_settings)
     for entry in P.CALIBRATION:  # this unit's own measurements, not a preference
-        values[entry[0]] = app.saved[entry[0]]
-    _save(app, values)
-    return _config_fields(app)
+        values[entry[0]] = cmds.saved[entry[0]]
+    _save(cmds, values)
+    return _config_fields(cmds)
 
 
-def _save(app, values):
+def _save(cmds, values):
     # applied first: a refusal raises before anything changed, so nothing refused is saved
-    settings.apply(app.ctl, values, None)
+    settings.apply(cmds.ctl, values, None)
     try:
         settings.save(values)
     except OSError as e:
-        settings.apply(app.ctl, app.saved, app.config_problem)  # back to what was in use
+        settings.apply(cmds.ctl, cmds.saved, cmds.config_problem)  # back to what was in use
         raise P.ProtocolError("STORAGE", "settings not saved (%s); nothing changed" % e) \
             from None
-    app.saved = values
-    app.config_problem = None
+    cmds.saved = values
+    cmds.config_problem = None
 
 
-def _config_fields(app):
-    return wire.pairs(settings.fields(app.saved) + [
-        ("source", "defaults" if app.config_problem else "saved")])
+def _config_fields(cmds):
+    return wire.pairs(settings.fields(cmds.saved) + [
+        ("source", "defaults" if cmds.config_problem else "saved")])
 
 
 def log(cmds, args, now_ms):
@@ -135,10 +135,9 @@ def log(cmds, args, now_ms):
         if name != "since":
             raise P.ProtocolError("UNKNOWN_PARAM", "LOG takes since=<record number>")
         since = P.parse_fixed(text, 0)
-    app = cmds.app
-    app.ctl.require_still("LOG")  # a scan of the whole ring would stall the tick
-    app.flush_log(at_once=True)
-    log = app.log
+    cmds.ctl.require_still("LOG")  # a scan of the whole ring would stall the tick
+    cmds.flush_log(at_once=True)
+    log = cmds.eventlog
     log.read_error = None
     records = log.read(since, _LOG_PAGE)
     if log.read_error is not None:

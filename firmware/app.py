@@ -30,11 +30,40 @@ _FLUSH_RETRY_MS = const(10000)  # after the flash refused a write
 _LINK_LINES = const(3)
 
 
+class TickStats:
+    """The control tick's figures over a window of ticks, for DIAG."""
+
+    def __init__(self):
+        self.ticks = 0
+        self.window_ticks = 0
+        self.tick_us_sum = 0
+        self.tick_us_max = 0
+        self.alloc_bytes = 0
+        self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+
+    def add(self, us, alloc):
+        """One tick that took us and allocated alloc bytes."""
+        self.ticks += 1
+        self._acc_ticks += 1
+        self._acc_us += us
+        self._acc_alloc += alloc
+        if us > self._acc_max:
+            self._acc_max = us
+        if self._acc_ticks >= _STATS_WINDOW:
+            self.snapshot()
+
+    def snapshot(self):
+        """Publish the current window's figures and start a new window."""
+        if self._acc_ticks:
+            self.window_ticks = self._acc_ticks
+            self.tick_us_sum = self._acc_us
+            self.tick_us_max = self._acc_max
+            self.alloc_bytes = self._acc_alloc
+            self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+
+
 class App:
     def __init__(self, board):
-        self.board_name = board["name"]
-        # the chip's own id (its base MAC): what safety evidence from this board is filed by
-        self.uid = binascii.hexlify(machine.unique_id()).decode()
         t = board["timing"]
         self.tick_ms = t["tick_ms"]
         self.baud = t["baud"]
@@ -42,28 +71,25 @@ class App:
         self.depth = Depth(board)
         self.sensors = Sensors(board)
         cause = machine.reset_cause()
-        self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board), cause)
+        self.ctl = Controller(board, self.motor, self.depth, self.sensors, Supervisor(board))
         self.log = EventLog()
         self.last_event_ms = 0
         if self.log.read_error is not None:
             self.log_failed("unreadable (%s); this boot starts a new count" % self.log.read_error)
         self.link = Link()
-        self.commands = Commands(self)
-        # default_settings, saved, config_problem; the reset cause BROWNOUT if it was one
+        self.stats = TickStats()
+        # the chip's own id (its base MAC): what safety evidence from this board is filed by
+        uid = binascii.hexlify(machine.unique_id()).decode()
+        self.commands = Commands(self.ctl, self.link, self.log, self.stats, self.flush_log,
+                                 board["name"], uid, P.reset_name(cause))
+        # the settings in use; the reset cause BROWNOUT if it was one
         self.commands.boot(board, cause == machine.PWRON_RESET)
         self.wdt = machine.WDT(timeout=t["watchdog_ms"])
-        self.reset_pending = False
-        self.ticks = 0
-        self.window_ticks = 0
-        self.tick_us_sum = 0
-        self.tick_us_max = 0
-        self.alloc_bytes = 0
-        self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
         if cause == machine.WDT_RESET:
             self.ctl.trip(P.F_WATCHDOG, "the previous run hung and was reset by the watchdog")
-        self.ctl.events.insert(0, wire.text("BOOT", [
-            ("reset", self.ctl.reset_cause), ("fw", P.FIRMWARE_VERSION),
-            ("proto", P.PROTOCOL_VERSION), ("board", self.board_name)]))
+        self.ctl.post("BOOT", [
+            ("reset", self.commands.reset_cause), ("fw", P.FIRMWARE_VERSION),
+            ("proto", P.PROTOCOL_VERSION), ("board", board["name"])], first=True)
 
     def safe(self):
         self.motor.off()
@@ -76,30 +102,11 @@ class App:
             self.ctl.tick(time.ticks_ms(), t0)
             self.wdt.feed()  # only after the supervisor has judged this tick
             # the same for the drivers' monostable: no edges for its window, no drivers
-            self.motor.heartbeat.value(self.ticks & 1)
+            self.motor.heartbeat.value(self.stats.ticks & 1)
         except Exception as e:
             self.ctl.internal_fault(e)
         grown = gc.mem_alloc() - a0
-        self._account(time.ticks_diff(time.ticks_us(), t0), grown if grown > 0 else 0)
-
-    def _account(self, us, alloc):
-        self.ticks += 1
-        self._acc_ticks += 1
-        self._acc_us += us
-        self._acc_alloc += alloc
-        if us > self._acc_max:
-            self._acc_max = us
-        if self._acc_ticks >= _STATS_WINDOW:
-            self.snapshot_stats()
-
-    def snapshot_stats(self):
-        """Publish the current window's tick figures for DIAG and start a new window."""
-        if self._acc_ticks:
-            self.window_ticks = self._acc_ticks
-            self.tick_us_sum = self._acc_us
-            self.tick_us_max = self._acc_max
-            self.alloc_bytes = self._acc_alloc
-            self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+        self.stats.add(time.ticks_diff(time.ticks_us(), t0), grown if grown > 0 else 0)
 
     async def control_task(self):
         period = self.tick_ms
@@ -127,21 +134,19 @@ class App:
         if not self.log.queue or not self.ctl.still():
             return
         at_once = at_once or self.ctl.faults  # a fault's record goes out without delay
-        wait = _FLUSH_RETRY_MS if self.ctl.log_warning else 0 if at_once else _FLUSH_QUIET_MS
+        wait = _FLUSH_RETRY_MS if self.ctl.holds(P.W_LOG) else 0 if at_once else _FLUSH_QUIET_MS
         if time.ticks_diff(time.ticks_ms(), self.last_event_ms) < wait:
             return
         try:
             self.log.flush()
-            self.ctl.log_warning = 0
+            self.ctl.warn(P.W_LOG, None)
         except OSError as e:
             self.last_event_ms = time.ticks_ms()
             self.log_failed("not written (%s)" % e)
 
     def log_failed(self, why):
         """One WARN for a log the flash will not take; the status shows LOG until it does."""
-        if not self.ctl.log_warning:
-            self.ctl.log_warning = 1 << P.W_LOG
-            self.ctl.post("WARN", [("w", "LOG")], "event log %s" % why)
+        self.ctl.warn(P.W_LOG, "event log %s" % why)
 
     async def link_task(self):
         link = self.link
@@ -157,7 +162,7 @@ class App:
                     self.commands.handle(line, time.ticks_ms())
                 self.send_events()
             self.flush_log()
-            if self.reset_pending:
+            if self.commands.reset_pending:
                 self.safe()
                 self.flush_log(at_once=True)  # a deliberate reset loses no record
                 await asyncio.sleep_ms(50)  # let the reply leave the UART

@@ -8,6 +8,10 @@ class Caps:
         self.board_um = int(board["depth"]["cap_mm"] * 1000 + 0.5)
         self.profile = 0  # index in P.PROFILES
 
+    def choose(self, profile):
+        """The caps of profile (an index in P.PROFILES) from now on."""
+        self.profile = profile
+
     def depth_um(self):
         return min(self.board_um, P.PROFILES[self.profile][1])
 

@@ -14,11 +14,21 @@ class Commands:
     the method name.lower(), or admin_cmds' function of that name; a dict of bound methods
     would hold 1 KB of heap."""
 
-    def __init__(self, app):
-        self.app = app
-        self.ctl = app.ctl
-        self.link = app.link
+    def __init__(self, ctl, link, log, stats, flush_log, board_name, uid, reset_cause):
+        self.ctl = ctl
+        self.link = link
+        # attributes never take a command's lower-case name (handle() would call them)
+        self.eventlog = log  # read by LOG, after flush_log(at_once=True)
+        self.flush_log = flush_log
+        self.stats = stats  # the control tick's figures, for DIAG
+        self.board_name = board_name  # who this board is, for HELLO
+        self.uid = uid
+        self.reset_cause = reset_cause  # why it last restarted (boot() may find a brown-out)
         self.greeted = False  # until a HELLO: this boot answers nothing else
+        self.reset_pending = False  # RESET or SERVICE: the app resets once the reply is out
+        # the settings (settings.py): those in use (as saved, or the defaults), the defaults,
+        # and why the defaults are in use (None: the saved ones are); boot() sets them
+        self.saved = self.default_settings = self.config_problem = None
 
     def handle(self, line, now_ms):
         link = self.link
@@ -32,7 +42,7 @@ class Commands:
         try:
             seq, cmd, args = wire.parse_request(body)
             link.frames_ok += 1
-            self.ctl.last_frame = now_ms  # any valid frame keeps a run alive
+            self.ctl.heard(now_ms)
             if link.repeat(seq, line):
                 return
             name = P.COMMANDS[cmd][0]
@@ -103,8 +113,8 @@ class Commands:
         pass
 
     def diag(self, args, now_ms):
-        a = self.app
-        a.snapshot_stats()
+        a = self.stats
+        a.snapshot()
         gc.collect()
         return wire.pairs([
             ("ticks", a.ticks), ("tick_us_mean", a.tick_us_sum // max(1, a.window_ticks)),

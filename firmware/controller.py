@@ -8,6 +8,7 @@ import protocol as P
 import wire
 from board import u16
 from caps import Caps
+from depth import HOME_SENSOR_BAD, HOME_TIMEOUT, HOMED
 from micropython import const
 from pi import PI, fixed
 from sensors import Readings
@@ -16,7 +17,7 @@ _STOPPED_CHZ = const(100)  # below 1 Hz the motor counts as stopped
 
 
 class Controller:
-    def __init__(self, board, motor, depth, sensors, supervisor, reset_cause):
+    def __init__(self, board, motor, depth, sensors, supervisor):
         self.motor = motor
         self.depth = depth
         self.sensors = sensors
@@ -32,9 +33,10 @@ class Controller:
         self.tick_ms = tick
         self.caps = Caps(board)
         self.params = [0, 0, 20, lim["link_timeout_ms"], lim["run_limit_s"]]
-        self.config_warning = 0  # W_CONFIG bit while the saved settings could not be used
-        self.log_warning = 0  # W_LOG bit while the event log cannot be read or written
-        self.accepted = 0  # bit per parameter set since boot
+        # warnings others report (warn()): W_CONFIG while the saved settings could not be
+        # used, W_LOG while the event log cannot be read or written; a mask, as on the wire
+        self.held = 0
+        self.accepted = bytearray(len(self.params))  # 1: the parameter was set since boot
         self.accel_chz = max(1, m["accel_hz_per_s"] * 100 * tick // 1000)
         self.decel_chz = max(1, m["decel_hz_per_s"] * 100 * tick // 1000)
         self.pulse_ticks = max(1, lim["no_pulse_ms"] // tick)
@@ -49,7 +51,6 @@ class Controller:
         self.last_frame = 0
         self.warned = 0
         self.boot_ms = 0  # set by the app at its first tick
-        self.reset_cause = P.reset_name(reset_cause)
         sensors.on_estop_open(self._estop_irq)
 
     # ---- the control tick (allocates nothing unless the state changes) --------------------------
@@ -68,7 +69,7 @@ class Controller:
                            self.params[P.P_RUN_LIMIT] * 1000, self.faults)
         if f >= 0:
             self.motor.off()
-            if not self.faults & (1 << f):
+            if not self.latched(f):
                 self.trip(f, self.sup.detail)
         self._run_state(r, now_ms)
         if self.sup.warnings != self.warned:
@@ -86,7 +87,7 @@ class Controller:
             cap = self.caps.depth_um()
             if target > cap:
                 target = cap
-        self.depth.target_um = target
+        self.depth.aim(target)
         if st == P.RUNNING:
             self._run_motor(r, now_ms)
             r.following_um = self.depth.hold(r, True)
@@ -110,7 +111,7 @@ class Controller:
         if d.homed:
             r.following_um = d.hold(r, False)
         elif d.homing:
-            if d.home_step(r, now_ms) < 0:
+            if d.home_step(r, now_ms) == HOME_TIMEOUT:  # a retract does not judge the sensor
                 self.trip(P.F_DEPTH_FOLLOWING, "retract: home switch not reached in %d ms"
                           % d.home_timeout_ms)
         else:
@@ -141,12 +142,12 @@ class Controller:
     def _home(self, r, now_ms):
         self.motor.off()
         done = self.depth.home_step(r, now_ms)
-        if done == 1:
+        if done == HOMED:
             self._set_state(P.READY)
-        elif done == -1:
+        elif done == HOME_TIMEOUT:
             self.trip(P.F_DEPTH_FOLLOWING, "homing: home switch not reached in %d ms"
                       % self.depth.home_timeout_ms)
-        elif done == -2:
+        elif done == HOME_SENSOR_BAD:
             self.trip(P.F_DEPTH_SENSOR, "homing: sensor %d mV at the home switch, expected %d..%d"
                       % (r.depth_mv, self.depth.home_mv_min, self.depth.home_mv_max))
 
@@ -155,7 +156,7 @@ class Controller:
         # cut the driver in hardware; this second layer drops PWM and enable and latches
         # the fault now, without waiting for the next tick.
         self.motor.off()
-        if not self.faults & (1 << P.F_ESTOP):
+        if not self.latched(P.F_ESTOP):
             self.trip(P.F_ESTOP, "e-stop input opened (pin interrupt)")
 
     # ---- faults ------------------------------------------------------------------------------
@@ -168,10 +169,9 @@ class Controller:
         self.faults |= 1 << code
         d = self.depth
         r = self.r
-        if (1 << code) & P.ACTUATOR_FAULTS:
-            d.stop()  # the actuator cannot be trusted to move: it stays where it is
-            d.homed = False  # position no longer trusted: home again after clear
-        d.homing = 0  # an unfinished homing: _rest brings the needles in (the target is 0)
+        # an unfinished homing ends: _rest brings the needles in (the target is 0); an
+        # actuator that cannot be trusted to move stays where it is and homes again
+        d.abandon((1 << code) & P.ACTUATOR_FAULTS)
         readings = wire.fields(r, P.FAULT_READINGS)
         self.fault_log.append((ticks_diff(r.now_ms, self.boot_ms), code, detail, readings))
         if len(self.fault_log) > 16:
@@ -179,9 +179,29 @@ class Controller:
         self.post("FAULT", [("code", P.FAULTS[code][0]), readings], detail)
         self._set_state(P.ESTOP if code == P.F_ESTOP else P.FAULT)
 
-    def post(self, name, fields=(), message=""):
-        """Queue event `name` for the host and the log (wire.text's arguments)."""
-        self.events.append(wire.text(name, fields, message))
+    def post(self, name, fields=(), message="", first=False):
+        """Queue event `name` for the host and the log (wire.text's arguments); first: ahead
+        of those queued already (the BOOT record)."""
+        self.events.insert(0 if first else len(self.events), wire.text(name, fields, message))
+
+    def latched(self, code):
+        return self.faults & (1 << code)
+
+    def warn(self, w, why):
+        """Warning w (P.W_CONFIG, P.W_LOG) held, told once with why; None: no longer."""
+        bit = 1 << w
+        if why is None:
+            self.held &= ~bit
+        elif not self.held & bit:
+            self.held |= bit
+            self.post("WARN", [("w", P.WARNINGS[w][0])], why)
+
+    def holds(self, w):
+        return self.held & (1 << w)
+
+    def heard(self, now_ms):
+        """A valid frame from the host: any keeps a run alive."""
+        self.last_frame = now_ms
 
     def _set_state(self, new):
         if new != self.state:
@@ -221,9 +241,14 @@ class Controller:
                 raise P.ProtocolError("CAP", why)
         for i, value in settings:
             self.params[i] = value
-            self.accepted |= 1 << i
+            self.accepted[i] = 1
         if self.state == P.RUNNING and not self.stopping:
             self.rate_target = self.params[P.P_RATE]
+
+    def unset(self, i):
+        """Parameter i back to 0, as if never set: START asks for it again."""
+        self.params[i] = 0
+        self.accepted[i] = 0
 
     def missing_for_start(self):
         r = self.r
@@ -245,7 +270,7 @@ class Controller:
                 P.format_fixed(r.depth_um, 3), P.format_fixed(self.caps.depth_um(), 3)))
         for i in (P.P_DEPTH, P.P_RATE):
             why = self.caps.beyond(i, self.params[i])
-            if not self.accepted & (1 << i):
+            if not self.accepted[i]:
                 missing.append("%s not set" % P.PARAMS[i][0])
             elif why:
                 missing.append(why)
@@ -271,7 +296,7 @@ class Controller:
             self.stop_since = now_ms
             self.r.host_run = 0  # stopping already: a silent host changes nothing now
         elif self.state == P.HOMING:
-            self.depth.homing = 0  # _rest drives in to the switch: not left where it stood
+            self.depth.abandon()  # _rest drives in to the switch: not left where it stood
             self.depth.stop()
             self._set_state(P.IDLE)
 
@@ -280,7 +305,7 @@ class Controller:
         self.depth.measure(self.r)
         reasons = []
         for code in range(len(P.FAULTS)):
-            if self.faults & (1 << code):
+            if self.latched(code):
                 why = self.sup.cause_present(code, self.r)
                 # needles beyond the cap on a stopped actuator come in only once its own
                 # fault is cleared (the retract then runs; OVERDEPTH may latch again on
@@ -298,7 +323,7 @@ class Controller:
 
     def internal_fault(self, exc):
         self.motor.off()
-        if not self.faults & (1 << P.F_INTERNAL):
+        if not self.latched(P.F_INTERNAL):
             self.trip(P.F_INTERNAL, "%s: %s" % (type(exc).__name__, exc))
 
     # ---- reporting ------------------------------------------------------------------------------
@@ -307,7 +332,7 @@ class Controller:
         r = self.r
         r.state = self.state
         r.faults = self.faults
-        r.warnings = self.sup.warnings | self.config_warning | self.log_warning
+        r.warnings = self.sup.warnings | self.held
         r.setpoint_um = self.depth.setpoint_um
         r.duty_pm = r.drive_u16 * 1000 // 65535
         r.strokes = r.pulses_total // self.motor.ppr

@@ -16,6 +16,11 @@ _HOME_LEAVE = const(1)  # started on the switch: move out until it opens
 _HOME_SEEK = const(2)  # retract until the switch closes
 _HOME_RETRACT = const(3)  # retract to the switch without taking it as the zero
 _DEADBAND_UM = const(8)
+# what home_step() reports (the controller imports the three it acts on)
+_HOMING = const(0)
+HOMED = const(1)
+HOME_TIMEOUT = const(2)  # the switch not reached within home_timeout_ms
+HOME_SENSOR_BAD = const(3)  # the sensor read implausibly at the switch
 
 
 class Depth:
@@ -38,13 +43,26 @@ class Depth:
         self.move_step_um = max(1, int(d["move_rate_mm_per_s"] * tick_ms))
         self.homed = False
         self.home_mv = 0
-        self.target_um = 0  # set every tick by the controller's one guarded path
+        self.target_um = 0  # aim(): every tick, by the controller's one guarded path
         self.setpoint_um = 0  # where the loop steers now (ramps to target)
         self.homing = _HOME_IDLE
         self.home_started = 0
 
     def stop(self):
         self.pwm.duty_u16(0)
+
+    def aim(self, target_um):
+        """Where the setpoint ramps to (hold() steers it there)."""
+        self.target_um = target_um
+
+    def abandon(self, untrusted=False):
+        """An unfinished homing or retract given up (the drive is left as it is); untrusted:
+        the actuator is stopped where it stands and its position is no longer trusted, so
+        it homes again."""
+        if untrusted:
+            self.stop()
+            self.homed = False
+        self.homing = _HOME_IDLE
 
     def moving(self):
         """The actuator is driven, or its setpoint has not reached the target yet."""
@@ -83,31 +101,32 @@ class Depth:
         self.home_started = now_ms
 
     def home_step(self, r, now_ms):
-        """Advance homing. Returns 1 when homed, 0 while homing, -1 on timeout,
-        -2 when the sensor reads implausibly at the switch."""
+        """Advance homing (or a retract): HOMED once at the switch (a retract too, though
+        it keeps the old zero), _HOMING while on the way, HOME_TIMEOUT or HOME_SENSOR_BAD
+        (a homing's reading at the switch out of bounds) when it failed."""
         if ticks_diff(now_ms, self.home_started) > self.home_timeout_ms:
             self.stop()
             self.homing = _HOME_IDLE
-            return -1
+            return HOME_TIMEOUT
         if self.homing == _HOME_LEAVE:
             if r.home_switch:
                 self._drive(self.home_duty)
-                return 0
+                return _HOMING
             self.homing = _HOME_SEEK
         if not r.home_switch:
             self._drive(-self.max_duty if self.homing == _HOME_RETRACT else -self.home_duty)
-            return 0
+            return _HOMING
         self.stop()
         retracted = self.homing == _HOME_RETRACT  # in, but not taken as the zero
         self.homing = _HOME_IDLE
         if retracted:
-            return 1
+            return HOMED
         if not self.home_mv_min <= r.depth_mv <= self.home_mv_max:
-            return -2
+            return HOME_SENSOR_BAD
         self.home_mv = r.depth_mv
         self.homed = True
         self.setpoint_um = 0
-        return 1
+        return HOMED
 
     # ---- position loop ---------------------------------------------------------------------
     def hold(self, r, running):

@@ -120,7 +120,7 @@ def apply(ctl, values, problem):
     ctl.require_still("changing settings")
     caps = ctl.caps
     was = caps.profile
-    caps.profile = values["profile"]
+    caps.choose(values["profile"])
     r = ctl.r
     # Another profile only while the needles are known to be within its cap: at the home
     # switch, or measured within it on a trusted actuator (OVERDEPTH would trip, and a
@@ -129,7 +129,7 @@ def apply(ctl, values, problem):
     if was != caps.profile and ctl.state != P.BOOT and not r.home_switch and (
             r.depth_um > caps.depth_um() or not ctl.depth.home_mv
             or ctl.faults & P.ACTUATOR_FAULTS):
-        caps.profile = was
+        caps.choose(was)
         raise P.ProtocolError("STATE", "profile %s refused while the needles stand out (%s): "
                               "wait until they are in" % (
                                   P.PROFILES[values["profile"]][0],
@@ -139,13 +139,9 @@ def apply(ctl, values, problem):
         ctl.post("PROFILE", [("name", P.PROFILES[caps.profile][0])])
     for i in (P.P_DEPTH, P.P_RATE):  # a value nobody chose for this profile is never used
         if caps.beyond(i, ctl.params[i]):
-            ctl.params[i] = 0
-            ctl.accepted &= ~(1 << i)
-    ctl.params[P.P_TELEMETRY] = values["telemetry"]
-    ctl.params[P.P_LINK_TIMEOUT] = values["link_timeout"]
-    ctl.params[P.P_RUN_LIMIT] = values["run_limit"]
+            ctl.unset(i)
+    # their boot values (no caps on them: set() refuses none)
+    ctl.set([(P.P_TELEMETRY, values["telemetry"]), (P.P_LINK_TIMEOUT, values["link_timeout"]),
+             (P.P_RUN_LIMIT, values["run_limit"])])
     ctl.sensors.calibrate(values["current_zero"], values["supply_gain"])
-    warning = (1 << P.W_CONFIG) if problem else 0
-    if warning and not ctl.config_warning:
-        ctl.post("WARN", [("w", "CONFIG")], "%s; safe defaults in use" % problem)
-    ctl.config_warning = warning
+    ctl.warn(P.W_CONFIG, "%s; safe defaults in use" % problem if problem else None)
