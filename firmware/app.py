@@ -14,7 +14,7 @@ from commands import Commands
 from controller import Controller
 from depth import Depth
 from eventlog import EventLog
-from link import Link
+from link import STOP, Link
 from micropython import const
 from motor import Motor
 from sensors import Sensors
@@ -153,13 +153,13 @@ class App:
         while True:
             self.send_events()
             for _ in range(_LINK_LINES):
-                line = link.read_line()
-                if line is None:
+                n = link.read_line()
+                if n is None:
                     break
-                if line == 3:  # Ctrl-C (link.py): the realtime STOP, as the STOP command
+                if n == STOP:  # Ctrl-C: the realtime STOP, as the STOP command
                     self.ctl.stop(time.ticks_ms())
                 else:
-                    self.commands.handle(line, time.ticks_ms())
+                    self.commands.handle(n, time.ticks_ms())
                 self.send_events()
             self.flush_log()
             if self.commands.reset_pending:

@@ -30,20 +30,29 @@ class Commands:
         # and why the defaults are in use (None: the saved ones are); boot() sets them
         self.saved = self.default_settings = self.config_problem = None
 
-    def handle(self, line, now_ms):
+    def handle(self, n, now_ms):
+        """The line of n bytes in the link's buffer (link.read_line())."""
         link = self.link
-        try:
-            body = wire.unframe(line)
-        except P.ProtocolError as e:
-            link.frames_bad += 1
-            link.send(wire.error(-1, e.code, e.message))
-            return
+        args = ()
+        request = wire.read_request(link.buf, link.view, n)  # a plain one, read in place
+        if request is None:  # arguments, or something to refuse: read it as text
+            line = link.text(n)
+            try:
+                body = wire.unframe(line)
+            except P.ProtocolError as e:
+                link.frames_bad += 1
+                link.send(wire.error(-1, e.code, e.message))
+                return
         seq = -1
         try:
-            seq, cmd, args = wire.parse_request(body)
+            if request is None:
+                seq, cmd, args = wire.parse_request(body)
+                crc = wire.crc_of(line)
+            else:
+                seq, cmd, crc = request
             link.frames_ok += 1
             self.ctl.heard(now_ms)
-            if link.repeat(seq, line):
+            if link.repeat(seq, crc):
                 return
             name = P.COMMANDS[cmd][0]
             if not self.greeted and name != "HELLO":

@@ -13,6 +13,7 @@ from micropython import const
 _NL = const(10)
 _CR = const(13)
 _ETX = const(3)  # Ctrl-C: the realtime STOP (main.py turns KeyboardInterrupt off)
+STOP = const(-1)  # what read_line() returns for it
 _REMEMBER = const(8)  # replies kept for retries: more than the host has in flight
 # Bytes read per call: the link task's pass reads at most its lines' worth of them, so a
 # flood cannot hold the control tick off (several calls per pass keep up with the wire).
@@ -27,6 +28,7 @@ class Link:
         self.one = bytearray(1)  # read into: read(1) would allocate a bytes for each
         self.writer = wire.Writer(sys.stdout.buffer)  # telemetry, without allocating
         self.buf = bytearray(P.MAX_LINE)
+        self.view = memoryview(self.buf)  # for wire.read_request's CRC, made once
         self.len = 0
         self.overlong = False
         self.answered = []  # (seq, frame's CRC, reply) of the last _REMEMBER commands
@@ -35,10 +37,11 @@ class Link:
         self.executed = 0
 
     def read_line(self):
-        """One complete line as str; None when no full line is waiting or _BURST bytes were
-        read without ending one (the rest waits for the next call); or _ETX (3) for a
-        Ctrl-C: a realtime STOP, acted on at once and outside the line buffer (as grbl's
-        realtime bytes), so a partial line neither delays it nor is lost by it."""
+        """The length of one complete line, which is in buf until the next call (text()
+        gives it as str); None when no full line is waiting or _BURST bytes were read
+        without ending one (the rest waits for the next call); or STOP for a Ctrl-C: a
+        realtime STOP, acted on at once and outside the line buffer (as grbl's realtime
+        bytes), so a partial line neither delays it nor is lost by it."""
         n = _BURST
         while n and self.waiting():
             n -= 1
@@ -46,7 +49,7 @@ class Link:
                 return None
             c = self.one[0]
             if c == _ETX:
-                return _ETX
+                return STOP
             if c == _NL or c == _CR:
                 if self.overlong:
                     self.overlong = False
@@ -55,9 +58,9 @@ class Link:
                                          % P.MAX_LINE))
                     continue
                 if self.len:
-                    line = bytes(self.buf[: self.len]).decode("ascii", "replace")
+                    n = self.len
                     self.len = 0
-                    return line
+                    return n
                 continue
             if c < 32 or c > 126:
                 continue  # control bytes and non-ASCII never belong to a frame
@@ -75,9 +78,14 @@ class Link:
             return True
         return False
 
+    def text(self, n):
+        """The line read_line() gave the length of, as str."""
+        return bytes(self.buf[:n]).decode("ascii", "replace")
+
     def send(self, body):
-        sys.stdout.write(wire.frame(body))
-        sys.stdout.write("\n")
+        if not self.writer.line(body):  # longer than its buffer: a LOG page, FAULTS
+            sys.stdout.write(wire.frame(body))
+            sys.stdout.write("\n")
 
     def reply(self, seq, body):
         """Send the reply `body` (wire.ok's or wire.error's) to request seq."""
@@ -86,12 +94,12 @@ class Link:
             self.answered[-1] = (seq, last[1], body)  # the answer repeat() keeps for it
         self.send(body)
 
-    def repeat(self, seq, line):
-        """True if the frame `line` (sequence number seq) is answered here: with its first
-        reply, if it was answered already, or with ERR SEQ_REUSED, if seq was answered for
-        another frame (a second writer, a stale host); neither runs. False for a new seq,
-        which is remembered, by its frame's CRC, for the reply to come."""
-        crc = wire.crc_of(line)
+    def repeat(self, seq, crc):
+        """True if the frame of sequence number seq (and wire.crc_of() crc) is answered
+        here: with its first reply, if it was answered already, or with ERR SEQ_REUSED, if
+        seq was answered for another frame (a second writer, a stale host); neither runs.
+        False for a new seq, which is remembered, by its frame's CRC, for the reply to
+        come."""
         for done in self.answered:
             if done[0] == seq:
                 if done[1] == crc and done[2]:

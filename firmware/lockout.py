@@ -60,7 +60,7 @@ class Lockout:
         except P.ProtocolError as e:
             link.send(wire.error(-1, e.code, e.message))
             return
-        if link.repeat(seq, line):
+        if link.repeat(seq, wire.crc_of(line)):
             return
         name = P.COMMANDS[cmd][0]
         if name not in _ANSWERED:
@@ -77,11 +77,11 @@ class Lockout:
             ("code", P.FAULTS[P.F_INTEGRITY][0]),
             ("file", self.file)], self.detail)))
         while not self.reset_pending:
-            line = self.link.read_line()
-            if line is None:
+            n = self.link.read_line()
+            if n is None:
                 time.sleep_ms(5)
-            else:
-                self.handle(line)
+            elif n > 0:  # a line; a Ctrl-C (STOP) stops nothing here: nothing moves
+                self.handle(self.link.text(n))
         time.sleep_ms(50)  # let the reply leave the UART
         machine.reset()
 

@@ -122,10 +122,10 @@ def telemetry(fields_text):
 
 # ---- the lines the board sends many times a second ------------------------------------------
 class Writer:
-    """Telemetry frames built in one buffer, allocated once, and written to the UART from
-    it: numbers digit by digit, names copied from the tables. A line allocates nothing but
-    the view its CRC is taken over (fields() and frame() build a few KB of strings a line:
-    70 KB/s at 20 Hz on the VM)."""
+    """Frames built in one buffer, allocated once, and written to the UART from it:
+    telemetry with numbers digit by digit and names copied from the tables, and any body
+    that fits. A line allocates nothing but the view its CRC is taken over (fields() and
+    frame() build a few KB of strings a telemetry line: 70 KB/s at 20 Hz on the VM)."""
 
     def __init__(self, stream):
         self.stream = stream  # a byte stream with write(buf, length): the UART
@@ -215,6 +215,15 @@ class Writer:
             else:
                 self.fixed(value, kind)
         return self.send()
+
+    def line(self, body):
+        """Send frame(body); False (nothing sent) if it is longer than the buffer."""
+        if len(body) + P.TRAILER + 1 > len(self.buf):
+            return False
+        self.n = 0
+        self.text(body)
+        self.send()
+        return True
 
     def send(self):
         """Frame the buffer's body (frame()'s trailer), write it; returns its length."""

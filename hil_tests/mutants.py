@@ -76,7 +76,7 @@ MUTANTS = [
      [("main.py", "            micropython.kbd_intr(-1)\n", "")],
      [CTRL_C_TEST]),
     ("Ctrl-C: realtime STOP byte ignored",
-     [("link.py", "            if c == _ETX:\n                return _ETX\n", "")],
+     [("link.py", "            if c == _ETX:\n                return STOP\n", "")],
      [CTRL_C_TEST]),
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],

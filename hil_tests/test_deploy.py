@@ -97,6 +97,12 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
         for command in ("HOME", "START", "CLEAR"):
             with pytest.raises(RefusedError):
                 pen.request(command)
+        # a Ctrl-C stops nothing in a lockout (nothing moves) and never ends it: it once
+        # reached the lockout's parser as a line, and the board reset
+        resets = board.observe()["resets"]
+        pen.link.write_raw(b"\x03" * 3)
+        assert pen.status().faults == ["INTEGRITY"]
+        assert board.observe()["resets"] == resets
     assert ">>> " not in board.output()
     board_sleep(0.3)
     assert motor_stopped(board) and board.observe()["motor_duty"] == 0
