@@ -51,7 +51,7 @@ def hello(cmds, args, now_ms):
         pass
     # a new host session: the numbers earlier hosts used are not its own (this HELLO's
     # is kept, so a resend of it is answered as it was)
-    cmds.link.answered = cmds.link.answered[-1:]
+    cmds.link.forget_others()
     return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
                        ("board", cmds.board_name), ("uid", cmds.uid),
                        ("reset", cmds.reset_cause)])

@@ -34,8 +34,8 @@ class Commands:
         """The line of n bytes in the link's buffer (link.read_line())."""
         link = self.link
         args = ()
-        request = wire.read_request(link.buf, link.view, n)  # a plain one, read in place
-        if request is None:  # arguments, or something to refuse: read it as text
+        cmd = wire.read_request(link.buf, link.view, n, link.got)  # a plain one, in place
+        if cmd < 0:  # arguments, or something to refuse: read it as text
             line = link.text(n)
             try:
                 body = wire.unframe(line)
@@ -45,11 +45,12 @@ class Commands:
                 return
         seq = -1
         try:
-            if request is None:
+            if cmd < 0:
                 seq, cmd, args = wire.parse_request(body)
                 crc = wire.crc_of(line)
             else:
-                seq, cmd, crc = request
+                seq = link.got[0]  # indexed: unpacking an array allocates an iterator
+                crc = link.got[1]
             link.frames_ok += 1
             self.ctl.heard(now_ms)
             if link.repeat(seq, crc):
@@ -66,7 +67,7 @@ class Commands:
                 out = self._admin(name.lower(), args, now_ms)
             else:
                 out = handler(args, now_ms)
-            link.reply(seq, wire.ok(seq, out or ""))
+            link.reply(seq, wire.ok(seq, out) if out else "")  # "": a plain OK
         except P.ProtocolError as e:
             self._refuse(seq, e.code, e.message)
         except Exception as e:  # a bug in a handler must not take the link down

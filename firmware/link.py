@@ -5,6 +5,7 @@
 # ever sent, so a terminal or mpremote on the same cable sees plain text.
 import select
 import sys
+from array import array
 
 import protocol as P
 import wire
@@ -31,7 +32,13 @@ class Link:
         self.view = memoryview(self.buf)  # for wire.read_request's CRC, made once
         self.len = 0
         self.overlong = False
-        self.answered = []  # (seq, frame's CRC, reply) of the last _REMEMBER commands
+        # the last _REMEMBER requests, a ring made once: sequence number (0: none), frame's
+        # CRC (wire.crc_of) and reply (None: none yet; "": a plain OK, the Writer's)
+        self.seqs = array("i", bytes(4 * _REMEMBER))
+        self.crcs = array("i", bytes(4 * _REMEMBER))
+        self.replies = [None] * _REMEMBER
+        self.slot = 0  # where the next request goes
+        self.got = array("i", bytes(8))  # seq and CRC of wire.read_request's request
         self.frames_ok = 0
         self.frames_bad = 0
         self.executed = 0
@@ -88,11 +95,27 @@ class Link:
             sys.stdout.write("\n")
 
     def reply(self, seq, body):
-        """Send the reply `body` (wire.ok's or wire.error's) to request seq."""
-        last = self.answered[-1] if self.answered else None
-        if last and last[0] == seq and last[2] is None:
-            self.answered[-1] = (seq, last[1], body)  # the answer repeat() keeps for it
-        self.send(body)
+        """Send the reply `body` (wire.ok's or wire.error's; "": a plain OK) to request
+        seq, kept for a resend of the request."""
+        last = (self.slot - 1) % _REMEMBER
+        if self.seqs[last] == seq and self.replies[last] is None:
+            self.replies[last] = body  # the answer repeat() keeps for it
+        self._send_reply(seq, body)
+
+    def _send_reply(self, seq, body):
+        if body:
+            self.send(body)
+        else:
+            self.writer.ok(seq)
+
+    def forget_others(self):
+        """Forget every request but the one being answered: a new host's numbers are not
+        an earlier host's."""
+        keep = (self.slot - 1) % _REMEMBER
+        for i in range(_REMEMBER):
+            if i != keep:
+                self.seqs[i] = 0
+                self.replies[i] = None
 
     def repeat(self, seq, crc):
         """True if the frame of sequence number seq (and wire.crc_of() crc) is answered
@@ -100,15 +123,17 @@ class Link:
         seq was answered for another frame (a second writer, a stale host); neither runs.
         False for a new seq, which is remembered, by its frame's CRC, for the reply to
         come."""
-        for done in self.answered:
-            if done[0] == seq:
-                if done[1] == crc and done[2]:
-                    self.send(done[2])
+        for i in range(_REMEMBER):
+            if self.seqs[i] == seq:
+                if self.crcs[i] == crc and self.replies[i] is not None:
+                    self._send_reply(seq, self.replies[i])
                 else:
                     self.send(wire.error(seq, "SEQ_REUSED", "%d answered another frame; use "
                                          "a new one" % seq))
                 return True
-        self.answered.append((seq, crc, None))
-        if len(self.answered) > _REMEMBER:
-            self.answered.pop(0)
+        i = self.slot
+        self.seqs[i] = seq
+        self.crcs[i] = crc
+        self.replies[i] = None
+        self.slot = (i + 1) % _REMEMBER
         return False

@@ -216,6 +216,13 @@ class Writer:
                 self.fixed(value, kind)
         return self.send()
 
+    def ok(self, seq):
+        """Send a plain OK reply to seq."""
+        self.n = 0
+        self.digits(seq, 1)
+        self.text(" OK")
+        self.send()
+
     def line(self, body):
         """Send frame(body); False (nothing sent) if it is longer than the buffer."""
         if len(body) + P.TRAILER + 1 > len(self.buf):
@@ -281,35 +288,38 @@ def event_is(body, name, key, value):
 
 
 # ---- parsing requests (the board) -------------------------------------------------------------
-def read_request(line, view, n):
-    """(seq, command index, crc_of()) of a request of n bytes in the bytearray `line`
-    (`view` a memoryview of it), read in place: a request of the plain form
-    '<seq> <CMD> *<CRC>' allocates only the view its CRC is taken over, where unframe() and
-    parse_request() build ~1 KB of strings for a KA. None for any other line (arguments,
-    extra spaces, a damaged frame): parse it as text, which finds what is wrong with it."""
+def read_request(line, view, n, got):
+    """The command index of a request of n bytes in the bytearray `line` (`view` a
+    memoryview of it), read in place, its seq and crc_of() put in got[0] and got[1]: a
+    request of the plain form '<seq> <CMD> *<CRC>' allocates only the view its CRC is taken
+    over, where unframe() and parse_request() build ~1 KB of strings for a KA. -1 for any
+    other line (arguments, extra spaces, a damaged frame): parse it as text, which finds
+    what is wrong with it."""
     star = n - P.TRAILER
     if star < 3 or line[star] != 32 or line[star + 1] != 42:  # ' *'
-        return None
+        return -1
     hi = _hex16(line, star + 2)
     lo = _hex16(line, star + 6)
     if hi < 0 or lo < 0:
-        return None
+        return -1
     crc = crc32(view[:star])
     if crc >> 16 != hi or crc & 0xFFFF != lo:
-        return None
+        return -1
     seq = 0
     i = 0
     while i < star and 48 <= line[i] <= 57 and i < 5:
         seq = seq * 10 + line[i] - 48
         i += 1
     if not i or line[i] != 32 or not 0 < seq <= P.SEQ_MAX:
-        return None
+        return -1
     start = i + 1
     for cmd in range(len(P.COMMANDS)):
         name = P.COMMANDS[cmd][0]
         if start + len(name) == star and _is(line, start, name):
-            return seq, cmd, ((hi & 0x0FFF) << 16) | lo
-    return None
+            got[0] = seq
+            got[1] = ((hi & 0x0FFF) << 16) | lo
+            return cmd
+    return -1
 
 
 def _hex16(line, at):

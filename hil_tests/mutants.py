@@ -91,11 +91,11 @@ MUTANTS = [
      ["hil_tests/test_profiles_settings.py::test_no_allowed_current_calibration_hides_an"
       "_overcurrent[150]"]),
     ("Sequence numbers: repeated frames run again",
-     [("link.py", "            if done[0] == seq:\n", "            if False:\n")],
+     [("link.py", "            if self.seqs[i] == seq:\n", "            if False:\n")],
      ["hil_tests/test_link.py::test_every_command_runs_exactly_once_through_a_lossy_link"]),
     ("Sequence numbers: matched on the number alone, not the whole frame",
-     [("link.py", "                if done[1] == crc and done[2]:\n",
-       "                if done[2]:\n")],
+     [("link.py", "                if self.crcs[i] == crc and self.replies[i] is not None:\n",
+       "                if self.replies[i] is not None:\n")],
      ["hil_tests/test_link.py::test_a_reused_sequence_number_is_refused_and_hello_forgets_the"
       "_numbers"]),
     ("Link task: every waiting line handled before the control tick runs again",
