@@ -31,8 +31,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
     config.addinivalue_line("markers", "count_writes: the virtual board counts flash write "
                                        "points and can cut power at one (quiet_flash needs it)")
-    config.addinivalue_line("markers", "long: takes seconds (mpremote's or esptool's own "
-                                       "waits, a loop of power cuts): scheduled first")
     config.addinivalue_line("markers", "profile(name): the treatment profile the test runs in "
                                        "(default: the first, most restrictive one)")
 

@@ -80,6 +80,7 @@ def test_ctrl_c_in_a_pass_shows_the_summary_and_exits_130_if_it_cut_the_plan(boa
         assert json.loads(err)["error"] == "INTERRUPTED"
 
 
+@pytest.mark.long
 def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
     csv_path, png = tmp_path / "pass.csv", tmp_path / "pass.png"
     done = pen(board.port, "run", "--depth", "0.5", "--rate", "100", "--for", "1.5s",
@@ -175,6 +176,7 @@ def stop_sim(proc):
         end(proc)
 
 
+@pytest.mark.long
 def test_sim_has_a_stable_port_and_ports_lists_the_running_ones(tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
     home = tmp_path / "penctl"

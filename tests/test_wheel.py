@@ -72,6 +72,7 @@ def test_the_installed_package_is_not_the_checkout(installed):
     assert (Path(firmware) / "wire.py").is_file() and checkout == "None"
 
 
+@pytest.mark.long
 def test_pen_sim_run_and_deploy_from_the_installed_package(installed):
     python, pen, env, work, _ = installed
     link = work / "ttyPEN"
