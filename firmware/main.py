@@ -14,7 +14,7 @@ import machine
 import micropython
 
 # the application's modules (those it imports on its own are picked up on the way; codes
-# is protocol's to import: it drops codes from sys.modules once it holds the tables)
+# is protocol's to import)
 _APP = ("app", "controller", "supervisor", "protocol", "wire", "commands", "depth", "eventlog",
         "sensors", "motor", "link", "pi", "caps")
 # imported for each use from a .mpy, then dropped (commands.py); compiled here with the

@@ -10,12 +10,6 @@ if "." in __name__:  # the host, where this file is penctl.firmware.protocol
 else:  # the board: every module is top-level
     from codes import *  # the tables; see codes.py
 
-if ON_BOARD:  # the tables live on in this module; codes' own dict of them is 1 KB of heap
-    import sys
-
-    del sys.modules["codes"]
-    del sys
-
 
 def reset_name(cause):
     return RESET_CAUSES[cause] if 0 <= cause < len(RESET_CAUSES) else "?"
