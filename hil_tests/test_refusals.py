@@ -78,6 +78,13 @@ def raw_reply(pen, body):
     return pen.link.wait_reply(seq, 1.0)
 
 
+def test_a_value_with_float_noise_is_the_value_the_user_meant(pen):
+    # 0.1 + 0.2 is 0.30000000000000004 as a float: sent as such, the board refused it
+    # (BAD_VALUE: more decimals than depth has); the host writes each parameter with its own
+    pen.set(depth_mm=0.1 + 0.2, rate_hz=100.1 - 0.1)
+    assert (pen.get()["depth"], pen.get()["rate"]) == ("0.300", "100.00")
+
+
 def test_unknown_and_malformed_commands_refused(pen):
     fields, message = raw_reply(pen, "%d LAUNCH")
     assert fields["err"] == "UNKNOWN_CMD" and "LAUNCH" in message
