@@ -10,6 +10,7 @@ the user's own `pen`."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,13 +30,26 @@ def _run(args, **kwargs):
     return done
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(python, pen, env, cwd) of a fresh venv outside the checkout with the wheel in it."""
-    tmp = tmp_path_factory.mktemp("wheel")
+# what a build must not see of the checkout: its own venv and caches (the copy is what a
+# source distribution holds)
+_NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                     ".pytest_cache", ".ruff_cache", ".hypothesis",
+                                     ".pen-results", ".mypy_cache")
+
+
+def _wheel(tmp):
+    """A wheel built from a copy of the checkout: pip builds in the source tree (build/,
+    an egg-info), and parallel workers building in the checkout at once broke each
+    other's builds."""
+    source = tmp / "source"
+    shutil.copytree(CHECKOUT, source, ignore=_NOT_SOURCE)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--quiet", "-w", str(tmp / "dist"), str(CHECKOUT)], cwd=tmp)
-    wheel = next((tmp / "dist").glob("penctl-*.whl"))
+          "--quiet", "-w", str(tmp / "dist"), str(source)], cwd=tmp)
+    return next((tmp / "dist").glob("penctl-*.whl"))
+
+
+def _install(tmp, wheel):
+    """(python, pen, env, cwd) of a fresh venv outside the checkout with the wheel in it."""
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
@@ -50,31 +64,30 @@ def installed(tmp_path_factory):
                PEN_TIMEOUT_SCALE="5", PYTHONPATH="")
     work = tmp / "elsewhere"
     work.mkdir()
-    return python, venv / "bin" / "pen", env, work, wheel
+    return python, venv / "bin" / "pen", env, work
 
 
-def test_the_wheel_carries_the_firmware_and_board_definitions(installed):
-    *_, wheel = installed
+@pytest.mark.long
+def test_the_wheel_installed_outside_the_checkout_runs_sim_run_and_deploy(tmp_path):
+    wheel = _wheel(tmp_path)
+    # the firmware and the board definitions travel inside it
     names = zipfile.ZipFile(wheel).namelist()
     fw = sorted(n for n in names if n.startswith("penctl/firmware/"))
     assert "penctl/firmware/wire.py" in fw and "penctl/firmware/main.py" in fw
     assert len(fw) == len(list((CHECKOUT / "firmware").glob("*.py")))
     assert "penctl/board_definitions/virtual.json" in names
-
-
-def test_the_installed_package_is_not_the_checkout(installed):
-    python, _, env, work, _ = installed
+    python, pen, env, work = _install(tmp_path, wheel)
+    # what runs is the installed package, not the checkout
     done = _run([str(python), "-c", "import penctl, penctl.paths as p; from penctl.sim import "
                  "VirtualBoard; print(penctl.__file__); print(p.FIRMWARE_DIR); print(p.CHECKOUT)"],
                 env=env, cwd=work)
     module, firmware, checkout = done.stdout.split()
     assert not module.startswith(str(CHECKOUT)) and not firmware.startswith(str(CHECKOUT))
     assert (Path(firmware) / "wire.py").is_file() and checkout == "None"
+    _sim_run_and_deploy(pen, env, work)
 
 
-@pytest.mark.long
-def test_pen_sim_run_and_deploy_from_the_installed_package(installed):
-    python, pen, env, work, _ = installed
+def _sim_run_and_deploy(pen, env, work):
     link = work / "ttyPEN"
     sim = subprocess.Popen([str(pen), "--json", "sim", "--link", str(link)], cwd=work, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -30,7 +30,8 @@ class Pen:
 
     def __init__(self, port, timeout=None, retries=4, connect_timeout=None, baudrate=115200):
         """timeout: seconds to wait for each answer (1 s), connect_timeout: for the board
-        to answer HELLO (8 s); both times PEN_TIMEOUT_SCALE (patience.py) unless given."""
+        to answer HELLO (8 s). Every wait a Pen's methods default to (these two, home 10 s,
+        stop 5 s, reset 8 s, telemetry 1 s) is times PEN_TIMEOUT_SCALE (patience.py)."""
         timeout = patience.scaled(1.0) if timeout is None else timeout
         connect_timeout = patience.scaled(8.0) if connect_timeout is None else connect_timeout
         self.timeout = timeout
@@ -155,10 +156,10 @@ class Pen:
         fields, _ = self.request("STATUS")
         return Status.from_fields(fields)
 
-    def home(self, timeout=10.0):
-        """Home the depth actuator; returns the status once READY."""
+    def home(self, timeout=None):
+        """Home the depth actuator; returns the status once READY (wait_for's timeout)."""
         self.request("HOME")
-        return self.wait_for("READY", timeout)
+        return self.wait_for("READY", patience.scaled(10.0) if timeout is None else timeout)
 
     def set(self, depth_mm=None, rate_hz=None, **params):
         """Set parameters (depth_mm, rate_hz, telemetry, link_timeout, run_limit)."""
@@ -179,12 +180,11 @@ class Pen:
         self.request("START")
         self.keepalive.start()
 
-    def stop(self, timeout=5.0):
-        """Ramp the motor down; returns the status once the board reports a state other
-        than RUNNING. Raises LinkError (TIMEOUT) if it still runs after `timeout` s: an
-        answer to STOP alone is no proof (another writer on the port can make one).
-        timeout=0 returns None once STOP was answered, for a caller that shows the state
-        as it changes (pen monitor)."""
+    def stop(self, timeout=None):
+        """Ramp the motor down; the status once it reports a state other than RUNNING, or
+        LinkError (TIMEOUT): an answer to STOP is no proof (another writer can make one).
+        timeout=0: None once STOP is answered, for a caller that shows the state (monitor)."""
+        timeout = patience.scaled(5.0) if timeout is None else timeout
         try:
             self.request("STOP")
             if not timeout:
@@ -213,12 +213,12 @@ class Pen:
         return [{"code": code, "detail": detail, "readings": readings}
                 for code, detail, readings in wire.fault_items(message)]
 
-    def reset(self, timeout=8.0):
-        """Restart the board (refused while running) and reconnect; returns HELLO's fields."""
+    def reset(self, timeout=None):
+        """Restart the board (refused while running), reconnect; returns HELLO's fields."""
         self.request("RESET")
         self.link.at_repl = False
         time.sleep(0.2)
-        self._connect(timeout)
+        self._connect(patience.scaled(8.0) if timeout is None else timeout)
         return self.info
 
     def service(self):
@@ -260,10 +260,11 @@ class Pen:
         fields, _ = self.request("DIAG")
         return {k: int(v) for k, v in fields.items()}
 
-    def telemetry(self, timeout=1.0, fresh=True):
+    def telemetry(self, timeout=None, fresh=True):
         """Iterate Status objects from telemetry lines that arrive from now on; with
         fresh=False, first the lines already received and not yet taken (up to the
-        transport's queue, possibly seconds old)."""
+        transport's queue, possibly seconds old). LinkError after `timeout` s of silence."""
+        timeout = patience.scaled(1.0) if timeout is None else timeout
         while fresh and not self.link.telemetry.empty():
             self.link.telemetry.get_nowait()
         while True:
@@ -281,7 +282,9 @@ class Pen:
             out.append(self.link.events.get_nowait())
         return out
 
-    def wait_for(self, state, timeout=10.0):
+    def wait_for(self, state, timeout=None):
+        """The status once the board reports `state`; FaultError if it faults first."""
+        timeout = patience.scaled(10.0) if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
             st = self.status()

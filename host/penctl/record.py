@@ -9,6 +9,7 @@ import math
 import time
 from pathlib import Path
 
+from . import patience
 from .errors import UsageError
 from .firmware import wire
 from .status import FIELDS
@@ -39,13 +40,15 @@ class Recorder:
     Rows are line-buffered, so a recording cut short (Ctrl-C, kill) keeps what it had.
     """
 
-    def __init__(self, pen, path, telemetry_timeout=2.0, clock=time.monotonic, on_event=None):
+    def __init__(self, pen, path, telemetry_timeout=None, clock=time.monotonic, on_event=None):
         """on_event(name, fields, message) is called for each event written, for a
         caller that shows them too (the events are the recorder's to take)."""
         self.pen = pen
         self.on_event = on_event
         self.path = Path(path)
-        self.telemetry_timeout = telemetry_timeout
+        # 2 s without a telemetry line, times PEN_TIMEOUT_SCALE, is a silent board
+        self.telemetry_timeout = patience.scaled(2.0) if telemetry_timeout is None \
+            else telemetry_timeout
         self.clock = clock
         self.telemetry_rows = 0
         self.event_rows = 0
