@@ -50,6 +50,7 @@ class LinkBridge:
         # an in-process client that owns the UART meanwhile (the RFC 2217 server): the
         # bridge's end of its socket pair; the PTY is left alone while it is attached
         self.tap = None
+        self._closing = []  # taps let go, closed by this thread alone: never under its select
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
@@ -99,15 +100,22 @@ class LinkBridge:
             self._detach()
 
     def _detach(self):
+        # closed at this thread's next pass: closed from another thread while this one
+        # selects on it, the descriptor ended the thread (EBADF) and the board went silent
         if self.tap is not None:
-            os.close(self.tap)
+            self._closing.append(self.tap)
             self.tap = None
+
+    def _close_detached(self):
+        while self._closing:
+            os.close(self._closing.pop())
 
     def _host(self):
         return self.host_master if self.tap is None else self.tap
 
     def close(self):
         self.detach()
+        self._close_detached()  # this thread has ended (the board joined it)
         for fd in (self.host_master, self._host_slave, self.vm_master):
             try:
                 os.close(fd)
@@ -125,6 +133,7 @@ class LinkBridge:
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
             with self._pass_lock:  # starved() holds it as a busy host holds this thread
+                self._close_detached()
                 if host in ready and host == self._host():
                     data = self._read(host)
                     if not data and host == self.tap:  # the client closed its end
