@@ -178,10 +178,12 @@ class LinkBridge:
 
     @staticmethod
     def _read(fd):
+        # nothing (EAGAIN), a PTY nobody holds (EIO), or a tap whose client went with bytes
+        # unread (ECONNRESET: it ended the link thread, and the board went silent)
         try:
             return os.read(fd, 4096)
         except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EIO):
+            if e.errno in (errno.EAGAIN, errno.EIO, errno.ECONNRESET):
                 return b""
             raise
 
