@@ -98,12 +98,15 @@ def announce(text):
 def fixed(key, value):
     """(key, text) of a status field's value (internal units), formatted by its table
     entry: decimals, a state's name or a mask's names."""
-    kind = P.FIELDS[P.index_of(P.FIELDS, key)][2]
+    return key, _field_text(P.FIELDS[P.index_of(P.FIELDS, key)][2], value)
+
+
+def _field_text(kind, value):
     if kind == "state":
-        return key, P.STATES[value]
+        return P.STATES[value]
     if kind == "faults" or kind == "warnings":
-        return key, P.mask_names(value, P.FAULTS if kind == "faults" else P.WARNINGS)
-    return key, P.format_fixed(value, kind)
+        return P.mask_names(value, P.FAULTS if kind == "faults" else P.WARNINGS)
+    return P.format_fixed(value, kind)
 
 
 def fields(source, keys=None):
@@ -111,7 +114,8 @@ def fields(source, keys=None):
     keys, in their order), each value read from the attribute of `source` the table names."""
     out = []
     for key in keys or [entry[0] for entry in P.FIELDS]:
-        out.append(fixed(key, getattr(source, P.FIELDS[P.index_of(P.FIELDS, key)][1])))
+        entry = P.FIELDS[P.index_of(P.FIELDS, key)]  # looked up once a field
+        out.append((key, _field_text(entry[2], getattr(source, entry[1]))))
     return pairs(out)
 
 
