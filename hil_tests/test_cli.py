@@ -37,7 +37,7 @@ def test_timed_run_reports_what_was_delivered(port):
 
 @pytest.mark.injects
 def test_run_ends_on_a_fault_with_exit_code_4(board):
-    run = subprocess.Popen([sys.executable, "-m", "penctl", "--port", board.port, "--json",
+    run = subprocess.Popen([sys.executable, "-m", "penctl", "--port", board.url, "--json",
                             "run", "--depth", "0.5", "--rate", "100", "--for", "30s"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

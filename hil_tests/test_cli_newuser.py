@@ -63,8 +63,8 @@ def test_errors_under_json_are_json_on_stderr_with_the_exit_code(port, tmp_path,
 ])
 def test_ctrl_c_in_a_pass_shows_the_summary_and_exits_130_if_it_cut_the_plan(board, command,
                                                                              exit_code):
-    assert pen(board.port, "set", "--depth", "0.5", "--rate", "100").returncode == 0
-    run = subprocess.Popen(pen_cmd(board.port, "--json", *command),
+    assert pen(board.url, "set", "--depth", "0.5", "--rate", "100").returncode == 0
+    run = subprocess.Popen(pen_cmd(board.url, "--json", *command),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: board.observe()["motor_duty"] > 0, 30, "the run to start")
@@ -83,7 +83,7 @@ def test_ctrl_c_in_a_pass_shows_the_summary_and_exits_130_if_it_cut_the_plan(boa
 @pytest.mark.long
 def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
     csv_path, png = tmp_path / "pass.csv", tmp_path / "pass.png"
-    done = pen(board.port, "run", "--depth", "0.5", "--rate", "100", "--for", "1.5s",
+    done = pen(board.url, "run", "--depth", "0.5", "--rate", "100", "--for", "1.5s",
                "--record", str(csv_path))
     assert done.returncode == 0, done.stderr
     rows = read(csv_path)
@@ -99,7 +99,7 @@ def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
 
 def test_monitor_records_what_it_shows(board, tmp_path):
     csv_path = tmp_path / "watched.csv"
-    proc = subprocess.Popen(pen_cmd(board.port, "monitor", "--record", str(csv_path)),
+    proc = subprocess.Popen(pen_cmd(board.url, "monitor", "--record", str(csv_path)),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -130,7 +130,7 @@ def test_a_start_that_homed_and_was_refused_says_so_once(port):
 
 
 def test_telemetry_gives_fresh_lines_by_default(board):
-    with patient_pen(board.port) as p:
+    with patient_pen(board.url) as p:
         board_sleep(1.0)  # telemetry lines queue up unread
         asked_at = p.status().uptime_ms
         first = next(p.telemetry(timeout=10))
@@ -228,8 +228,8 @@ def test_the_log_keeps_a_faults_whole_text(ready_pen, board):
 
 
 def test_the_monitor_says_refused_once_and_how_to_clear_the_config_warning(board):
-    with patient_pen(board.port) as p:
-        watched = _Monitor(p, board.port)
+    with patient_pen(board.url) as p:
+        watched = _Monitor(p, board.url)
         snap = watched.refresh()
         assert [w for w in snap.warnings if "CONFIG" in w and "pen config reset" in w]
         assert watched.press("s")  # a fresh board: not homed, nothing set

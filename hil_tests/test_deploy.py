@@ -84,7 +84,7 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     target = board.flash_dir / name
     target.write_bytes(change(target.read_bytes()))
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().faults == ["INTEGRITY"]
         if name.startswith("protocol."):
             # the lockout cannot run on a damaged protocol: main.py's minimal lockout answers
@@ -106,9 +106,9 @@ def test_damaged_file_locks_the_motor_out_until_a_good_deploy(board, damage):
     assert ">>> " not in board.output()
     board_sleep(0.3)
     assert motor_stopped(board) and board.observe()["motor_duty"] == 0
-    fixed = deploy(board.port, firmware_dir=board.firmware_dir)
+    fixed = deploy(board.url, firmware_dir=board.firmware_dir)
     assert fixed.copied == [name]
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().faults == []
         assert pen.home().state == "READY"
 
@@ -134,16 +134,16 @@ def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_re
         source = (board.firmware_dir / "caps.py").read_text()
         (target / inner).write_text(source.replace("P.PROFILES[self.profile][1]", "3000"))
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().faults == ["INTEGRITY"]
         assert pen.faults()[0]["detail"].startswith(name + " ")
         with pytest.raises(RefusedError):
             pen.request("HOME")
     assert motor_stopped(board)
-    fixed = deploy(board.port, firmware_dir=board.firmware_dir)
+    fixed = deploy(board.url, firmware_dir=board.firmware_dir)
     assert fixed.removed == [name] and fixed.copied == []  # the survey sees folders too
     assert not target.exists()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().faults == []
         assert pen.get()["cap"] == "0.500"  # periorbital's, the deployed caps module's
 
@@ -154,7 +154,7 @@ def test_a_firmware_that_cannot_boot_resets_into_the_minimal_lockout_never_the_r
     # watchdog exists): each failed boot resets the board, the third in a row leaves
     # main.py's minimal lockout answering, so the board can still be put in service mode
     with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"), heap="60K") as board:
-        with patient_pen(board.port, connect_timeout=30) as pen:
+        with patient_pen(board.url, connect_timeout=30) as pen:
             assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
             with pytest.raises(RefusedError, match="3 boots in a row failed"):
                 pen.request("HOME")
@@ -177,7 +177,7 @@ def test_a_reset_the_host_is_slow_to_carry_out_never_lets_main_py_end_at_the_rep
         with board.host_stalled():
             wait_until(lambda: "MemoryError" in board.output(), 10, "the first failed boot")
             time.sleep(3)  # the host's stall: the board's own threads cannot reset the VM
-        with patient_pen(board.port, connect_timeout=30) as pen:
+        with patient_pen(board.url, connect_timeout=30) as pen:
             assert pen.status().faults == ["INTERNAL"]  # the minimal lockout, as always
         assert ">>> " not in board.output()
         board.check()
@@ -204,7 +204,7 @@ def test_leaving_the_raw_repl_with_a_soft_reset_runs_the_firmware_however_late_t
             time.sleep(0.3)  # the host's stall, while the board's other threads run
     finally:
         repl.close()
-    with patient_pen(board.port, connect_timeout=10) as pen:
+    with patient_pen(board.url, connect_timeout=10) as pen:
         assert pen.status().state == "IDLE"
 
 
@@ -217,11 +217,11 @@ def test_watchdog_resets_in_a_row_end_in_the_minimal_lockout(board):
         wait_until(lambda: board.regs[simhw.H_WDT_TIMEOUT_MS], 5, "the watchdog started")
         board.inject("hang")
         wait_until(lambda n=n: board.observe()["resets"].count(3) == n + 1, 8, "a watchdog reset")
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.info["fw"] == "?" and pen.status().faults == ["INTERNAL"]
         pen.request("RESET")  # the minimal lockout cleared the count: the firmware again
     board_sleep(0.3)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.info["fw"] != "?" and pen.status().state == "IDLE"
 
 
@@ -230,7 +230,7 @@ def test_deploy_from_a_board_already_at_the_repl_in_service_mode(board):
     (board.flash_dir / "service").write_text("")  # as a deploy cut short leaves it
     board.reset()
     wait_until(lambda: ">>> " in board.output(), 5, "the REPL prompt")
-    report = deploy(board.port, firmware_dir=board.firmware_dir)
+    report = deploy(board.url, firmware_dir=board.firmware_dir)
     assert report.copied == []
 
 
@@ -239,24 +239,24 @@ def test_deploy_from_a_board_already_at_the_repl_in_service_mode(board):
 def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_mode(board):
     # mpremote's Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): each one is a
     # realtime STOP, the raw REPL never comes, and the board stays in its app
-    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port,
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.url,
                            "exec", "print('got in')"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "got in" not in done.stdout
     assert "raw repl" in (done.stdout + done.stderr).lower()
     assert board.observe()["resets"] == [1] and board.observe()["vm_running"]
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().state == "IDLE"
 
 
 @pytest.mark.injects
 def test_deploy_refused_while_the_needles_run(board):
-    pen = patient_pen(board.port)
+    pen = patient_pen(board.url)
     pen.set(link_timeout=2000)  # the longest: deploy must reach the board within it
     start_run(pen, board)
     pen.keepalive.stop()
     pen.link.close()  # the host program ended without STOP: the run lasts to the link timeout
     with pytest.raises(RefusedError) as refused:
-        deploy(board.port)
+        deploy(board.url)
     assert "stop the pen" in str(refused.value) and refused.value.code == "STATE"
     assert not (board.flash_dir / "service").exists()
 
@@ -309,7 +309,7 @@ def test_a_deploy_with_bad_options_leaves_the_board_untouched(board, tmp_path, b
     # everything a deploy needs is checked before the board is asked for service mode: a
     # typo must not leave the pen at the raw REPL
     if bad == "board":
-        done = subprocess.run([sys.executable, "-m", "penctl", "--port", board.port, "deploy",
+        done = subprocess.run([sys.executable, "-m", "penctl", "--port", board.url, "deploy",
                                "--board", "esp32-devkitcc"], capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 2 and "esp32-devkitc" in done.stderr, done.stderr
@@ -317,8 +317,8 @@ def test_a_deploy_with_bad_options_leaves_the_board_untouched(board, tmp_path, b
         fw = firmware_copy(tmp_path, "broken")
         (fw / "caps.py").write_text("def cap(:\n")  # will not compile
         with pytest.raises(UsageError, match="caps.py"):
-            deploy(board.port, firmware_dir=fw)
+            deploy(board.url, firmware_dir=fw)
     assert not (board.flash_dir / "service").exists()
     assert board.resets == [1]  # never restarted
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().state == "IDLE"

@@ -105,7 +105,7 @@ def test_the_needles_are_retracted_at_rest_and_out_only_while_running(pen, board
 def test_the_board_retracts_the_needles_at_boot_before_it_reports_ready(board, depth_mm):
     # power lost mid-run leaves the needles wherever they stood
     board.power_cycle(depth_mm=depth_mm)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         st = pen.status()
         assert st.state == "IDLE" and st.faults == []
         assert board.observe()["depth_mm"] <= MARGIN_MM
@@ -115,7 +115,7 @@ def test_the_board_retracts_the_needles_at_boot_before_it_reports_ready(board, d
 def test_a_jammed_actuator_at_boot_latches_instead_of_retracting(board):
     board.inject("depth_jam")
     board.power_cycle(depth_mm=1.2)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         wait_until(lambda: "DEPTH_FOLLOWING" in pen.status().faults, 10, "jam latched")
         assert pen.status().state == "FAULT"
         with pytest.raises(RefusedError, match="PRECONDITION"):
@@ -202,7 +202,7 @@ def test_a_watchdog_reset_mid_run_brings_the_needles_in(pen, board):
     board.inject("hang")
     wait_until(lambda: 3 in board.observe()["resets"], 10, "watchdog reset")
     pen.link.close()
-    with patient_pen(board.port) as again:
+    with patient_pen(board.url) as again:
         assert "WATCHDOG" in again.status().faults
         wait_until(lambda: board.observe()["depth_mm"] <= MARGIN_MM, 8, "needles in")
     assert motor_stopped(board)

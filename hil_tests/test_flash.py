@@ -42,7 +42,7 @@ def test_esptool_writes_verifies_and_the_board_boots_the_image(board, tmp_path):
     data = flash_bytes(board)
     assert data[0x1000:0x1000 + image.stat().st_size] == image.read_bytes()
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().state == "IDLE"
 
 
@@ -111,7 +111,7 @@ def test_busy_port_and_board_not_in_download_mode(board, tmp_path):
             flash(board.port, image, "virtual", **PTY)
     with pytest.raises(LinkError, match="did not answer the ROM bootloader"):
         flash(board.port, image, "virtual", connect_attempts=1, **PTY)
-    with patient_pen(board.port) as pen:  # the firmware shrugged off esptool's bytes
+    with patient_pen(board.url) as pen:  # the firmware shrugged off esptool's bytes
         assert pen.status().state == "IDLE"
 
 
@@ -164,5 +164,5 @@ def test_esp32s3_is_detected_by_its_chip_id_and_flashed_at_0x0(tmp_path):
         with pytest.raises(RefusedError, match="built for esp32, but the board has an esp32s3"):
             flash(board.port, esp_image(tmp_path / "fw.bin"), "esp32s3-devkitc", **PTY)
         board.reset()  # the S3 boots what sits at 0x0
-        with patient_pen(board.port) as pen:
+        with patient_pen(board.url) as pen:
             assert pen.status().state == "IDLE"

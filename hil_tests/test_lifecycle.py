@@ -33,7 +33,7 @@ def test_ctrl_c_while_the_board_restarts_never_kills_it(board):
     import serial
     from penctl.sim.vm import simhw
 
-    with serial.serial_for_url(board.port, timeout=0) as port:
+    with serial.serial_for_url(board.url, timeout=0) as port:
         for _ in range(3):
             resets = len(board.observe()["resets"])
             board.reset()
@@ -45,7 +45,7 @@ def test_ctrl_c_while_the_board_restarts_never_kills_it(board):
             wait_until(lambda: board.observe()["vm_running"], 5, "VM running after the reset")
             assert board.crash is None, board.crash
             assert len(board.observe()["resets"]) == resets + 1, board.observe()["resets"]
-            with patient_pen(board.port) as pen:  # the firmware, not the REPL
+            with patient_pen(board.url) as pen:  # the firmware, not the REPL
                 assert pen.status().state in ("BOOT", "IDLE")
 
 
@@ -53,7 +53,7 @@ def test_ctrl_c_bursts_while_running_are_a_realtime_stop_and_never_leave_the_app
     # Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): a second one could land
     # in main.py's finally before the motor is off. The byte is a realtime STOP instead,
     # acted on even with a partial line in the buffer, and the VM never dies of it.
-    pen = start_run(patient_pen(board.port), board)
+    pen = start_run(patient_pen(board.url), board)
     wait_until(lambda: board.observe()["motor_hz"] > 50, 3, "motor up to speed")
     resets = board.observe()["resets"]
     pen.link.write_raw(b"7 STA")  # a frame cut short: the STOP does not wait for its end
@@ -85,7 +85,7 @@ def test_ctrl_c_during_homing_stops_homing(board):
     # saw it over before the Ctrl-C arrived); once the jam is gone, a homing that went on
     # would drive the needles out to leave the switch
     board.inject("depth_jam")
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.request("HOME")
         wait_until(lambda: pen.status().state == "HOMING", 2, "homing under way")
         pen.link.write_raw(b"\x03\x03")
@@ -130,11 +130,11 @@ def test_an_exception_out_of_the_app_leaves_the_motor_off_and_resets_never_to_th
     # main.py resets the board into the firmware: the REPL would let anyone run anything
     fw = patched_firmware(tmp_path, *PLANTED_ESCAPE)
     with VirtualBoard(firmware_dir=fw) as board:
-        escape_from_the_app(board, start_run(patient_pen(board.port), board),
+        escape_from_the_app(board, start_run(patient_pen(board.url), board),
                             lambda: 2 in board.observe()["resets"], "the reset")  # HARD
         assert "planted bug" in board.output()
         assert motor_stopped(board)
-        with patient_pen(board.port) as pen:
+        with patient_pen(board.url) as pen:
             assert pen.info["reset"] == "HARD" and pen.status().state == "IDLE"
         assert ">>> " not in board.output() and motor_stopped(board)
         board.check()
@@ -149,13 +149,13 @@ def test_missing_finally_is_caught_by_pwm_persistence(tmp_path):
     fw = patched_firmware(tmp_path, "app.py", "    finally:\n        app.safe()\n",
                           "    except ValueError:\n        raise\n")
     with VirtualBoard(firmware_dir=fw) as board:
-        escape_from_the_app(board, start_run(patient_pen(board.port), board),
+        escape_from_the_app(board, start_run(patient_pen(board.url), board),
                             lambda: ">>> " in board.output(), "the REPL prompt")
         assert board.observe()["motor_duty"] > 0  # the hazard a missing finally leaves
 
 
 def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_again(board):
-    pen = start_run(patient_pen(board.port), board)
+    pen = start_run(patient_pen(board.url), board)
     pen.keepalive.stop()
     board.proc.kill()  # the chip panics
     wait_until(lambda: board.crash, 2.0, "crash noticed")
@@ -164,7 +164,7 @@ def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_aga
     with pytest.raises(VirtualBoardError, match="VM exited"):
         board.check()  # recorded: a test cannot miss it although the board rebooted
     pen.link.close()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.info["reset"] == "HARD"  # what an ESP32 reports after a panic
         assert pen.status().state == "IDLE"
     assert board.observe()["resets"] == [1, 2] and motor_stopped(board)
@@ -172,10 +172,10 @@ def test_a_vm_that_dies_is_a_panic_outputs_reset_at_once_and_the_board_boots_aga
 
 
 def test_watchdog_reset_is_reported_after_a_hang(board):
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         board.inject("hang")  # the firmware stops being scheduled
         wait_until(lambda: 3 in board.observe()["resets"], 5.0, "watchdog reset")
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.info["reset"] == "WATCHDOG"
         assert "WATCHDOG" in pen.status().faults
         assert motor_stopped(board)
@@ -186,7 +186,7 @@ def test_unexpected_exception_stops_motor_and_reports_internal(tmp_path):
     fw = patched_firmware(tmp_path, "controller.py", "        sp = r.setpoint_chz\n",
                           "        sp = r.setpoint_chz\n        if self.rate_target == 13300:\n"
                           "            raise ZeroDivisionError('planted bug')\n")
-    with VirtualBoard(firmware_dir=fw) as board, patient_pen(board.port) as pen:
+    with VirtualBoard(firmware_dir=fw) as board, patient_pen(board.url) as pen:
         pen.use_profile("body")
         start_run(pen, board)
         pen.set(rate_hz=133)
@@ -204,7 +204,7 @@ def test_estop_pin_interrupt_alone_stops_and_latches(tmp_path):
     fw = patched_firmware(tmp_path, "supervisor.py",
                           "        if r.estop_open and not f & (1 << P.F_ESTOP):\n",
                           "        if False:\n")
-    with VirtualBoard(firmware_dir=fw) as board, patient_pen(board.port) as pen:
+    with VirtualBoard(firmware_dir=fw) as board, patient_pen(board.url) as pen:
         start_run(pen, board)
         board.inject("estop")
         wait_until(lambda: motor_stopped(board), 1, "motor off from the pin interrupt")

@@ -273,7 +273,7 @@ def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board
     running_pen.set(link_timeout=2000)
     first_seq = (running_pen._seq + 20000) % (P.SEQ_MAX - 100) + 1
     to_vm = board.bridge.stats["to_vm"]
-    with Flood(board.port, kind, first_seq, factor) as flood:
+    with Flood(board.url, kind, first_seq, factor) as flood:
         board_sleep(0.5)
         assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection: " \
             + "; ".join(line for line in board.output().splitlines() if "FAULT" in line)
@@ -304,7 +304,7 @@ def test_a_second_writer_taking_the_pens_next_numbers_cannot_fake_a_stop(running
     # Another program on the port sends KA frames under the numbers the Pen will use next:
     # the board must not answer the Pen's STOP (nor its STATUS) with what it answered them.
     running_pen.set(link_timeout=2000)
-    other = serial.serial_for_url(board.port, baudrate=115200, exclusive=False)
+    other = serial.serial_for_url(board.url, baudrate=115200, exclusive=False)
     try:
         first = running_pen._seq + 1
         other.write(b"".join(wire.frame("%d KA" % ((first + i - 1) % P.SEQ_MAX + 1)).encode()

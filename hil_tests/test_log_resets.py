@@ -93,7 +93,7 @@ def test_a_hang_is_reset_by_the_watchdog_with_the_motor_off_and_logged(running_p
     wait_until(lambda: WDT_RESET in board.observe()["resets"], timeout_s + 2, "watchdog reset")
     assert motor_stopped(board)  # a reset leaves every output off
     running_pen.link.close()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.info["reset"] == "WATCHDOG"
         assert "WATCHDOG" in pen.status().faults and motor_stopped(board)
         flushed(pen, "reset=WATCHDOG")
@@ -122,13 +122,13 @@ def test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on(pen, board):
     wait_until(lambda: len(board.observe()["resets"]) > resets, 4, "brown-out reset")
     assert board.observe()["resets"][-1] == PWRON_RESET  # all the ESP32 port can tell
     pen.link.close()
-    with patient_pen(board.port) as again:
+    with patient_pen(board.url) as again:
         assert again.info["reset"] == "BROWNOUT"
         records = again.log()
         assert "code=SUPPLY_LOW" in events(records, "FAULT")[-1]["text"]
         flushed(again, "reset=BROWNOUT")
     board.reset(PWRON_RESET)  # the supply plugged in again after a clean switch-off
-    with patient_pen(board.port) as again:
+    with patient_pen(board.url) as again:
         assert again.info["reset"] == "PWRON"
 
 
@@ -140,7 +140,7 @@ def test_a_brownout_while_running_keeps_its_record_and_its_name(running_pen, boa
     board.inject("brownout", volts=9.5, after_s=0.3)
     wait_until(lambda: len(board.observe()["resets"]) > resets, 4, "brown-out reset")
     running_pen.link.close()
-    with patient_pen(board.port) as again:
+    with patient_pen(board.url) as again:
         assert again.info["reset"] == "BROWNOUT"
         assert "code=SUPPLY_LOW" in events(again.log(), "FAULT")[-1]["text"]
 
@@ -157,7 +157,7 @@ RUN_RECORDS = ["STATE from=READY to=RUNNING", "STATE from=RUNNING to=READY"]
 def run_with_power_cut(board, point):
     """Home, then a run whose log flush loses power at its write point `point`; returns
     (log before, log after the cut, boot number of the run)."""
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.home()
         pen.set(depth_mm=0.5, rate_hz=100)
         quiet_flash(board)
@@ -169,7 +169,7 @@ def run_with_power_cut(board, point):
         except LinkError:
             pass  # the power failed while we were asking
     wait_until(lambda: len(board.observe()["resets"]) > resets, 5, "the power back")
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         return known, pen.log(), known[-1]["boot"]
 
 

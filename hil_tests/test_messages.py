@@ -14,20 +14,20 @@ pytestmark = pytest.mark.injects
 
 
 def to_service_mode(board):
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.service()
     wait_until(lambda: "service mode" in board.output(), 5, "service-mode boot")
 
 
 def raw_repl(board):
-    with serial.serial_for_url(board.port, timeout=0.5) as s:
+    with serial.serial_for_url(board.url, timeout=0.5) as s:
         s.write(b"\x01")
         wait_until(lambda: board.bridge.raw_repl, 2, "the raw REPL")
 
 
 def refusal(board):
     with pytest.raises(LinkError) as info:
-        Pen(board.port, connect_timeout=2, timeout=0.5, retries=1)  # a real board's patience
+        Pen(board.url, connect_timeout=2, timeout=0.5, retries=1)  # a real board's patience
     return info.value
 
 
@@ -40,7 +40,7 @@ def advised_mpremote(message):
 
 def firmware_runs_again(board):
     board_sleep(0.5)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.status().state == "IDLE"
 
 
@@ -60,7 +60,7 @@ def test_service_mode_is_named_with_its_way_out(board, raw):
 @pytest.mark.parametrize("raw", [False, True])
 def test_a_repl_is_named_with_its_way_out(board, raw):
     to_service_mode(board)
-    mpremote(board.port, "fs", "rm", ":service")  # the flag is gone, no reset yet
+    mpremote(board.url, "fs", "rm", ":service")  # the flag is gone, no reset yet
     if raw:
         raw_repl(board)
         e = refusal(board)
@@ -72,7 +72,7 @@ def test_a_repl_is_named_with_its_way_out(board, raw):
         assert e.code == "REPL" and "MicroPython REPL" in e.message
         assert "raw" not in e.message and "service" not in e.message
         assert "Ctrl-D" in e.message
-        with serial.serial_for_url(board.port) as s:
+        with serial.serial_for_url(board.url) as s:
             s.write(b"\x04")
     firmware_runs_again(board)
 
@@ -82,7 +82,7 @@ def test_a_friendly_repl_that_answers_late_is_named_so_and_left_as_it_was(board)
     # a busy board answers the probe's line feed after the probe has gone on to Ctrl-A,
     # which takes a friendly REPL into the raw one: the probe must see that it did
     to_service_mode(board)
-    link = Transport(board.port)
+    link = Transport(board.url)
     try:
         board.inject("starve")
         sent = board.bridge.stats["to_vm"]
@@ -101,7 +101,7 @@ def test_a_friendly_repl_that_answers_late_is_named_so_and_left_as_it_was(board)
 
 def test_a_board_without_the_firmware_is_told_to_deploy(board):
     to_service_mode(board)
-    mpremote(board.port, "fs", "rm", ":service", "+", "fs", "rm", ":main.py", "+", "reset")
+    mpremote(board.url, "fs", "rm", ":service", "+", "fs", "rm", ":main.py", "+", "reset")
     wait_until(lambda: ">>> " in board.output()[-10:], 5, "a bare MicroPython REPL")
     e = refusal(board)
     assert e.code == "REPL" and "no pen firmware" in e.message and "pen deploy" in e.message

@@ -117,8 +117,8 @@ class Terminal:
 # ---- pen monitor ---------------------------------------------------------------------------
 @pytest.mark.injects
 def test_monitor_keys_home_start_stop_and_quit_in_a_terminal(board):
-    set_targets(board.port)
-    term = Terminal(pen_cmd(board.port, "monitor"))
+    set_targets(board.url)
+    term = Terminal(pen_cmd(board.url, "monitor"))
     try:
         term.wait_for_text("pen monitor", 0, 10, "the monitor's first frame")
         mark = len(term.output)
@@ -140,8 +140,8 @@ def test_monitor_keys_home_start_stop_and_quit_in_a_terminal(board):
 
 @pytest.mark.injects
 def test_monitor_through_a_pipe_stops_the_needles_when_it_quits(board):
-    set_targets(board.port)
-    proc = subprocess.Popen(pen_cmd(board.port, "monitor"), stdin=subprocess.PIPE,
+    set_targets(board.url)
+    proc = subprocess.Popen(pen_cmd(board.url, "monitor"), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         proc.stdin.write("h\n")
@@ -157,8 +157,8 @@ def test_monitor_through_a_pipe_stops_the_needles_when_it_quits(board):
 
 @pytest.mark.injects
 def test_monitor_shows_a_board_restart_instead_of_ending(board):
-    with patient_pen(board.port) as pen:
-        watched = _Monitor(pen, board.port)
+    with patient_pen(board.url) as pen:
+        watched = _Monitor(pen, board.url)
         watched.refresh()
         boots = pen.link.boots
         board.reset()  # EN pressed: the monitor's host did not ask for it
@@ -175,7 +175,7 @@ def recorded_lines(path):
 @pytest.mark.injects
 def test_record_catches_a_fault_in_telemetry_and_events(board, tmp_path):
     out = tmp_path / "session.csv"
-    rec = subprocess.Popen(pen_cmd(board.port, "--json", "record", "-o", str(out),
+    rec = subprocess.Popen(pen_cmd(board.url, "--json", "record", "-o", str(out),
                                    "--for", "2s"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -206,7 +206,7 @@ def test_record_ends_on_ctrl_c_and_keeps_what_it_had(board, tmp_path):
     # started with SIGINT ignored, as a script's background job is (and as a harness may
     # run the suite): pen honours Ctrl-C all the same
     out = tmp_path / "open-ended.csv"
-    command = " ".join(shlex.quote(a) for a in pen_cmd(board.port, "record", "-o", str(out)))
+    command = " ".join(shlex.quote(a) for a in pen_cmd(board.url, "record", "-o", str(out)))
     rec = subprocess.Popen(["sh", "-c", "trap '' INT; exec " + command],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

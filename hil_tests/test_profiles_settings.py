@@ -76,7 +76,7 @@ def test_bad_saved_values_are_refused_and_nothing_is_saved(pen):
 @pytest.mark.injects
 @pytest.mark.parametrize("damage", ["corrupt", "missing", "wrong-version"])
 def test_unusable_settings_fall_back_to_safe_defaults_with_a_config_warning(board, damage):
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.use_profile("body")
     path = board.flash_dir / "settings.txt"
     if damage == "missing":
@@ -87,7 +87,7 @@ def test_unusable_settings_fall_back_to_safe_defaults_with_a_config_warning(boar
         path.write_text(path.read_text().replace("v=1", "v=9"))
     board.reset()
     board_sleep(0.3)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         assert pen.config()["profile"] == "periorbital" and pen.config()["source"] == "defaults"
         assert "CONFIG" in pen.status().warnings
         pen.use_profile("cheeks")  # a good save ends the warning
@@ -100,7 +100,7 @@ SAVE_WRITE_POINTS = 4  # settings.save() on LittleFS or a POSIX flash: open, wri
 def save_with_power_cut(board, point):
     """From a saved 'cheeks', save 'body' with the power failing at write point `point`
     of that save (0: no cut); returns the profile the board boots with."""
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.use_profile("cheeks")
         quiet_flash(board)  # the PROFILE record is written: the next write points are the save's
         if point:
@@ -113,7 +113,7 @@ def save_with_power_cut(board, point):
         wait_until(lambda: board.power_cuts > 0 and board.observe()["vm_running"], 5,
                    "the board back after the power cut")
         board_sleep(0.3)
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         saved = pen.config()
         assert saved["source"] == "saved" and "CONFIG" not in pen.status().warnings
         return saved["profile"]
@@ -123,7 +123,7 @@ def save_with_power_cut(board, point):
 @pytest.mark.injects
 @pytest.mark.count_writes
 def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(board):
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         quiet_flash(board)
         before = board.write_points()
         pen.use_profile("scars")
@@ -196,11 +196,11 @@ def test_no_allowed_supply_trim_hides_a_supply_fault(pen, board, gain, injection
 def test_a_save_cut_between_remove_and_rename_is_finished_at_boot(board):
     # on FAT a save removes the old file before renaming the new one: a cut between the two
     # leaves only settings.new, which the next boot must take and rename
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.use_profile("body")
     (board.flash_dir / "settings.txt").rename(board.flash_dir / "settings.new")
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         saved = pen.config()
         assert (saved["profile"], saved["source"]) == ("body", "saved")
         assert "CONFIG" not in pen.status().warnings
@@ -213,7 +213,7 @@ def test_a_never_confirmed_new_file_is_not_used_when_the_settings_are_corrupt(bo
     # a save cut before its rename leaves settings.new beside the settings the board kept
     # using; if settings.txt is damaged later, nothing proves settings.new was ever meant
     # to replace it: the safe defaults and the warning, not the leftover
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.use_profile("body")
         leftover = (board.flash_dir / "settings.txt").read_text()
         pen.use_profile("cheeks")
@@ -221,7 +221,7 @@ def test_a_never_confirmed_new_file_is_not_used_when_the_settings_are_corrupt(bo
     path = board.flash_dir / "settings.txt"
     path.write_text(path.read_text().replace("cheeks", "cheekz"))
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         saved = pen.config()
         assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
         assert "CONFIG" in pen.status().warnings
@@ -232,13 +232,13 @@ def test_a_never_confirmed_new_file_is_not_used_when_the_settings_are_corrupt(bo
 def test_an_oversized_settings_file_gives_the_safe_defaults(board, name):
     # 24 KB read at once ran the heap out before the watchdog existed: the board sat at
     # the REPL. The read is bounded; whatever is wrong with the file gives the defaults.
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         pen.use_profile("body")
     if name == "settings.new":
         (board.flash_dir / "settings.txt").unlink()
     (board.flash_dir / name).write_text("SETTINGS " + "x" * 24 * 1024 + "\n")
     board.reset()
-    with patient_pen(board.port) as pen:
+    with patient_pen(board.url) as pen:
         saved = pen.config()
         assert (saved["profile"], saved["source"]) == ("periorbital", "defaults")
         assert "CONFIG" in pen.status().warnings

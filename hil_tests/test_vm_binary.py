@@ -21,7 +21,7 @@ def test_pen_micropython_names_the_vm_the_board_runs_and_asks_for_its_mpy_format
     wrapper.write_text('#!/bin/sh\necho "$@" >> %s\nexec %s "$@"\n' % (calls, real))
     wrapper.chmod(0o755)
     monkeypatch.setenv(ENV, str(wrapper))
-    with VirtualBoard(needles_mm=0.0) as board, Pen(board.port) as pen:
+    with VirtualBoard(needles_mm=0.0) as board, Pen(board.url) as pen:
         assert pen.status().state == "IDLE"
         board.check()
     runs = calls.read_text().splitlines()

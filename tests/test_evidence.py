@@ -96,12 +96,12 @@ def test_a_real_boards_results_are_filed_by_its_name_and_chip_id(tmp_path):
     test = "hil_tests/test_refusals.py::test_start_refused_before_homing"
     with VirtualBoard(needles_mm=0.0) as board:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p",
-                               "no:cacheprovider", test, "--port", board.port],
+                               "no:cacheprovider", test, "--port", board.url],
                               cwd=ROOT, env=dict(os.environ, PEN_RESULTS=str(results)),
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stdout
         kind = "virtual %s" % board.uid.hex()
-        assert evidence.identify(board.port) == kind
+        assert evidence.identify(board.url) == kind
     recorded = evidence.load(results)
     assert list(recorded) == [kind]
     assert recorded[kind][test]["outcome"] == "passed"

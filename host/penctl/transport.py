@@ -22,6 +22,9 @@ PROBE = "import os;_l=os.listdir();print('pen-'+'probe',%r in _l,'main.py' in _l
         "'main.mpy' in _l)"
 PROBE_ANSWER = re.compile(rb"pen-probe (True|False) (True|False)")
 
+if "penctl.urlhandler" not in serial.protocol_handler_packages:  # socket:// with a count
+    serial.protocol_handler_packages.insert(0, "penctl.urlhandler")
+
 
 def open_exclusive(port, baudrate, tries=6):
     """The port, locked against other programs. A port another program has just closed can

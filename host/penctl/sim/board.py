@@ -2,7 +2,8 @@
 its pins, reached through a real serial device.
 
     host (pyserial) -> <tmp>/ttyPEN0 or a stable link (symlink) -> PTY -> link bridge
-    -> socket -> VM stdio
+    host (pyserial) -> socket://127.0.0.1:PORT (.url) ---------------> link bridge
+    link bridge -> socket pair -> VM stdio
 
 VirtualBoard is the one public face; it builds the board from parts, each a file named
 for the piece of hardware (or the host's stand-in for it) it is:
@@ -17,7 +18,8 @@ for the piece of hardware (or the host's stand-in for it) it is:
   judge the firmware in that time, never the host's.
 - injection.py: faults a test injects, power cuts at flash writes, reaction timing.
 - link.py: the USB-UART (the bridge: Ctrl-C as SIGINT, link faults, serving across VM
-  restarts); rom.py and rfc2217.py: the ROM's serial loader, DTR/RTS for esptool.
+  restarts); socket_port.py: that UART over TCP; rom.py and rfc2217.py: the ROM's serial
+  loader, DTR/RTS for esptool.
 A VM that dies is a chip that panicked: its outputs go to their reset state at once and it
 boots again; check() still reports the crash.
 """
@@ -43,7 +45,9 @@ from .link import LinkBridge, open_vm_channel
 from .physics import Physics
 from .physics_thread import PhysicsThread
 from .register_file import RegisterFile
+from .rfc2217 import Rfc2217Server
 from .rom import ROMS
+from .socket_port import SocketPort
 from .vm import simhw
 from .vm_process import HEAP, VmProcess, vm_mpy_arch
 from .watchdog import Watchdog
@@ -109,7 +113,7 @@ class VirtualBoard:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads = []
-        self._rfc2217 = None
+        self._servers = {}  # the UART's network faces, made on first use (url, rfc2217_url)
         self._registers = self._vm = self.bridge = None  # made by start()
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -153,7 +157,7 @@ class VirtualBoard:
         self.bridge = LinkBridge(bridge_end, self._ctrl_c, self._clock.link_passed)
         self._stalls = HostStalls(self.bridge)
         self._watchdog = Watchdog(regs, vm, self._clock, self._stalls, physics)
-        self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock)
+        self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock, lock)
         self._injection = Injection(self.definition, regs, physics, self.bridge, vm,
                                     self._clock, lock, self.count_writes)
         self._chip = Chip(self.chip, self.uid, self._registers, self._spi_flash, vm, self.bridge,
@@ -174,8 +178,8 @@ class VirtualBoard:
 
     def close(self):
         self._stop.set()
-        if self._rfc2217 is not None:
-            self._rfc2217.close()
+        for server in self._servers.values():
+            server.close()
         if self.bridge is not None:
             self.bridge.stop()
         if self._vm is not None:
@@ -213,15 +217,24 @@ class VirtualBoard:
     cut_power_at = _forward("_injection", Injection.cut_power_at)
     reaction_ticks = _forward("_injection", Injection.reaction_ticks)
     heartbeat_lost_after_s = _forward("_injection", Injection.heartbeat_lost_after_s)
+    heartbeat_drops = _forward("_heartbeat", HeartbeatWatch.drops)
+    heartbeat_max_gap_s = _forward("_heartbeat", HeartbeatWatch.max_gap_s)
+
+    @property
+    def url(self):
+        """The board's UART as socket://127.0.0.1:PORT, for pyserial, `pen --port` and
+        mpremote: the UART of `.port` with no PTY between (socket_port.py)."""
+        return self._server(SocketPort).url
 
     @property
     def rfc2217_url(self):
         """The board as rfc2217://127.0.0.1:PORT, carrying DTR/RTS to its reset circuit."""
-        if self._rfc2217 is None:
-            from .rfc2217 import Rfc2217Server
+        return self._server(Rfc2217Server).url
 
-            self._rfc2217 = Rfc2217Server(self)
-        return self._rfc2217.url
+    def _server(self, kind):
+        if kind not in self._servers:
+            self._servers[kind] = kind(self)
+        return self._servers[kind]
 
     def written_at_tick(self, pin_name):
         """The tick (on the ticks() clock) at which the firmware last wrote this output
@@ -231,20 +244,6 @@ class VirtualBoard:
     @property
     def tick_s(self):
         return self.definition["timing"]["tick_ms"] / 1000
-
-    def heartbeat_drops(self):
-        """Times the heartbeat monostable ran out and dropped both drivers."""
-        return self.physics.beat_drops
-
-    def heartbeat_max_gap_s(self, restart=False):
-        """The longest simulated time between two heartbeat edges while the drivers were
-        enabled (on a busy host it includes the VM's waits for a CPU); restart=True starts
-        a new measurement."""
-        with self._lock:
-            gap = self.physics.beat_max_gap
-            if restart:
-                self.physics.beat_max_gap = 0.0
-            return gap
 
     @contextlib.contextmanager
     def host_stalled(self):

@@ -11,7 +11,8 @@ from .vm import simhw
 
 
 class HeartbeatWatch:
-    def __init__(self, definition, regs, physics, vm, clock):
+    def __init__(self, definition, regs, physics, vm, clock, lock):
+        self.lock = lock  # the board's: the physics thread steps under it
         self.timing = definition["timing"]
         self.pin = definition["pins"]["heartbeat"]
         self.regs = regs
@@ -22,6 +23,20 @@ class HeartbeatWatch:
         # watchdog feeds and host time at the last edge; the VM's CPU ns and the chip's
         # clock (s) once a window has gone without one
         self._edge = (0, 0.0, None, None)
+
+    def drops(self):
+        """Times the heartbeat monostable ran out and dropped both drivers."""
+        return self.physics.beat_drops
+
+    def max_gap_s(self, restart=False):
+        """The longest simulated time between two heartbeat edges while the drivers were
+        enabled (on a busy host it includes the VM's waits for a CPU); restart=True starts
+        a new measurement."""
+        with self.lock:
+            gap = self.physics.beat_max_gap
+            if restart:
+                self.physics.beat_max_gap = 0.0
+            return gap
 
     def float(self):
         """The heartbeat pin floats at a reset: the monostable lets go of both drivers at

@@ -51,6 +51,9 @@ class LinkBridge:
         # bridge's end of its socket pair; the PTY is left alone while it is attached
         self.tap = None
         self._closing = []  # taps let go, closed by this thread alone: never under its select
+        # socket:// clients (VirtualBoard.url) on the UART beside the PTY, each seeing all
+        # it sends: their bytes never cross a PTY either
+        self.clients = []
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
@@ -110,11 +113,30 @@ class LinkBridge:
         while self._closing:
             os.close(self._closing.pop())
 
-    def _host(self):
-        return self.host_master if self.tap is None else self.tap
+    def add_client(self, fd):
+        """A socket:// client's connection (its fd), on the UART until it closes."""
+        os.set_blocking(fd, False)
+        with self._pass_lock:
+            self.clients.append(fd)
+
+    def _let_go(self, fd):
+        # this thread's own, as a detached tap is: never closed under its select
+        if fd == self.tap:
+            self._detach()
+        elif fd in self.clients:
+            self.clients.remove(fd)
+            self._closing.append(fd)
+
+    def _hosts(self):
+        """What the UART talks to now: the RFC 2217 server alone, or the PTY and the
+        socket clients."""
+        return [self.tap] if self.tap is not None else [self.host_master] + self.clients
 
     def close(self):
-        self.detach()
+        with self._pass_lock:
+            self._detach()
+            for fd in list(self.clients):
+                self._let_go(fd)
         self._close_detached()  # this thread has ended (the board joined it)
         for fd in (self.host_master, self._host_slave, self.vm_master):
             try:
@@ -125,8 +147,8 @@ class LinkBridge:
     def run(self):
         self._last_pass = time.monotonic()
         while not self._stop.is_set():
-            host = self._host()
-            ready, _, _ = select.select([host, self.vm_master], [], [], 0.02)
+            hosts = self._hosts()
+            ready, _, _ = select.select(hosts + [self.vm_master], [], [], 0.02)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
             # thread, while a VM writing more than its channel holds waited for it
             now = time.monotonic()
@@ -134,11 +156,12 @@ class LinkBridge:
             self._last_pass = now
             with self._pass_lock:  # starved() holds it as a busy host holds this thread
                 self._close_detached()
-                if host in ready and host == self._host():
-                    data = self._read(host)
-                    if not data and host == self.tap:  # the client closed its end
-                        self._detach()
-                    self._from_host(data)
+                for host in hosts:
+                    if host in ready and host in self._hosts():
+                        data = self._read(host)
+                        if not data and host != self.host_master:  # a client closed its end
+                            self._let_go(host)
+                        self._from_host(data)
                 if self.vm_master in ready:
                     with self._vm_lock:
                         self._from_vm(self._read(self.vm_master))
@@ -248,13 +271,17 @@ class LinkBridge:
         if self._delay:
             self._pending.append((time.monotonic() + self._delay, fd, data))
             return
-        self._write(self._host() if fd is None else fd, data)
+        self._deliver(fd, data)
+
+    def _deliver(self, fd, data):
+        for out in self._hosts() if fd is None else [fd]:
+            self._write(out, data)
 
     def _flush_pending(self):
         now = time.monotonic()
         while self._pending and self._pending[0][0] <= now:
             _, fd, data = self._pending.pop(0)
-            self._write(self._host() if fd is None else fd, data)
+            self._deliver(fd, data)
 
     @staticmethod
     def _write(fd, data):
