@@ -3,9 +3,8 @@
 import socket
 import time
 
-import serial
-
 import penctl.transport  # noqa: F401  (puts penctl's handlers ahead of pyserial's)
+import serial
 
 
 def _served():
