@@ -268,12 +268,7 @@ class Pen:
         while fresh and not self.link.telemetry.empty():
             self.link.telemetry.get_nowait()
         while True:
-            try:
-                fields = self.link.telemetry.get(timeout=timeout)
-            except Exception:
-                raise LinkError("no telemetry for %.1f s; is telemetry off (SET telemetry=0)?"
-                                % timeout, "NO_TELEMETRY") from None
-            yield Status.from_fields(fields)
+            yield Status.from_fields(self.link.next_telemetry(timeout))
 
     def events(self):
         """Events received so far: list of (name, fields, message)."""

@@ -26,7 +26,7 @@ def _board(port, board):
 @contextlib.contextmanager
 def _virtual(name):
     with VirtualBoard(name, needles_mm=0.0) as board:
-        yield board.port
+        yield board.url  # no PTY: a busy host's kernel held PTYs for seconds (docs/figures.md)
 
 
 def run(port, n, seconds, depth_mm, rate_hz, echo=print):

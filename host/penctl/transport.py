@@ -9,6 +9,7 @@ import time
 
 import serial
 
+from . import patience
 from .errors import LinkError
 from .firmware import app_mode, wire
 from .firmware import protocol as P
@@ -56,6 +57,7 @@ class Transport:
         self.at_repl = False
         self.heard = b""  # the last bytes read, for probe_repl()
         self.boots = 0  # BOOT events seen: a restart forgets the board's answered requests
+        self.passed_at = time.monotonic()  # the reader's last pass, its lines sorted
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._read_loop, daemon=True, name="pen-reader")
@@ -96,12 +98,30 @@ class Transport:
             if not chunk:
                 if any(pending.decode("ascii", "replace").endswith(m) for m in REPL_MARKERS):
                     self.at_repl = True
+                self.passed_at = time.monotonic()
                 continue
             pending += chunk
             self.heard = (self.heard + chunk)[-1024:]
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 self._dispatch(raw.decode("ascii", "replace").strip())
+            self.passed_at = time.monotonic()
+
+    def next_telemetry(self, timeout):
+        """The next telemetry line's fields. LinkError once this reader has looked for
+        `timeout` s and found none: a busy host that did not run the reader for a second
+        (the board's lines waiting in the kernel) is not a silent board; 200 passes beside
+        two CPU-bound processes and more work failed 6 on a wall-clock second."""
+        deadline = time.monotonic() + timeout
+        ceiling = deadline + patience.scaled(30.0)  # a reader that never runs again
+        while True:
+            looked = self.passed_at > deadline  # all that pass found is queued by now
+            try:
+                return self.telemetry.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                if looked or time.monotonic() > ceiling:
+                    raise LinkError("no telemetry for %.1f s; is telemetry off (SET "
+                                    "telemetry=0)?" % timeout, "NO_TELEMETRY") from None
 
     def _dispatch(self, line):
         if not line:
