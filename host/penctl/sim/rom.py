@@ -28,6 +28,7 @@ import hashlib
 import queue
 import struct
 import threading
+import time
 import zlib
 
 from .. import chips
@@ -196,8 +197,15 @@ class RomLoader:
         self._halt.set()
 
     def busy(self, seconds):
-        """The chip is at work for `seconds` (a reset cuts it short); False if halted."""
-        return not self._halt.wait(seconds) if seconds else not self._halt.is_set()
+        """The chip is at work for `seconds` (a reset or the board's end cuts it short);
+        False if cut short."""
+        end = time.monotonic() + seconds
+        while not self._halt.is_set() and self.alive():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            self._halt.wait(min(left, 0.1))
+        return False
 
     # ---- SLIP, in the link's thread ------------------------------------------------------
     def feed(self, data):
@@ -247,7 +255,7 @@ class RomLoader:
         self.send_frame(struct.pack("<BBHI", 1, op, len(body), self._value) + body)
 
     def send_frame(self, payload):
-        if not self._halt.is_set():
+        if not self._halt.is_set() and self.alive():  # never into a closed board's UART
             self.send(slip_encode(payload))
 
     # ---- requests -------------------------------------------------------------------
