@@ -110,6 +110,7 @@ class Chip:
     def hold_in_reset(self):
         """EN held low: the chip stops; nothing runs until release_reset()."""
         with self.lock:
+            self._boot_request = None  # EN low again before the last release's boot
             self.vm.kill()
             self._leave_rom()
             self.float_outputs()
