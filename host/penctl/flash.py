@@ -2,7 +2,8 @@
 
 The image is checked before anything is written (ESP image magic, chip id in its header
 against the board's chip); esptool (run as `python -m esptool`, the real CLI) detects the
-chip, writes at the chip's app offset, and verifies the MD5 the ROM computes.
+chip, uploads its stub flasher (unless told not to), writes at the chip's app offset, and
+verifies the MD5 the chip computes.
 """
 
 import functools
