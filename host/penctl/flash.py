@@ -2,7 +2,8 @@
 
 The image is checked before anything is written (ESP image magic, chip id in its header
 against the board's chip); esptool (run as `python -m esptool`, the real CLI) detects the
-chip, writes at the chip's app offset, and verifies the MD5 the ROM computes.
+chip, uploads its stub flasher (unless told not to), writes at the chip's app offset, and
+verifies the MD5 the chip computes.
 """
 
 import functools
@@ -56,7 +57,8 @@ _FAILURES = [
 # once). esptool's own configuration file, its documented
 # way to tune its timings to a link, gives it that link's patience; a real board's ROM
 # keeps esptool's own figures.
-VIRTUAL_ROM_TIMINGS = "[esptool]\ntimeout = 90\nsync_timeout = 1\n"
+VIRTUAL_ROM_TIMINGS = ("[esptool]\ntimeout = 90\nsync_timeout = 1\n"
+                       "mem_end_rom_timeout = 90\n")
 
 
 def _esptool(port, chip, args, stub, before, after, echo, attempts=7, config=None):
@@ -120,7 +122,10 @@ def _flash_with(esptool, chip, firmware, erase, stub, before, after, connect_att
             length = int(size) * 1024 * 1024 if size.isdigit() else 4 * 1024 * 1024
             esptool(["erase-region", "0x0", hex(length)], stub, "no-reset", stay)
     write = ["write-flash"] + (["-z"] if compress else []) + [hex(chip.app_offset), str(firmware)]
-    out = esptool(write, stub, "no-reset", after)
+    # entered afresh with `before`: a port opened anew asserts DTR with RTS, and with DTR
+    # asserted the auto-reset circuit cannot pull EN low, so the hard reset after the write
+    # would not reset (esptool's reset sequence ends with DTR released)
+    out = esptool(write, stub, before, after)
     if "Hash of data verified" not in out:
         raise LinkError("esptool wrote the image but did not verify it; flash again", "FLASH")
     return report

@@ -187,8 +187,8 @@ def ports(ctx):
               help="MicroPython .bin for the board's chip (from micropython.org/download)")
 @click.option("--board", default="esp32-devkitc", show_default=True)
 @click.option("--erase", is_flag=True, help="erase the whole flash first")
-@click.option("--no-stub", is_flag=True, help="talk only to the ROM bootloader (slower; the "
-              "virtual board has no stub)")
+@click.option("--no-stub", is_flag=True, help="talk only to the ROM bootloader, without "
+              "esptool's stub flasher (slower)")
 @click.option("--before", default="default-reset", show_default=True,
               type=click.Choice(["default-reset", "no-reset"]),
               help="no-reset on a PTY, where DTR/RTS cannot reset the board")

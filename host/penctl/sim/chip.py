@@ -8,6 +8,10 @@ ROM boots MicroPython only from a valid app image (else it prints what a real RO
 and stays), and the reset cause is posted for machine.reset_cause(). The physics thread
 calls watch() once per pass; release_reset() leaves the boot to it, since a VM dies with
 the thread that started it (PR_SET_PDEATHSIG) and only long-lived threads may start one.
+
+Each boot prints what the chip prints before MicroPython starts (rom.py's boot_text: the
+ROM's lines at 115200 with the reset's rst: code, the second-stage bootloader's up to its
+entry), and a watchdog reset prints the task watchdog's panic first, as ESP-IDF does.
 """
 
 import time
@@ -19,14 +23,25 @@ from .vm import simhw
 # machine.reset_cause()'s values, as the protocol names them (the VM's own are machine.py's)
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = (
     RESET_CAUSES.index(name) for name in ("PWRON", "HARD", "WATCHDOG", "SOFT"))
-_NO_APP = (b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET)\r\n"
-           b"invalid header: 0xffffffff\r\n")
+# The task watchdog's panic as ESP-IDF v5 prints it (esp_task_wdt.c task_wdt_isr, then
+# abort() and the panic handler): MicroPython's task is mp_task, pinned to core 1 on a
+# dual-core ESP32 (ports/esp32/mpconfigport.h MP_TASK_COREID). The chip's firmware has no
+# ELF here: the program counters are an example's, the SHA256 zeros.
+_TASK_WDT = (b"E (%d) task_wdt: Task watchdog got triggered. The following tasks/users did "
+             b"not reset the watchdog in time:\r\nE (%d) task_wdt:  - mp_task (CPU 1)\r\n"
+             b"E (%d) task_wdt: Tasks currently running:\r\nE (%d) task_wdt: CPU 0: IDLE0"
+             b"\r\nE (%d) task_wdt: CPU 1: mp_task\r\nE (%d) task_wdt: Aborting.\r\n\r\n"
+             b"abort() was called at PC 0x400e0a7b on core 0\r\n\r\n\r\nBacktrace: "
+             b"0x40081a7e:0x3ffbe9b0 0x4008a0b5:0x3ffbe9d0 0x4008f1f1:0x3ffbe9f0 "
+             b"0x400e0a7b:0x3ffbea60 0x40082bd5:0x3ffbea80\r\n\r\n\r\n\r\n\r\n"
+             b"ELF file SHA256: 0000000000000000\r\n\r\nRebooting...\r\n")
 
 
 class Chip:
     def __init__(self, model, uid, registers, flash, vm, bridge, physics, *, clock, watchdog,
                  heartbeat, injection, lock, stop):
         self.model = model  # a ROMS key: the ROM the bootloader answers as
+        self.rom = ROMS[model](mac=uid)
         self.uid = uid
         self.registers = registers
         self.regs = registers.regs
@@ -46,24 +61,32 @@ class Chip:
         self.power_cuts = 0
         self.booted_app = True
         self.ticks_before = 0  # control ticks of the firmware runs before this one
-        self._boot_request = None  # True: ROM bootloader, False: MicroPython
+        self._boot_request = None  # (download, rst): the boot EN's release asks for
+        self._booted_at = time.monotonic()
 
     def float_outputs(self):
         self.registers.float_outputs()
         self.heartbeat.float()
 
-    def boot(self, cause, raw=False):
-        """Boot with this reset cause (raw: back into the raw REPL a soft reset came from)."""
+    def boot(self, cause, raw=False, rst=None):
+        """Boot with this reset cause (raw: back into the raw REPL a soft reset came from),
+        printing the ROM's text for `rst` (its default: power-on for PWRON, a software CPU
+        reset for the resets the firmware or a panic asks for; none for a soft reset,
+        which is MicroPython's own)."""
         if self.stop.is_set():
             return
         regs = self.regs
         self.float_outputs()
-        self.bridge.rom = None
+        self._leave_rom()
         self.booted_app = self.flash.app_valid()
+        if cause != SOFT_RESET:
+            if rst is None:
+                rst = self.rom.POWERON if cause == PWRON_RESET else self.rom.SW_CPU
+            self.bridge.send_to_host(self.rom.boot_text(rst, app=self.booted_app))
         if not self.booted_app:
             self.vm.proc = None
-            self.bridge.send_to_host(_NO_APP)
             return
+        self._booted_at = time.monotonic()
         regs[simhw.H_RESET_CAUSE] = cause
         self.physics.faults.pop("hang", None)  # a reset ends the hang: new firmware run
         if cause != SOFT_RESET:  # machine.WDT survives a soft reset, as on an ESP32
@@ -87,27 +110,42 @@ class Chip:
     def hold_in_reset(self):
         """EN held low: the chip stops; nothing runs until release_reset()."""
         with self.lock:
+            self._boot_request = None  # EN low again before the last release's boot
             self.vm.kill()
-            self.bridge.rom = None
+            self._leave_rom()
             self.float_outputs()
 
     def release_reset(self, download=False):
         """EN released: boot the ROM bootloader if IO0 is held low, else MicroPython.
         The physics thread does the boot (watch()): see above."""
-        self._boot_request = bool(download)
+        self._boot_request = (bool(download), self.rom.POWERON)
 
-    def enter_download_mode(self):
+    def enter_download_mode(self, rst=None):
         """Hold IO0 low and pulse EN: the chip starts its ROM serial bootloader."""
         with self.lock:
             self.vm.kill()
+            self._leave_rom()
             self.bridge.at_repl = False
-            rom = ROMS[self.model](mac=self.uid)
-            self.bridge.rom = RomLoader(self.flash.path, rom, self.flash.size)
+            self.bridge.rom = RomLoader(self.flash.path, self.rom, self.flash.size,
+                                        send=self.bridge.send_to_host, on_exit=self._rom_exit,
+                                        alive=lambda: not self.stop.is_set())
             self.float_outputs()
-            self.bridge.send_to_host(rom.banner)
+            self.bridge.send_to_host(self.rom.boot_text(rst or self.rom.POWERON, download=True))
 
-    def reset(self, cause=HARD_RESET):
-        """Press EN: the VM restarts from power-on state of its outputs."""
+    def _leave_rom(self):
+        if self.bridge.rom is not None:
+            self.bridge.rom.stop()
+            self.bridge.rom = None
+
+    def _rom_exit(self, kind):
+        """The loader ended (its own thread): run the flash's app, or a software reset
+        back into the loader (the boot mode stays the one latched at power-on)."""
+        self._boot_request = (kind == "rom", self.rom.SW_CPU)
+
+    def reset(self, cause=PWRON_RESET):
+        """Press EN: the VM restarts from power-on state of its outputs. EN is the chip's
+        power-on reset: an ESP32 reports PWRON after it (ESP-IDF never returns an external
+        reset on the ESP32; modmachine.c maps ESP_RST_POWERON to PWRON_RESET)."""
         with self.lock:
             self.vm.kill()
             self.boot(cause)
@@ -127,10 +165,12 @@ class Chip:
     def watch(self, now):
         boot, self._boot_request = self._boot_request, None
         if boot is not None:
-            if boot:
-                self.enter_download_mode()
+            download, rst = boot
+            if download:
+                self.enter_download_mode(rst)
             else:
-                self.boot(PWRON_RESET)
+                self.vm.kill()
+                self.boot(PWRON_RESET, rst=rst)
         proc = self.vm.proc
         if proc is None:
             return
@@ -144,8 +184,8 @@ class Chip:
                 self._panic(code)
             return
         if self.injection.brownout_due():
-            self.vm.kill()
-            self.boot(PWRON_RESET)  # what the ESP32 port's reset_cause() says after one
+            self.vm.kill()  # PWRON: what the ESP32 port's reset_cause() says after one
+            self.boot(PWRON_RESET, rst=self.rom.BROWNOUT)
             return
         request = self.regs[simhw.H_REQUEST]  # the cause the VM asks to boot with
         if request:
@@ -157,6 +197,8 @@ class Chip:
             return
         if self.watchdog.bites(now):
             self.vm.kill()
+            ms = int((now - self._booted_at) * 1000)
+            self.bridge.send_to_host(_TASK_WDT % ((ms,) * 6))
             self.boot(WDT_RESET)
 
     def _panic(self, code):
@@ -169,7 +211,7 @@ class Chip:
         self.crash = self.crash or crash
         self.crashes.append(crash)
         self.bridge.send_to_host(b"\r\nvirtual board: the MicroPython VM died (code %s): a "
-                                 b"panic; rebooting\r\n" % str(code).encode())
+                                 b"panic\r\n\r\nRebooting...\r\n" % str(code).encode())
         self.vm.proc = None
         self.boot(HARD_RESET)
 

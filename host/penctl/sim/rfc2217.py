@@ -5,6 +5,16 @@ ESP32 dev board's auto-reset circuit (two transistors): EN is pulled low while R
 asserted and DTR is not, IO0 while DTR is asserted and RTS is not. EN has a capacitor, so
 the chip samples IO0 a few milliseconds after EN is released: low boots the ROM bootloader,
 high boots MicroPython.
+
+esptool steps from "in reset" (DTR off, RTS on) to "boot mode selected" (DTR on, RTS off)
+with two writes, DTR first (esp_pylib serial_reset.classic_bootloader_reset, which esptool
+uses on rfc2217:// ports). On a USB bridge they land microseconds apart, well inside EN's
+RC delay; over RFC 2217 pyserial waits for each write's acknowledgement (50 ms polls), and
+between them EN would be released with IO0 still high. So, as esptool's own RFC 2217
+server recognises its reset sequence on the server side (esp_rfc2217_server/
+esp_port_manager.py), DTR asserted while EN is held low is taken as the first half of that
+step: EN stays low until the next line change arrives (or 0.5 s pass, when the circuit's
+own verdict stands), and the circuit keeps its real delay.
 Bytes go to the board's own UART (its link bridge) in-process, so it is the same UART
 either way, without crossing the board's PTY.
 """
@@ -28,6 +38,7 @@ class ModemLines:
         self._dtr = self._rts = False
         self.en_low = False
         self._release = None  # the pending boot while EN's capacitor charges
+        self._step = None  # DTR's half of esptool's step to boot mode, awaiting RTS's
 
     @property
     def dtr(self):
@@ -47,10 +58,19 @@ class ModemLines:
         self._rts = bool(value)
         self._apply()
 
-    EN_RC_S = 0.08  # spans one RFC 2217 round trip (pyserial polls acks every 50 ms)
+    # EN's RC on a DevKitC V4 (esp32_devkitc_v4-sch: 10 kOhm to 3V3, 0.1 uF to ground):
+    # tau = 1 ms, and the chip leaves reset as EN crosses 0.75 VDD (its VIH), ln 4 tau
+    # later: 1.4 ms, taken as 2 ms
+    EN_RC_S = 0.002
+    STEP_S = 0.5  # how long DTR's half of esptool's step to boot mode holds EN low
 
-    def _apply(self):
+    def _apply(self, step_over=False):
         en_low = self._rts and not self._dtr
+        if self.en_low and self._dtr and self._rts and not step_over:  # DTR's half of a step
+            self._step = step = object()
+            threading.Thread(target=self._step_ends, args=(step,), daemon=True).start()
+            return
+        self._step = None
         if en_low and not self.en_low:
             self._release = None
             self.board.hold_in_reset()
@@ -58,6 +78,12 @@ class ModemLines:
             self._release = release = object()
             threading.Thread(target=self._boot, args=(release,), daemon=True).start()
         self.en_low = en_low
+
+    def _step_ends(self, step):
+        time.sleep(self.STEP_S)
+        if self._step is step:  # no second half came: the lines stand as they are
+            self._step = None
+            self._apply(step_over=True)
 
     def _boot(self, release):
         time.sleep(self.EN_RC_S)
