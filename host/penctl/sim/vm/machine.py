@@ -139,24 +139,6 @@ class Pin:
             micropython.schedule(self._handler, self)
 
 
-class Signal:
-    # extmod/machine_signal.c (v1.26.0): a Pin seen through `invert`
-    def __init__(self, id, *, invert=False):
-        self._pin = id
-        self._invert = 1 if invert else 0
-
-    def value(self, x=None):
-        if x is None:
-            return self._pin.value() ^ self._invert
-        self._pin.value((1 if x else 0) ^ self._invert)
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
-
-
 def _bits(freq):
     # The duty's resolution at a PWM frequency: machine_pwm.c (v1.26.0)
     # find_suitable_duty_resolution over the IDF's ledc_find_suitable_duty_resolution: the
@@ -290,35 +272,27 @@ class WDT:
         r.put(simhw.H_WDT_FEEDS, r.get(simhw.H_WDT_FEEDS) + 1)
 
 
-class RTC:
-    # machine_rtc.c (v1.26.0): datetime() reads the system time as (year, month, day,
-    # weekday, hours, minutes, seconds, microseconds) and sets it from such a tuple (the
-    # weekday ignored). The port counts from 2000 (py/mpconfig.h: MICROPY_EPOCH_IS_2000), and
-    # a chip's time starts at 2000-01-01 00:00:00 at power-on. Here at each start of the VM
-    # (a soft reset too, which the chip's time survives).
-    def datetime(self, datetimetuple=None):
-        t = time.time_ns() // 1000
-        if datetimetuple is None:
-            t += _rtc[0]
-            x = time.localtime(t // 1000000)
-            return (x[0], x[1], x[2], x[6], x[3], x[4], x[5], t % 1000000)
-        x = datetimetuple
-        _rtc[0] = (time.mktime((x[0], x[1], x[2], x[4], x[5], x[6], 0, 0)) * 1000000 + x[7]
-                   - t)
-
-
+# when this VM started: the RTC's time counts from 2000-01-01 here (machine_extra.py)
 _rtc = [time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) * 1000000 - time.time_ns() // 1000]
-_freq = [160]  # MHz: ESP32_GENERIC builds at 160 (sdkconfig.base; sdkconfig.240mhz is not in)
 
 
-def freq(value=None):
-    # modmachine.c (v1.26.0) mp_machine_set_freq: whole MHz, one of these on an ESP32
-    if value is None:
-        return _freq[0] * 1000000
-    value //= 1000000
-    if value not in (20, 40, 80, 160, 240):
-        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
-    _freq[0] = value
+def __getattr__(name):
+    # What the firmware never calls (RTC, Signal, freq) is in machine_extra.py, run at its
+    # first use: on the VM it costs heap only then (on a chip it is all in ROM). The VM's
+    # directory is no longer on its filesystem (the flash is "/"): read through its own VFS.
+    if not _extra:
+        import vfs
+
+        with vfs.VfsPosix(__file__[: __file__.rfind("/")]).open("/machine_extra.py", "r") as f:
+            _extra["__name__"] = "machine_extra"
+            exec(f.read(), _extra)
+    try:
+        return _extra[name]
+    except KeyError:
+        raise AttributeError(name) from None
+
+
+_extra = {}
 
 
 def unique_id():

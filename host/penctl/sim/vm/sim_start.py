@@ -23,29 +23,18 @@ import vfs  # noqa: E402
 class Port:
     # The port's sys and os are the VM's own, with what an ESP32 says of itself: its
     # sys.platform (mpconfigport.h: MICROPY_PY_SYS_PLATFORM "esp32") and os.uname()
-    # (extmod/modos.c: sysname and nodename the platform, machine MICROPY_HW_BOARD_NAME
-    # " with " MICROPY_HW_MCU_NAME of boards/ESP32_GENERIC; the release is the VM's own).
-    # The unix port's sys cannot take another platform, and its os has no uname.
-    def __init__(self, module):
-        self.module = module
-
+    # (machine_extra.py). The unix port's sys cannot take another platform, and its os has
+    # no uname.
     def __getattr__(self, name):
         return getattr(self.module, name)
 
 
-def uname():
-    from collections import namedtuple
-
-    v = sys.implementation.version
-    return namedtuple("uname_result", ("sysname", "nodename", "release", "version", "machine"))(
-        "esp32", "esp32", "%d.%d.%d" % v[:3] + ("-" + v[3] if v[3] else ""),
-        sys.version.split("MicroPython ")[-1], "Generic ESP32 module with ESP32")
-
-
-sys.modules["sys"] = Port(sys)
+sys.modules["sys"] = Port()
+sys.modules["sys"].module = sys
 sys.modules["sys"].platform = "esp32"
-sys.modules["os"] = Port(os)
-sys.modules["os"].uname = uname
+sys.modules["os"] = Port()
+sys.modules["os"].module = os
+sys.modules["os"].uname = lambda: machine._uname()
 flash = None
 if "writes" in sys.argv:  # VirtualBoard(count_writes=True): power cuts at flash writes
     import flash
@@ -79,4 +68,4 @@ def run(name):
 run("boot.py")
 if "raw" not in sys.argv:  # a soft reset from the raw REPL skips main.py, as on a board
     run("main.py")
-del run, simhw, os, vfs, flash, gc, start, littlefs, Port, uname
+del run, simhw, os, vfs, flash, gc, start, littlefs, Port
