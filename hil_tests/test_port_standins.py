@@ -166,7 +166,9 @@ def test_the_filesystem_is_the_partitions_size_and_fills_as_littlefs(service_boa
     sizes = dict(reversed(line.split()) for line in listing.splitlines()[1:])
     assert int(sizes["main.py"]) == (board.flash_dir / "main.py").stat().st_size > 0
     df = mpremote(url, "df").splitlines()
-    size, used = [line.split()[-5:-3] for line in df if line.endswith(" /")][0]
+    mounts = [line.split() for line in df if line.endswith(" /")]
+    assert len(mounts) == 1, df  # one filesystem, the flash's
+    size, used = mounts[0][-5:-3]
     assert int(size) == 2 * 1024 * 1024, df  # the vfs partition of a 4 MiB flash
     assert 0 < int(used) < 64 * 4096, df  # the deployed firmware's blocks
     # 1.9 MB already there (as the host puts it): the next 200 KB do not fit in 2 MiB

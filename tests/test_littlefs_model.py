@@ -32,7 +32,7 @@ class RAM:  # a block device as esp32.Partition is one: 4096-byte blocks, erase 
 
 ram = RAM(littlefs.BLOCKS)
 vfs.VfsLfs2.mkfs(ram)
-mounts = {"/real": vfs.VfsLfs2(ram), "/model": littlefs.Partition(DIR)}
+mounts = {"/real": vfs.VfsLfs2(ram), "/model": littlefs.VfsLfs2(DIR)}
 for m, fs in mounts.items():
     vfs.mount(fs, m)
 

@@ -58,7 +58,7 @@ class _File:
         return getattr(self._f, name)
 
 
-class Partition(vfs.VfsPosix):
+class VfsLfs2(vfs.VfsPosix):  # the port's name (mpremote df shows it)
     def used(self, path="", twice=0):
         """Blocks in use under `path`: its metadata pair and what it holds (a directory's
         pair counted `twice` more, as statvfs counts it)."""

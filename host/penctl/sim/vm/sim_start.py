@@ -38,8 +38,10 @@ sys.modules["os"].uname = lambda: machine._uname()
 flash = None
 if "writes" in sys.argv:  # VirtualBoard(count_writes=True): power cuts at flash writes
     import flash
-# LittleFS on the "vfs" partition, as the ESP32's _boot.py mounts it (littlefs.py)
-vfs.mount(littlefs.Partition(sys.argv[2]), "/")
+# LittleFS on the "vfs" partition, as the ESP32's _boot.py mounts it (littlefs.py), the one
+# filesystem (the unix port mounted the host's / at its start)
+vfs.umount("/")
+vfs.mount(littlefs.VfsLfs2(sys.argv[2]), "/")
 os.chdir("/")
 if flash:
     flash.install()
