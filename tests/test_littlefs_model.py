@@ -4,8 +4,10 @@ the port's own LittleFS v2 (vfs.VfsLfs2, mkfs defaults as the ESP32's inisetup.p
 on a RAM block device of the same 512 blocks leave the same free blocks, and the write
 that does not fit fails at the same byte with ENOSPC."""
 
+import re
 import subprocess
 
+from penctl.sim.flash_image import FLASH_SIZE, VFS_OFFSET
 from penctl.sim.vm_process import VM_DIR, find_micropython
 
 SCRIPT = r"""
@@ -88,3 +90,8 @@ def test_model_counts_blocks_and_runs_out_as_littlefs_does(tmp_path):
     assert lines[0] == "fresh (510, 510)"
     (real, model), (real_1k, model_1k) = eval(lines[-1].split(" ", 1)[1])
     assert real == model and real_1k == model_1k and real[1] == 28, lines[-1]
+
+
+def test_the_partition_is_the_flash_after_the_app():
+    blocks = re.search(r"^BLOCKS = (\d+)$", (VM_DIR / "littlefs.py").read_text(), re.M)
+    assert int(blocks.group(1)) * 4096 == FLASH_SIZE - VFS_OFFSET == 2 * 1024 * 1024
