@@ -175,6 +175,7 @@ class PWM:
         if not 1 <= value <= 40000000:
             raise ValueError("frequency must be from 1Hz to 40MHz")
         _regs().put(n, value)
+        self._bits = 16 - _bits(value)  # the duty's bits the timer drops
         self.duty_u16(self._duty)
 
     def duty_u16(self, value=None):
@@ -188,8 +189,7 @@ class PWM:
             raise ValueError("duty_u16 must be from 0 to 65536")
         self._duty = value
         if value < 65535:
-            value = 16 - _bits(_regs().get(simhw.slot(self._id, simhw.G_FREQ)) or 5000)
-            value = self._duty >> value << value
+            value = value >> self._bits << self._bits
         simhw.drive(n, simhw.slot(self._id, simhw.G_STAMP), value)
 
     def deinit(self):
