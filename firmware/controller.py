@@ -335,6 +335,5 @@ class Controller:
         r.warnings = self.sup.warnings | self.held
         r.setpoint_um = self.depth.setpoint_um
         r.duty_pm = r.drive_u16 * 1000 // 65535
-        r.strokes = r.pulses_total // self.motor.ppr
         r.up_ms = ticks_diff(r.now_ms, self.boot_ms)
         return r

@@ -47,8 +47,13 @@ class Motor:
 
     def measure(self, r, now_us, pulse_ticks):
         """Rate over the window, pulses in the last pulse_ticks ticks, into r."""
+        # Counter.value() is an int of any size on the port (past 2**30 a long int, on the
+        # heap): masked here, and whole strokes counted apart from the pulses of the one under
+        # way, so that nothing here grows past a small int however long the pen runs
         count = self.counter.value() & _MASK30
-        self.pulses_total += (count - self._last) & _MASK30
+        n = self.pulses_total + ((count - self._last) & _MASK30)
+        r.strokes = (r.strokes + n // self.ppr) & _MASK30
+        self.pulses_total = n % self.ppr
         self._last = count
         n = len(self.counts)
         self.head = (self.head + 1) % n
@@ -61,7 +66,6 @@ class Motor:
         back = (self.head - pulse_ticks) % n
         r.recent_pulses = (count - self.counts[back]) & _MASK30
         r.drive_u16 = self.duty
-        r.pulses_total = self.pulses_total
 
 
 def force_off(board):

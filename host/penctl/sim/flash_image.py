@@ -12,6 +12,10 @@ from ..firmware import integrity
 from .rom import ROMS
 
 FLASH_SIZE = 4 * 1024 * 1024
+# ESP32_GENERIC's partition table (partitions-4MiBplus.csv, ports/esp32 at v1.26.0) ends
+# the app at 0x200000, and MicroPython's main.c registers the rest of the flash as the
+# "vfs" partition, LittleFS: the filesystem vm/littlefs.py gives the flash directory
+VFS_OFFSET = 0x200000
 
 
 class SpiFlash:

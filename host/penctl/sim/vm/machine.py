@@ -1,9 +1,11 @@
 # Stand-in for the ESP32 port's `machine` module on the virtual board.
-# Class, method and parameter names copy the ESP32 port (checked against
-# micropython-esp32-stubs by tests/test_standin_api.py); behind them is the
-# register file the host's physics model reads and writes (simhw.py).
+# Class, method and parameter names, kinds and defaults copy the ESP32 port's own argument
+# tables (ports/esp32 at v1.26.0; tests/test_standin_api.py holds them as facts, each with
+# its source); behind them is the register file the host's physics model reads and writes
+# (simhw.py). Where it models the chip's behaviour, the comment names the port's source.
 # It offers only what the firmware, mpremote and the tests use: on an ESP32 this module
 # is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
+# Long because: each class the firmware and the tools use, with its source beside it.
 import time
 
 import micropython
@@ -76,19 +78,26 @@ class Pin:
     IRQ_RISING = 1
     IRQ_FALLING = 2
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
-        if not 0 <= id < simhw.GPIOS:
+    def __init__(self, id, mode=None, pull=-1, *, value=None, drive=None, hold=None):
+        id = getattr(id, "_id", id)  # a Pin is taken as its GPIO (machine_pin_find)
+        # machine_pin.h (v1.26.0, CONFIG_IDF_TARGET_ESP32): no GPIO 24 nor 28-31
+        if not 0 <= id < simhw.GPIOS or id == 24 or 28 <= id <= 31:
             raise ValueError("invalid pin")
         self._id = id  # irq() adds its state: few pins have one, and each attribute is heap
-        self.init(mode, pull, value=value, drive=drive)
+        self.init(mode, pull, value=value, drive=drive, hold=hold)
 
-    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+    def init(self, mode=None, pull=-1, *, value=None, drive=None, hold=None):
+        # machine_pin.c (v1.26.0) machine_pin_obj_init_helper: mode None leaves the mode as
+        # it is; GPIO 34-39 (GPIO_FIRST_NON_OUTPUT) take no output mode, and have no pull
+        # resistors: the IDF refuses the pull there and the port ignores the refusal
         r = _regs()
         if value is not None:
             r.put(simhw.slot(self._id, simhw.G_OUT), 1 if value else 0)
-        if mode != -1 and mode is not None:  # None: as it is (ESP32 port)
+        if mode is not None:
+            if self._id >= 34 and mode & 2:  # GPIO_MODE_DEF_OUTPUT
+                raise ValueError("pin can only be input")
             r.put(simhw.slot(self._id, simhw.G_MODE), mode)
-        if pull != -1:
+        if pull != -1 and self._id < 34:
             r.put(simhw.slot(self._id, simhw.G_PULL), pull or 0)
 
     def value(self, x=None):
@@ -101,7 +110,8 @@ class Pin:
         simhw.drive(simhw.slot(self._id, simhw.G_OUT), simhw.slot(self._id, simhw.G_STAMP),
                     1 if x else 0)
 
-    def irq(self, handler=None, trigger=3, *, priority=1, wake=None, hard=False):
+    def irq(self, handler=None, trigger=3, wake=None):
+        # machine_pin.c (v1.26.0) machine_pin_irq: handler, trigger, wake; always soft
         self._handler = handler
         self._trigger = 0  # the edges before this call are not its own
         self._last = 0
@@ -129,16 +139,34 @@ class Pin:
             micropython.schedule(self._handler, self)
 
 
-class PWM:
-    def __init__(self, dest, *, freq=None, duty_u16=None):
-        self._id = getattr(dest, "_id", dest)  # a Pin or a GPIO number
-        self.init(freq=freq or 5000, duty_u16=duty_u16 or 0)
+def _bits(freq):
+    # The duty's resolution at a PWM frequency: machine_pwm.c (v1.26.0)
+    # find_suitable_duty_resolution over the IDF's ledc_find_suitable_duty_resolution: the
+    # timer's clock (APB 80 MHz; REF_TICK 1 MHz below EMPIRIC_FREQ, 10 Hz) over the
+    # frequency, rounded, log2, at most 16 (UI_RES_16_BIT). 20 kHz: 11 bits.
+    n = 1000000 if freq < 10 else 80000000
+    n = (n + freq // 2) // freq
+    value = 0
+    while n > 1:
+        n >>= 1
+        value += 1
+    return value if value < 16 else 16
 
-    def init(self, *, freq=None, duty_u16=None):
-        if freq is not None:
-            self.freq(freq)
-        if duty_u16 is not None:
-            self.duty_u16(duty_u16)
+
+class PWM:
+    # machine_pwm.c (v1.26.0) mp_machine_pwm_init_helper: freq positional or keyword, the
+    # duty keyword only; without a duty a new PWM starts at 50 % (PWM_DUTY), without a
+    # frequency at the pin's running one or 5 kHz (PWM_FREQ)
+    def __init__(self, dest, freq=-1, *, duty_u16=-1):
+        self._id = getattr(dest, "_id", dest)  # a Pin or a GPIO number
+        self._duty = 32768  # the duty asked for: a new frequency quantises it anew
+        self.init(freq, duty_u16=duty_u16)
+
+    def init(self, freq=-1, *, duty_u16=-1):
+        if duty_u16 >= 0:
+            self._duty = duty_u16  # checked as freq() applies it
+        self.freq(freq if freq != -1 else _regs().get(simhw.slot(self._id, simhw.G_FREQ))
+                  or 5000)
 
     def freq(self, value=None):
         n = simhw.slot(self._id, simhw.G_FREQ)
@@ -147,14 +175,21 @@ class PWM:
         if not 1 <= value <= 40000000:
             raise ValueError("frequency must be from 1Hz to 40MHz")
         _regs().put(n, value)
+        self._bits = 16 - _bits(value)  # the duty's bits the timer drops
+        self.duty_u16(self._duty)
 
     def duty_u16(self, value=None):
+        # apply_duty/get_duty_u16: the channel keeps the top `_bits` bits of the duty and
+        # reads back that value; full scale (65535, taken as 65536) reads 65535
         _poll_irqs()
         n = simhw.slot(self._id, simhw.G_DUTY)
         if value is None:
             return _regs().get(n)
         if not 0 <= value <= 65535:
-            raise ValueError("duty_u16 must be from 0 to 65535")
+            raise ValueError("duty_u16 must be from 0 to 65536")
+        self._duty = value
+        if value < 65535:
+            value = value >> self._bits << self._bits
         simhw.drive(n, simhw.slot(self._id, simhw.G_STAMP), value)
 
     def deinit(self):
@@ -184,32 +219,49 @@ class ADC:
 
 
 class Counter:
+    # modules/machine.py (v1.26.0) over esp32.PCNT: counts from its init; value() is
+    # overflows * 32000 + count, an int of any size (past 2**30 a long int on the chip).
+    # (The port keeps one object per unit; here each Counter() is its own.)
     RISING = 1
     FALLING = 2
+    UP = 1  # esp32_pcnt.c: PCNT_COUNT_INC
+    DOWN = 2  # PCNT_COUNT_DEC
 
-    def __init__(self, id, *args, **params):  # "params": a name the VM already holds
-        self._id = id
+    def __init__(self, unit_id, *args, **params):  # "params": a name the VM already holds
+        self._id = unit_id
         self._pin = -1
-        self._offset = 0
         if args or params:
             self.init(*args, **params)
 
-    def init(self, src, *args, edge=1, direction=1, filter_ns=0):
+    def init(self, src, edge=1, direction=1, *, filter_ns=0):
         self._pin = getattr(src, "_id", src)
+        self._trigger = edge
+        self._handler = -1 if direction == 2 else 1  # the sign of each edge
         self._offset = 0
-        self._offset = self.value()  # counts from here on
+        self._last = 0
+        self._last = self.value()  # edges on the pin since power-on, mod 2**32
+        self._offset = 0
 
     def value(self, value=None):
+        # The physics counts the pin's rising edges; the falling ones follow from the level
+        if self._pin < 0:
+            raise RuntimeError("not initialised")
         _poll_irqs()
-        raw = _regs().get(simhw.slot(self._pin, simhw.G_COUNT))
-        current = (raw - self._offset) & 0xFFFFFFFF
-        if value is not None:
-            self._offset = (raw - value) & 0xFFFFFFFF
+        r = _regs()
+        n = r.get(simhw.slot(self._pin, simhw.G_COUNT))
+        current = n if self._trigger & Counter.RISING else 0
+        if self._trigger & Counter.FALLING:
+            current += n - r.get(simhw.slot(self._pin, simhw.G_IN))
+        n = current
+        current = self._offset + ((n - self._last) & 0xFFFFFFFF) * self._handler
+        self._offset = current if value is None else value
+        self._last = n
         return current
 
 
 class WDT:
-    def __init__(self, *, id=0, timeout=5000):
+    # extmod/machine_wdt.c (v1.26.0): id and timeout, positional or keyword
+    def __init__(self, id=0, timeout=5000):
         r = _regs()
         if r.get(simhw.H_WDT_TIMEOUT_MS) == 0:
             r.put(simhw.H_WDT_TIMEOUT_MS, timeout)
@@ -218,6 +270,29 @@ class WDT:
     def feed(self):
         r = _regs()
         r.put(simhw.H_WDT_FEEDS, r.get(simhw.H_WDT_FEEDS) + 1)
+
+
+# when this VM started: the RTC's time counts from 2000-01-01 here (machine_extra.py)
+_rtc = [time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) * 1000000 - time.time_ns() // 1000]
+
+
+def __getattr__(name):
+    # What the firmware never calls (RTC, Signal, freq) is in machine_extra.py, run at its
+    # first use: on the VM it costs heap only then (on a chip it is all in ROM). The VM's
+    # directory is no longer on its filesystem (the flash is "/"): read through its own VFS.
+    if not _extra:
+        import vfs
+
+        with vfs.VfsPosix(__file__[: __file__.rfind("/")]).open("/machine_extra.py", "r") as f:
+            _extra["__name__"] = "machine_extra"
+            exec(f.read(), _extra)
+    try:
+        return _extra[name]
+    except KeyError:
+        raise AttributeError(name) from None
+
+
+_extra = {}
 
 
 def unique_id():

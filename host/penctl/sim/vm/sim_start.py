@@ -16,12 +16,34 @@ sys.modules["time"] = simhw  # the firmware's clock is the chip's, not the host'
 import os  # noqa: E402
 
 import machine  # noqa: E402,F401  (stand-ins imported before the host's files disappear)
+
+gc.collect()  # the next compile needs a free block of its own (a 60 KB heap still boots)
+import littlefs  # noqa: E402
 import vfs  # noqa: E402
 
+
+class Port:
+    # The port's sys and os are the VM's own, with what an ESP32 says of itself: its
+    # sys.platform (mpconfigport.h: MICROPY_PY_SYS_PLATFORM "esp32") and os.uname()
+    # (machine_extra.py). The unix port's sys cannot take another platform, and its os has
+    # no uname.
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+
+sys.modules["sys"] = Port()
+sys.modules["sys"].module = sys
+sys.modules["sys"].platform = "esp32"
+sys.modules["os"] = Port()
+sys.modules["os"].module = os
+sys.modules["os"].uname = lambda: machine._uname()
 flash = None
 if "writes" in sys.argv:  # VirtualBoard(count_writes=True): power cuts at flash writes
     import flash
-vfs.mount(vfs.VfsPosix(sys.argv[2]), "/")
+# LittleFS on the "vfs" partition, as the ESP32's _boot.py mounts it (littlefs.py), the one
+# filesystem (the unix port mounted the host's / at its start)
+vfs.umount("/")
+vfs.mount(littlefs.VfsLfs2(sys.argv[2]), "/")
 os.chdir("/")
 if flash:
     flash.install()
@@ -50,4 +72,4 @@ def run(name):
 run("boot.py")
 if "raw" not in sys.argv:  # a soft reset from the raw REPL skips main.py, as on a board
     run("main.py")
-del run, simhw, os, vfs, flash, gc, start
+del run, simhw, os, vfs, flash, gc, start, littlefs, Port
