@@ -128,7 +128,7 @@ PARAMS = (
 )
 # This unit's sensor calibration, saved with the settings (CONFIG), never SET: shaped as
 # PARAMS. The bounds keep the trims plausible (up to ~190 mA of current offset, 3 % of supply
-# divider); they alone cannot stop a trim from hiding a trip (+150 mV read a true 2.64 A as
+# divider); they alone cannot stop a trim from hiding a trip (+150 mV read a true 2.70 A as
 # 2450 mA against 2500), so sensors.read() reports the untrimmed reading wherever it is past
 # a trip level and further out than the trimmed one.
 CALIBRATION = (

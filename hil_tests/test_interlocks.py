@@ -8,13 +8,28 @@ import time
 
 import pytest
 from conftest import board_sleep, clears, motor_stopped, wait_until
-from hazards import INJECTIONS, INTERLOCKS, stated_reaction_ticks
+from hazards import ADC_VREF_ENDS, ANALOG, INJECTIONS, INTERLOCKS, stated_reaction_ticks
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
 
+
 @pytest.mark.parametrize("hazard", sorted(INTERLOCKS))
 def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
+    trips_latches_and_clears(running_pen, board, hazard)
+
+
+@pytest.mark.parametrize("adc_vref_mv", ADC_VREF_ENDS)
+@pytest.mark.parametrize("hazard", ANALOG)
+def test_analog_interlocks_trip_at_either_end_of_the_adc_reference_spread(running_pen, board,
+                                                                           hazard, adc_vref_mv):
+    # a unit whose ADC reference is at an end of the ESP32's spread: its readings in the
+    # linear range are as good (the eFuse calibrates them), its full scale is not
+    assert board.adc_vref_mv == adc_vref_mv
+    trips_latches_and_clears(running_pen, board, hazard)
+
+
+def trips_latches_and_clears(running_pen, board, hazard):
     code, _, state, visible_at_rest = INTERLOCKS[hazard]
     assert board.observe()["motor_duty"] > 0
     board.inject(hazard, **INJECTIONS.get(hazard, {}))

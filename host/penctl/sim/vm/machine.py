@@ -4,6 +4,8 @@
 # register file the host's physics model reads and writes (simhw.py).
 # It offers only what the firmware, mpremote and the tests use: on an ESP32 this module
 # is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
+# Long because: it stands for a whole C module of the port, one class per peripheral, and
+# the ADC carries the IDF's calibration curve with its tables.
 import time
 
 import micropython
@@ -162,25 +164,115 @@ class PWM:
         _regs().put(simhw.slot(self._id, simhw.G_FREQ), 0)
 
 
+# The ESP32's ADC as the port and the IDF give it (sources at the tags the port builds with):
+# ports/esp32/machine_adc.c and adc.c at MicroPython v1.26.0 (unchanged to v1.28.0): ADC(pin,
+# *, atten) takes only `atten` (default ATTN_11DB, ADC_ATTEN_MAX); read() is one raw 12-bit
+# sample, read_u16() scales it, read_uv() is that one sample through the IDF's calibration,
+# in whole millivolts. ESP-IDF components/esp_adc/esp32/adc_cali_line_fitting.c: on an ESP32
+# with its reference (Vref) in eFuse, mV = coeff_a * raw / 65536 + coeff_b with coeff_a =
+# vref * adc1_vref_atten_scale / 4096 and coeff_b = adc1_vref_atten_offset (142 mV at 11 dB:
+# what a grounded input reads); at 11 dB, from raw 2880 (blended over 64 codes) a lookup table
+# interpolated between Vref 1000 and 1200 mV takes over, so full scale (raw 4095) reads
+# 3060-3209 mV by the unit's reference. The eFuse holds Vref in 7 mV steps from 1100
+# (read_efuse_vref); the true one ranges 1000-1200 mV among chips (ESP-IDF ADC calibration
+# guide). The chip is modelled as converting by its true Vref through that same curve, the
+# calibration as using the eFuse's: inputs below the offset read the offset, above full scale
+# full scale. A single sample is noisy: about 6 codes rms here (~5 mV; forum measurements of
+# single samples show ~10 mV spreads and "9 bits + 3 bits noise"), the chip's worst.
+# The unit's true Vref (mV) and its noise seed are simhw.H_ADC's two slots (VirtualBoard).
+_ADC_PINS = (36, 37, 38, 39, 32, 33, 34, 35, 4, 0, 2, 15, 13, 12, 14, 27, 25, 26)  # madc_obj
+_SCALE = (57431, 76236, 105481, 196602)  # adc1_vref_atten_scale
+_OFFSET = (75, 78, 107, 142)  # adc1_vref_atten_offset, mV
+_LOW = (2240, 2297, 2352, 2405, 2457, 2512, 2564, 2616, 2664, 2709,
+        2754, 2795, 2832, 2868, 2903, 2937, 2969, 3000, 3030, 3060)  # lut_adc1_low (Vref 1000)
+_HIGH = (2667, 2706, 2745, 2780, 2813, 2844, 2873, 2901, 2928, 2956,
+         2982, 3006, 3032, 3059, 3084, 3110, 3135, 3160, 3184, 3209)  # lut_adc1_high (1200)
+_adc = [0, 0, 0]  # the unit's true Vref, its eFuse Vref (mV), the noise generator's state
+
+
+def _adc_unit():
+    u = _adc
+    if not u[0]:
+        r = _regs()
+        vref = r.get(simhw.H_ADC) or 1100
+        step = (vref - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
+        u[0] = vref
+        u[1] = 1100 + 7 * (step if -15 <= step <= 15 else 15 if step > 0 else -15)
+        u[2] = r.get(simhw.H_ADC + 1) | 1  # xorshift32 needs a state that is not 0
+    return u
+
+
+def _adc_lut(raw, vref):
+    # calculate_voltage_lut: bilinear in (raw, vref); raw in 2880..4095
+    i = (raw - 2880) >> 6
+    y1 = raw - 2880 - (i << 6)
+    x1 = vref - 1000
+    x2 = 1200 - vref
+    return ((_LOW[i] * x2 + _HIGH[i] * x1) * (64 - y1) + (_LOW[i + 1] * x2 + _HIGH[i + 1] * x1)
+            * y1 + 6400) // 12800
+
+
 class ADC:
     ATTN_0DB = 0
     ATTN_2_5DB = 1
     ATTN_6DB = 2
     ATTN_11DB = 3
-    # full-scale input of the ESP32 ADC per attenuation, microvolts
-    _FULL_UV = (950000, 1250000, 1750000, 3100000)
 
-    def __init__(self, id, *, atten=None):
+    def __init__(self, id, *, atten=-1):  # positional only on the port: no sample_ns
         self._id = getattr(id, "_id", id)
-        if not 32 <= self._id <= 39:
-            raise ValueError("invalid pin for ADC1")
-        self._atten = ADC.ATTN_0DB if atten is None else atten
+        if self._id not in _ADC_PINS:
+            raise ValueError("invalid pin")
+        self.atten(3 if atten == -1 else atten)
+
+    def atten(self, atten):
+        if not 0 <= atten <= 3:
+            raise ValueError("invalid attenuation")
+        self._atten = atten
+
+    def read(self):
+        """One raw 12-bit sample of the pin's voltage (G_ADC_UV, from the physics)."""
+        _poll_irqs()
+        u = _adc_unit()
+        a = self._atten
+        uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
+        # the inverse of the calibration at the chip's true Vref, in 1/16 codes
+        raw = (uv - _OFFSET[a] * 1000) * 4294967296 // (u[0] * _SCALE[a] * 1000)
+        if a == 3 and raw >= 46080:  # 2880 codes: the curve the lookup table describes
+            raw = 65536
+            q = 0
+            for i in range(20):
+                p = q
+                q = (_LOW[i] * (1200 - u[0]) + _HIGH[i] * (u[0] - 1000)) * 5  # uV
+                if uv < q:
+                    raw = 46080 if i == 0 else 45056 + (i << 10) + ((uv - p) << 10) // (q - p)
+                    break
+        s = u[2]
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        u[2] = s
+        # four uniform bytes summed: near-normal, 6 codes rms (in 1/16 codes)
+        raw += ((s & 255) + (s >> 8 & 255) + (s >> 16 & 255) + (s >> 24) - 510) * 166 >> 8
+        raw = (raw + 8) >> 4
+        return 0 if raw < 0 else 4095 if raw > 4095 else raw
+
+    def read_u16(self):
+        raw = self.read()
+        return raw << 4 | raw >> 8
 
     def read_uv(self):
-        _poll_irqs()
-        uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
-        full = ADC._FULL_UV[self._atten]
-        return uv if uv < full else full
+        raw = self.read()
+        a = self._atten
+        vref = _adc[1]
+        mv = (vref * _SCALE[a] // 4096 * raw + 32768) // 65536 + _OFFSET[a]
+        if a == 3 and raw >= 2880:  # cali_raw_to_voltage
+            lut = _adc_lut(raw, vref)
+            if raw <= 2944:
+                x = raw - 2880
+                mv = (mv * 64 + lut * x - mv * x + 32) // 64
+            else:
+                mv = lut
+        return mv * 1000
 
 
 class Counter:
