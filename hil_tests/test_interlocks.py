@@ -169,3 +169,15 @@ def test_a_starved_physics_thread_trips_no_false_tach_lost(board, pen):
     st = pen.status()
     assert st.state == "RUNNING", pen.faults()
     pen.stop()
+
+
+def test_a_temperature_at_the_warning_level_warns_once_not_on_every_noisy_sample(running_pen,
+                                                                                 board):
+    # one thermistor sample scatters ~0.25 C at 45 C: the HOT warning came and went with
+    # the noise, a WARN event (and a log record) every few ticks
+    board.inject("overtemp", celsius=board.definition["limits"]["temp_warn_c"])
+    wait_until(lambda: "HOT" in running_pen.status().warnings, 2, "HOT warning")
+    board_sleep(1.0)
+    warns = [e for e in running_pen.events() if e[0] == "WARN" and "tc" in e[1]]
+    assert len(warns) <= 3, warns  # HOT, and at most once gone and back
+    assert running_pen.status().state == "RUNNING"

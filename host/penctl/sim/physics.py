@@ -22,6 +22,10 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
   (active low) closed at the retracted end.
 - Handpiece temperature: one thermal RC heated by winding loss.
 - Supply: source voltage behind an internal resistance, so it sags with current.
+- Analog inputs: the voltage on each ADC pin (below the 3.3 V rail); what the ESP32's ADC
+  makes of it (its 142 mV floor, its curve and full scale, its noise) is the VM's stand-in's
+  (vm/machine.py's ADC), as on a chip, so a sensor is modelled as its circuit: an open depth
+  sensor's input pulled down to 0 V, a thermistor open to the rail or shorted to ground.
 """
 
 import math
