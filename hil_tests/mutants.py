@@ -130,17 +130,10 @@ MUTANTS = [
      [("controller.py", "        if r.depth_um > self.caps.depth_um():\n", "        if False:\n")],
      [DEPTH_TEST + "test_overdepth_trips_in_any_state_and_names_the_depth"]),
     ("OVERDEPTH", [no_trip("OVERDEPTH")], [INTERLOCK_TEST % "depth_slip"]),
-    ("Depth loop: no hysteresis (rests at the dead-band's edge, dithers on the ADC's noise)",
-     [("depth.py", "-_SETTLE_UM < err < _SETTLE_UM or not self.pwm.duty_u16()", "True")],
-     [DEPTH_TEST + "test_the_depth_actuator_holds_still_on_a_noisy_sensor[1000]"]),
     ("HOT warning: no hysteresis (raised and cleared on the thermistor's noise)",
      [("supervisor.py", "10 if self.warnings & (1 << P.W_HOT) else 0", "0")],
      ["hil_tests/test_interlocks.py::test_a_temperature_at_the_warning_level_warns_once_not_on"
       "_every_noisy_sample"]),
-    ("Depth sensor: one ADC sample a tick, not the average of 4",
-     [("depth.py", "(sensor.read_uv() + sensor.read_uv() + sensor.read_uv() + sensor.read_uv())"
-       " // 4000", "sensor.read_uv() // 1000")],
-     [DEPTH_TEST + "test_the_depth_actuator_holds_still_on_a_noisy_sensor[1000]"]),
     ("Retract where the position is unknown (boot, watchdog reset) removed",
      [("controller.py", "            d.retract(now_ms)\n", "            pass\n")],
      [DEPTH_TEST + "test_the_board_retracts_the_needles_at_boot_before_it_reports_ready[1.2]"]),

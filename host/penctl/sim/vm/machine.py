@@ -180,36 +180,13 @@ class PWM:
 # full scale. A single sample is noisy: about 6 codes rms here (~5 mV; forum measurements of
 # single samples show ~10 mV spreads and "9 bits + 3 bits noise"), the chip's worst.
 # The unit's true Vref (mV) and its noise seed are simhw.H_ADC's two slots (VirtualBoard).
-_ADC_PINS = (36, 37, 38, 39, 32, 33, 34, 35, 4, 0, 2, 15, 13, 12, 14, 27, 25, 26)  # madc_obj
-_SCALE = (57431, 76236, 105481, 196602)  # adc1_vref_atten_scale
-_OFFSET = (75, 78, 107, 142)  # adc1_vref_atten_offset, mV
-_LOW = (2240, 2297, 2352, 2405, 2457, 2512, 2564, 2616, 2664, 2709,
-        2754, 2795, 2832, 2868, 2903, 2937, 2969, 3000, 3030, 3060)  # lut_adc1_low (Vref 1000)
-_HIGH = (2667, 2706, 2745, 2780, 2813, 2844, 2873, 2901, 2928, 2956,
-         2982, 3006, 3032, 3059, 3084, 3110, 3135, 3160, 3184, 3209)  # lut_adc1_high (1200)
+# Few new names: each costs the VM an interned string (docs/figures.md#heap). adc1_vref_atten_
+# scale then _offset (mV) by attenuation; lut_adc1_low and _high interleaved (Vref 1000, 1200)
+_CAL = (57431, 76236, 105481, 196602, 75, 78, 107, 142)
+_LUT = (2240, 2667, 2297, 2706, 2352, 2745, 2405, 2780, 2457, 2813, 2512, 2844, 2564, 2873,
+        2616, 2901, 2664, 2928, 2709, 2956, 2754, 2982, 2795, 3006, 2832, 3032, 2868, 3059,
+        2903, 3084, 2937, 3110, 2969, 3135, 3000, 3160, 3030, 3184, 3060, 3209)
 _adc = [0, 0, 0]  # the unit's true Vref, its eFuse Vref (mV), the noise generator's state
-
-
-def _adc_unit():
-    u = _adc
-    if not u[0]:
-        r = _regs()
-        vref = r.get(simhw.H_ADC) or 1100
-        step = (vref - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
-        u[0] = vref
-        u[1] = 1100 + 7 * (step if -15 <= step <= 15 else 15 if step > 0 else -15)
-        u[2] = r.get(simhw.H_ADC + 1) | 1  # xorshift32 needs a state that is not 0
-    return u
-
-
-def _adc_lut(raw, vref):
-    # calculate_voltage_lut: bilinear in (raw, vref); raw in 2880..4095
-    i = (raw - 2880) >> 6
-    y1 = raw - 2880 - (i << 6)
-    x1 = vref - 1000
-    x2 = 1200 - vref
-    return ((_LOW[i] * x2 + _HIGH[i] * x1) * (64 - y1) + (_LOW[i + 1] * x2 + _HIGH[i + 1] * x1)
-            * y1 + 6400) // 12800
 
 
 class ADC:
@@ -220,8 +197,8 @@ class ADC:
 
     def __init__(self, id, *, atten=-1):  # positional only on the port: no sample_ns
         self._id = getattr(id, "_id", id)
-        if self._id not in _ADC_PINS:
-            raise ValueError("invalid pin")
+        if not (32 <= self._id <= 39 or self._id in (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)):
+            raise ValueError("invalid pin")  # madc_obj: ADC1 on 32-39, ADC2 on these
         self.atten(3 if atten == -1 else atten)
 
     def atten(self, atten):
@@ -232,27 +209,36 @@ class ADC:
     def read(self):
         """One raw 12-bit sample of the pin's voltage (G_ADC_UV, from the physics)."""
         _poll_irqs()
-        u = _adc_unit()
-        a = self._atten
-        uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
+        seq = _adc
+        if not seq[0]:
+            r = _regs()
+            vref = r.get(simhw.H_ADC) or 1100
+            n = (vref - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
+            seq[0] = vref
+            seq[1] = 1100 + 7 * (n if -15 <= n <= 15 else 15 if n > 0 else -15)
+            seq[2] = r.get(simhw.H_ADC + 1) | 1  # xorshift32 needs a state that is not 0
+        n = self._atten
+        vref = seq[0]
+        value = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
         # the inverse of the calibration at the chip's true Vref, in 1/16 codes
-        raw = (uv - _OFFSET[a] * 1000) * 4294967296 // (u[0] * _SCALE[a] * 1000)
-        if a == 3 and raw >= 46080:  # 2880 codes: the curve the lookup table describes
+        raw = (value - _CAL[n + 4] * 1000) * 4294967296 // (vref * _CAL[n] * 1000)
+        if n == 3 and raw >= 46080:  # 2880 codes on: the curve the lookup table describes
             raw = 65536
-            q = 0
+            x = 0
             for i in range(20):
-                p = q
-                q = (_LOW[i] * (1200 - u[0]) + _HIGH[i] * (u[0] - 1000)) * 5  # uV
-                if uv < q:
-                    raw = 46080 if i == 0 else 45056 + (i << 10) + ((uv - p) << 10) // (q - p)
+                p = x
+                x = (_LUT[2 * i] * (1200 - vref) + _LUT[2 * i + 1] * (vref - 1000)) * 5  # uV
+                if value < x:
+                    raw = 46080 if i == 0 else 45056 + (i << 10) + ((value - p) << 10) // (x - p)
                     break
-        s = u[2]
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        u[2] = s
+        level = seq[2]
+        level ^= (level << 13) & 0xFFFFFFFF
+        level ^= level >> 17
+        level ^= (level << 5) & 0xFFFFFFFF
+        seq[2] = level
         # four uniform bytes summed: near-normal, 6 codes rms (in 1/16 codes)
-        raw += ((s & 255) + (s >> 8 & 255) + (s >> 16 & 255) + (s >> 24) - 510) * 166 >> 8
+        raw += ((level & 255) + (level >> 8 & 255) + (level >> 16 & 255) + (level >> 24)
+                - 510) * 166 >> 8
         raw = (raw + 8) >> 4
         return 0 if raw < 0 else 4095 if raw > 4095 else raw
 
@@ -262,16 +248,20 @@ class ADC:
 
     def read_uv(self):
         raw = self.read()
-        a = self._atten
+        n = self._atten
         vref = _adc[1]
-        mv = (vref * _SCALE[a] // 4096 * raw + 32768) // 65536 + _OFFSET[a]
-        if a == 3 and raw >= 2880:  # cali_raw_to_voltage
-            lut = _adc_lut(raw, vref)
-            if raw <= 2944:
+        mv = (vref * _CAL[n] // 4096 * raw + 32768) // 65536 + _CAL[n + 4]
+        if n == 3 and raw >= 2880:  # cali_raw_to_voltage: calculate_voltage_lut, bilinear
+            i = (raw - 2880) >> 6
+            x = raw - 2880 - (i << 6)
+            p = ((_LUT[2 * i] * (1200 - vref) + _LUT[2 * i + 1] * (vref - 1000)) * (64 - x)
+                 + (_LUT[2 * i + 2] * (1200 - vref) + _LUT[2 * i + 3] * (vref - 1000)) * x
+                 + 6400) // 12800
+            if raw <= 2944:  # blended with the line over the first 64 codes
                 x = raw - 2880
-                mv = (mv * 64 + lut * x - mv * x + 32) // 64
+                mv = (mv * 64 + p * x - mv * x + 32) // 64
             else:
-                mv = lut
+                mv = p
         return mv * 1000
 
 
