@@ -180,13 +180,15 @@ class PWM:
 # full scale. A single sample is noisy: about 6 codes rms here (~5 mV; forum measurements of
 # single samples show ~10 mV spreads and "9 bits + 3 bits noise"), the chip's worst.
 # The unit's true Vref (mV) and its noise seed are simhw.H_ADC's two slots (VirtualBoard).
-# Few new names: each costs the VM an interned string (docs/figures.md#heap). adc1_vref_atten_
-# scale then _offset (mV) by attenuation; lut_adc1_low and _high interleaved (Vref 1000, 1200)
-_CAL = (57431, 76236, 105481, 196602, 75, 78, 107, 142)
-_LUT = (2240, 2667, 2297, 2706, 2352, 2745, 2405, 2780, 2457, 2813, 2512, 2844, 2564, 2873,
-        2616, 2901, 2664, 2928, 2709, 2956, 2754, 2982, 2795, 3006, 2832, 3032, 2868, 3059,
-        2903, 3084, 2937, 3110, 2969, 3135, 3000, 3160, 3030, 3184, 3060, 3209)
-_adc = [0, 0, 0]  # the unit's true Vref, its eFuse Vref (mV), the noise generator's state
+# Few new names, and locals the module has already: each name costs the VM an interned
+# string, and the stand-ins' count decides where the firmware's cross into a 7 KB pool
+# (docs/figures.md#heap). _adc: the unit's true Vref and its eFuse Vref (mV), the noise
+# generator's state; adc1_vref_atten_scale then _offset (mV) by attenuation; lut_adc1_low
+# and _high interleaved (at Vref 1000 and 1200 mV)
+_adc = [0, 0, 0, (57431, 76236, 105481, 196602, 75, 78, 107, 142),
+        (2240, 2667, 2297, 2706, 2352, 2745, 2405, 2780, 2457, 2813, 2512, 2844, 2564, 2873,
+         2616, 2901, 2664, 2928, 2709, 2956, 2754, 2982, 2795, 3006, 2832, 3032, 2868, 3059,
+         2903, 3084, 2937, 3110, 2969, 3135, 3000, 3160, 3030, 3184, 3060, 3209)]
 
 
 class ADC:
@@ -212,24 +214,22 @@ class ADC:
         seq = _adc
         if not seq[0]:
             r = _regs()
-            vref = r.get(simhw.H_ADC) or 1100
-            n = (vref - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
-            seq[0] = vref
+            seq[0] = r.get(simhw.H_ADC) or 1100
+            n = (seq[0] - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
             seq[1] = 1100 + 7 * (n if -15 <= n <= 15 else 15 if n > 0 else -15)
             seq[2] = r.get(simhw.H_ADC + 1) | 1  # xorshift32 needs a state that is not 0
         n = self._atten
-        vref = seq[0]
         value = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
-        # the inverse of the calibration at the chip's true Vref, in 1/16 codes
-        raw = (value - _CAL[n + 4] * 1000) * 4294967296 // (vref * _CAL[n] * 1000)
+        # the inverse of the calibration at the chip's true Vref (seq[0]), in 1/16 codes
+        raw = (value - seq[3][n + 4] * 1000) * 4294967296 // (seq[0] * seq[3][n] * 1000)
         if n == 3 and raw >= 46080:  # 2880 codes on: the curve the lookup table describes
             raw = 65536
             x = 0
-            for i in range(20):
+            for n in range(20):
                 p = x
-                x = (_LUT[2 * i] * (1200 - vref) + _LUT[2 * i + 1] * (vref - 1000)) * 5  # uV
-                if value < x:
-                    raw = 46080 if i == 0 else 45056 + (i << 10) + ((value - p) << 10) // (x - p)
+                x = (seq[4][2 * n] * (1200 - seq[0]) + seq[4][2 * n + 1] * (seq[0] - 1000)) * 5
+                if value < x:  # uV
+                    raw = 46080 if n == 0 else 45056 + (n << 10) + ((value - p) << 10) // (x - p)
                     break
         level = seq[2]
         level ^= (level << 13) & 0xFFFFFFFF
@@ -249,20 +249,20 @@ class ADC:
     def read_uv(self):
         raw = self.read()
         n = self._atten
-        vref = _adc[1]
-        mv = (vref * _CAL[n] // 4096 * raw + 32768) // 65536 + _CAL[n + 4]
+        seq = _adc  # seq[1]: the eFuse's Vref, what the calibration uses
+        value = (seq[1] * seq[3][n] // 4096 * raw + 32768) // 65536 + seq[3][n + 4]
         if n == 3 and raw >= 2880:  # cali_raw_to_voltage: calculate_voltage_lut, bilinear
-            i = (raw - 2880) >> 6
-            x = raw - 2880 - (i << 6)
-            p = ((_LUT[2 * i] * (1200 - vref) + _LUT[2 * i + 1] * (vref - 1000)) * (64 - x)
-                 + (_LUT[2 * i + 2] * (1200 - vref) + _LUT[2 * i + 3] * (vref - 1000)) * x
-                 + 6400) // 12800
+            n = (raw - 2880) >> 6
+            x = raw - 2880 - (n << 6)
+            p = ((seq[4][2 * n] * (1200 - seq[1]) + seq[4][2 * n + 1] * (seq[1] - 1000))
+                 * (64 - x) + (seq[4][2 * n + 2] * (1200 - seq[1]) + seq[4][2 * n + 3]
+                               * (seq[1] - 1000)) * x + 6400) // 12800
             if raw <= 2944:  # blended with the line over the first 64 codes
                 x = raw - 2880
-                mv = (mv * 64 + p * x - mv * x + 32) // 64
+                value = (value * 64 + p * x - value * x + 32) // 64
             else:
-                mv = p
-        return mv * 1000
+                value = p
+        return value * 1000
 
 
 class Counter:
