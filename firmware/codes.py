@@ -127,12 +127,12 @@ PARAMS = (
     ("run_limit", "s", 0, 1, 1800, 1),
 )
 # This unit's sensor calibration, saved with the settings (CONFIG), never SET: shaped as
-# PARAMS. The bounds keep the trims plausible (up to ~190 mA of current offset, 3 % of supply
-# divider); they alone cannot stop a trim from hiding a trip (+150 mV read a true 2.64 A as
+# PARAMS. The bounds keep the trims plausible (up to 250 mA of current offset, 3 % of supply
+# divider); they alone cannot stop a trim from hiding a trip (+150 mV read a true 2.70 A as
 # 2450 mA against 2500), so sensors.read() reports the untrimmed reading wherever it is past
 # a trip level and further out than the trimmed one.
 CALIBRATION = (
-    ("current_zero", "mV", 0, -150, 150, 1),  # current-sense output at zero current
+    ("current_zero", "mV", 0, -150, 150, 1),  # zero-current output off its nominal bias
     ("supply_gain", "permille", 0, 970, 1030, 1),  # supply divider trim
 )
 

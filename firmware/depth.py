@@ -15,7 +15,13 @@ _HOME_IDLE = const(0)
 _HOME_LEAVE = const(1)  # started on the switch: move out until it opens
 _HOME_SEEK = const(2)  # retract until the switch closes
 _HOME_RETRACT = const(3)  # retract to the switch without taking it as the zero
-_DEADBAND_UM = const(8)
+# The ESP32's ADC scatters one sample by ~5 mV rms (8 um at 600 mV/mm), as much as the old
+# 8 um dead-band, so the actuator dithered at rest. measure() averages 4 samples a tick
+# (~4 um rms), and the loop has hysteresis: it follows a moving setpoint, drives the needles
+# to within _SETTLE_UM of a standing one, then rests until they are _DEADBAND_UM off (over 5
+# times the noise; the depth tolerance is 50 um)
+_DEADBAND_UM = const(30)
+_SETTLE_UM = const(4)
 # what home_step() reports (the controller imports the three it acts on)
 _HOMING = const(0)
 HOMED = const(1)
@@ -80,7 +86,8 @@ class Depth:
             self.pwm.duty_u16(0)
 
     def measure(self, r):
-        mv = self.sensor.read_uv() // 1000
+        sensor = self.sensor  # 4 samples: no allocation, small ints on the ESP32
+        mv = (sensor.read_uv() + sensor.read_uv() + sensor.read_uv() + sensor.read_uv()) // 4000
         r.depth_mv = mv
         # from the last homing's zero even when the position is no longer trusted: the
         # supervisor judges OVERDEPTH on it; 0 until a first homing gives a zero
@@ -140,7 +147,11 @@ class Depth:
             diff = -step
         self.setpoint_um += diff
         err = self.setpoint_um - r.depth_um
-        if -_DEADBAND_UM < err < _DEADBAND_UM:
+        # a setpoint on its way is tracked (resting at the band's edge left the needles up to
+        # 30 um behind it, and a rest on one noisy reading near it up to 12); one that has
+        # arrived is reached to _SETTLE_UM, then held until the needles are _DEADBAND_UM off
+        if not diff and (-_SETTLE_UM < err < _SETTLE_UM or (
+                -_DEADBAND_UM < err < _DEADBAND_UM and not self.pwm.duty_u16())):
             self.stop()
         else:
             self._drive(err * self.kp)

@@ -50,7 +50,7 @@ class Readings:
 def _thermistor_table(cal):
     # deci-degrees C at every _TABLE_STEP_MV of divider voltage, built once with
     # floats at start-up so the tick interpolates in integers.
-    vref = cal["adc_vref_mv"]
+    vref = cal["thermistor_supply_mv"]
     out = array("i")  # 4 bytes an entry, where a list holds 8 on the VM
     for mv in range(0, vref + _TABLE_STEP_MV, _TABLE_STEP_MV):
         mv = min(max(mv, 1), vref - 1)
@@ -71,6 +71,9 @@ class Sensors:
         self.estop = Pin(pins["estop"], Pin.IN, Pin.PULL_UP)
         self.cartridge = Pin(pins["cartridge"], Pin.IN, Pin.PULL_UP)
         self.ma_per_mv_1024 = int(1024 * 1000 / cal["current_mv_per_a"])
+        # the amplifier's output at zero current, above the ADC's floor (a grounded input
+        # reads ~142 mV on an ESP32): the reading stays linear down to 0 A
+        self.current_bias_mv = cal["current_bias_mv"]
         self.divider_x1024 = int(1024 * cal["supply_divider"])
         lim = board["limits"]  # the trip levels a calibration must never hide (read())
         self.overcurrent_ma = lim["overcurrent_ma"]
@@ -91,13 +94,13 @@ class Sensors:
 
     def read(self, r):
         # A calibration trims the readings, but no calibration within its bounds may hide a
-        # trip (current_zero at +150 mV read a true 2.64 A as 2450 mA against the 2500 mA
+        # trip (current_zero at +150 mV read a true 2.70 A as 2450 mA against the 2500 mA
         # limit): where the untrimmed reading is past a trip level and further out than the
         # trimmed one, it is the reading. So the supervisor trips whenever either would,
         # an uncalibrated unit trips exactly as before, and inside the limits the trimmed
         # value is what shows.
         k = self.ma_per_mv_1024
-        mv = self.current.read_uv() // 1000
+        mv = self.current.read_uv() // 1000 - self.current_bias_mv
         raw = (mv * k) >> 10 if mv > 0 else 0
         mv -= self.current_zero_mv
         ma = (mv * k) >> 10 if mv > 0 else 0

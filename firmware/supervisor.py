@@ -55,7 +55,10 @@ class Supervisor:
         """r: Readings plus the controller's figures (setpoint_chz, following_um,
         link_age_ms, run_ms, depth_active, ramping, host_run, cap_um); faults: the mask
         already latched, which never hides a new one. Returns a fault index or -1."""
-        self.warnings = (1 << P.W_HOT) if r.temp_dc >= self.warn_dc else 0
+        # HOT goes only 1 C below its level: one thermistor sample scatters ~0.25 C, and a
+        # temperature at the level raised and cleared it every few ticks (a WARN each time)
+        self.warnings = (1 << P.W_HOT) if r.temp_dc >= self.warn_dc - (
+            10 if self.warnings & (1 << P.W_HOT) else 0) else 0
         self.faults = faults
         f = self._always(r)
         if f == _NONE and running:

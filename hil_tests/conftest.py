@@ -63,9 +63,12 @@ def board(request):
     # PEN_FIRMWARE_DIR: a patched firmware copy, as `make safety-mutants` deploys
     # the needles in at power-on, as a real board's last test leaves them: a boot's
     # retract is tested where it is the point (power_cycle(depth_mm=...))
+    # a test parametrized over `adc_vref_mv` gets a unit with that ADC reference
+    spec = getattr(request.node, "callspec", None)
     with VirtualBoard(firmware_dir=os.environ.get("PEN_FIRMWARE_DIR"),
                       count_writes=request.node.get_closest_marker("count_writes") is not None,
-                      needles_mm=0.0) as b:
+                      needles_mm=0.0,
+                      adc_vref_mv=spec.params.get("adc_vref_mv") if spec else None) as b:
         _clock.board = b
         try:
             yield b

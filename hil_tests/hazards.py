@@ -39,6 +39,20 @@ INTERLOCKS = {
     "depth_slip": ("OVERDEPTH", ("overdepth_ms", 1), "FAULT", False),
 }
 
+# The interlocks that judge an ADC reading, and the ends of the ESP32's ADC reference spread
+# (1000-1200 mV among chips: ESP-IDF's ADC calibration guide; the eFuse holds each chip's):
+# each must trip on a unit at either end as on a nominal one
+ANALOG = ["depth_sensor_open", "depth_slip", "overcurrent", "overtemp", "supply_high",
+          "supply_low", "thermistor_open", "thermistor_short"]
+ADC_VREF_ENDS = (1000, 1200)
+SPREAD_TEST = "hil_tests/test_interlocks.py::test_analog_interlocks_trip_at_either_end_of_the" \
+              "_adc_reference_spread[%s-%d]"
+
+
+def spread_tests(*injections):
+    return [SPREAD_TEST % (name, vref) for name in injections for vref in ADC_VREF_ENDS]
+
+
 # parameters an injection takes for its interlock's own test. SPEED's evidence is a driver
 # failed into a resistive short (2.5 ohm beside the motor's 2): the motor overspeeds with
 # its current under the limit from any point of a run. A dead short (the default) surges
@@ -96,7 +110,13 @@ HAZARDS = [
                   INTERLOCK_TEST % "depth_sensor_open",
                   "hil_tests/test_session.py::test_depth_holds_within_tolerance",
                   "hil_tests/test_interlocks.py::test_fault_retracts_needles",
-                  INTERLOCK_TEST % "depth_slip",
+                  INTERLOCK_TEST % "depth_slip", *spread_tests("depth_sensor_open", "depth_slip"),
+                  DEPTH_TEST + "test_a_failed_sensor_reads_the_adcs_floor_or_full_scale_and"
+                  "_trips_at_once[depth_sensor_open-1000]",
+                  DEPTH_TEST + "test_a_failed_sensor_reads_the_adcs_floor_or_full_scale_and"
+                  "_trips_at_once[depth_sensor_open-1200]",
+                  DEPTH_TEST + "test_the_depth_actuator_holds_still_on_a_noisy_sensor[1000]",
+                  DEPTH_TEST + "test_the_depth_actuator_holds_still_on_a_noisy_sensor[1200]",
                   DEPTH_TEST + "test_a_stricter_profile_never_runs_the_needles_beyond_its_cap",
                   DEPTH_TEST + "test_a_stricter_profile_clears_a_deeper_stored_depth",
                   DEPTH_TEST + "test_the_needles_are_retracted_at_rest_and_out_only_while"
@@ -113,15 +133,17 @@ HAZARDS = [
                      "tach pulses, high current); two means to stop: PWM 0 and enable low",
         "faults": ["SPEED", "STALL", "OVERCURRENT"],
         "tests": [INTERLOCK_TEST % "driver_short", INTERLOCK_TEST % "stall",
-                  INTERLOCK_TEST % "overcurrent"],
+                  INTERLOCK_TEST % "overcurrent", *spread_tests("overcurrent")],
     },
     {
         "hazard": "handpiece overheats against the skin",
         "cause": "long run, overload, cooling blocked",
         "interlock": "thermistor: warning level, then trip level",
         "faults": ["OVERTEMP"],
-        "tests": [INTERLOCK_TEST % "overtemp",
-                  "hil_tests/test_session.py::test_warm_handpiece_warns_without_stopping"],
+        "tests": [INTERLOCK_TEST % "overtemp", *spread_tests("overtemp"),
+                  "hil_tests/test_session.py::test_warm_handpiece_warns_without_stopping",
+                  "hil_tests/test_interlocks.py::test_a_temperature_at_the_warning_level_warns"
+                  "_once_not_on_every_noisy_sample"],
     },
     {
         "hazard": "needles keep running with the e-stop pressed",
@@ -179,7 +201,11 @@ HAZARDS = [
         "hazard": "needles run on a failed sensor",
         "cause": "thermistor open or shorted, depth sensor open, tachometer stuck, "
                  "current-sense offset drifted",
-        "interlock": "range checks on every reading; no-pulse check while driving; "
+        "interlock": "range checks on every reading, inside the ESP32 ADC's linear range "
+                     "(150-2450 mV at 11 dB) at either end of its reference spread; an open "
+                     "or shorted input reads the ADC's floor (142 mV) or full scale "
+                     "(3060-3209 mV), well outside the valid range; no-pulse check while "
+                     "driving; "
                      "calibration saved per unit within bounds; no calibration hides a trip "
                      "(past a trip level the untrimmed reading counts when it is further out)",
         "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
@@ -191,7 +217,12 @@ HAZARDS = [
                   PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
                   "[970-supply_high-13.7-SUPPLY_HIGH]",
                   INTERLOCK_TEST % "thermistor_open", INTERLOCK_TEST % "thermistor_short",
-                  INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost"],
+                  INTERLOCK_TEST % "depth_sensor_open", INTERLOCK_TEST % "tach_lost",
+                  *spread_tests("thermistor_open", "thermistor_short", "depth_sensor_open"),
+                  DEPTH_TEST + "test_a_failed_sensor_reads_the_adcs_floor_or_full_scale_and"
+                  "_trips_at_once[thermistor_short-1000]",
+                  DEPTH_TEST + "test_a_failed_sensor_reads_the_adcs_floor_or_full_scale_and"
+                  "_trips_at_once[thermistor_open-1200]"],
     },
     {
         "hazard": "needles run on a bad supply (weak strokes, erratic control)",
@@ -199,6 +230,7 @@ HAZARDS = [
         "interlock": "supply voltage window, debounced",
         "faults": ["SUPPLY_LOW", "SUPPLY_HIGH"],
         "tests": [INTERLOCK_TEST % "supply_low", INTERLOCK_TEST % "supply_high",
+                  *spread_tests("supply_low", "supply_high"),
                   LOG_TEST + "test_a_brownout_is_reported_as_such_and_a_power_on_as_power_on"],
     },
     {

@@ -130,6 +130,10 @@ MUTANTS = [
      [("controller.py", "        if r.depth_um > self.caps.depth_um():\n", "        if False:\n")],
      [DEPTH_TEST + "test_overdepth_trips_in_any_state_and_names_the_depth"]),
     ("OVERDEPTH", [no_trip("OVERDEPTH")], [INTERLOCK_TEST % "depth_slip"]),
+    ("HOT warning: no hysteresis (raised and cleared on the thermistor's noise)",
+     [("supervisor.py", "10 if self.warnings & (1 << P.W_HOT) else 0", "0")],
+     ["hil_tests/test_interlocks.py::test_a_temperature_at_the_warning_level_warns_once_not_on"
+      "_every_noisy_sample"]),
     ("Retract where the position is unknown (boot, watchdog reset) removed",
      [("controller.py", "            d.retract(now_ms)\n", "            pass\n")],
      [DEPTH_TEST + "test_the_board_retracts_the_needles_at_boot_before_it_reports_ready[1.2]"]),

@@ -8,13 +8,28 @@ import time
 
 import pytest
 from conftest import board_sleep, clears, motor_stopped, wait_until
-from hazards import INJECTIONS, INTERLOCKS, stated_reaction_ticks
+from hazards import ADC_VREF_ENDS, ANALOG, INJECTIONS, INTERLOCKS, stated_reaction_ticks
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
 
+
 @pytest.mark.parametrize("hazard", sorted(INTERLOCKS))
 def test_interlock_stops_latches_and_clears(running_pen, board, hazard):
+    trips_latches_and_clears(running_pen, board, hazard)
+
+
+@pytest.mark.parametrize("adc_vref_mv", ADC_VREF_ENDS)
+@pytest.mark.parametrize("hazard", ANALOG)
+def test_analog_interlocks_trip_at_either_end_of_the_adc_reference_spread(running_pen, board,
+                                                                           hazard, adc_vref_mv):
+    # a unit whose ADC reference is at an end of the ESP32's spread: its readings in the
+    # linear range are as good (the eFuse calibrates them), its full scale is not
+    assert board.adc_vref_mv == adc_vref_mv
+    trips_latches_and_clears(running_pen, board, hazard)
+
+
+def trips_latches_and_clears(running_pen, board, hazard):
     code, _, state, visible_at_rest = INTERLOCKS[hazard]
     assert board.observe()["motor_duty"] > 0
     board.inject(hazard, **INJECTIONS.get(hazard, {}))
@@ -154,3 +169,15 @@ def test_a_starved_physics_thread_trips_no_false_tach_lost(board, pen):
     st = pen.status()
     assert st.state == "RUNNING", pen.faults()
     pen.stop()
+
+
+def test_a_temperature_at_the_warning_level_warns_once_not_on_every_noisy_sample(running_pen,
+                                                                                 board):
+    # one thermistor sample scatters ~0.25 C at 45 C: the HOT warning came and went with
+    # the noise, a WARN event (and a log record) every few ticks
+    board.inject("overtemp", celsius=board.definition["limits"]["temp_warn_c"])
+    wait_until(lambda: "HOT" in running_pen.status().warnings, 2, "HOT warning")
+    board_sleep(1.0)
+    warns = [e for e in running_pen.events() if e[0] == "WARN" and "tc" in e[1]]
+    assert len(warns) <= 3, warns  # HOT, and at most once gone and back
+    assert running_pen.status().state == "RUNNING"

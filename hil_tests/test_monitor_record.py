@@ -195,7 +195,7 @@ def test_record_catches_a_fault_in_telemetry_and_events(board, tmp_path):
     assert all(11 < r["supply_v"] < 13 and 10 < r["temperature_c"] < 70 for r in telemetry)
     assert telemetry[0]["state"] == "IDLE" and telemetry[0]["faults"] == []
     assert telemetry[-1]["state"] == "FAULT" and telemetry[-1]["faults"] == ["OVERTEMP"]
-    assert telemetry[-1]["temperature_c"] == 60.0
+    assert abs(telemetry[-1]["temperature_c"] - 60.0) <= 1.5  # one noisy ADC sample
     faults = [r for r in events if r["event"] == "FAULT"]
     assert len(faults) == 1 and faults[0]["detail"].startswith("code=OVERTEMP ")
     assert any(r["event"] == "STATE" and "to=FAULT" in r["detail"] for r in events)

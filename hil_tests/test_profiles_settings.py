@@ -139,12 +139,18 @@ def test_a_power_cut_at_every_write_point_of_a_save_leaves_old_or_new_settings(b
     assert save_with_power_cut(board, 0) == "body"  # no cut: the new ones
 
 
+NOISE_MA = 35
+
+
 @pytest.mark.injects
 def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
-    board.inject("current_offset", mv=80)  # 100 mA read with the motor off
-    wait_until(lambda: pen.status().current_ma == 100, 2, "the offset in the reading")
+    # 133 mA read with the motor off (600 mV/A); one ADC sample scatters ~5 mV rms (8 mA,
+    # and 33 mV of supply behind its divider): NOISE is 4 of those
+    board.inject("current_offset", mv=80)
+    wait_until(lambda: abs(pen.status().current_ma - 133) <= NOISE_MA, 2,
+               "the offset in the reading")
     pen.config(current_zero=80)
-    wait_until(lambda: pen.status().current_ma == 0, 2, "the offset calibrated out")
+    wait_until(lambda: pen.status().current_ma <= NOISE_MA, 2, "the offset calibrated out")
     for bad in ({"current_zero": 151}, {"supply_gain": 969}, {"supply_gain": 10.5}):
         with pytest.raises(RefusedError):  # a bound keeps a calibration from hiding a fault
             pen.config(**bad)
@@ -152,8 +158,8 @@ def test_calibration_is_saved_bounded_and_applied_to_the_readings(pen, board):
     pen.reset()
     saved = pen.config()
     assert (saved["current_zero"], saved["supply_gain"]) == ("80", "1020")
-    wait_until(lambda: abs(pen.status().supply_v - 12.24) < 0.05, 2, "the supply trimmed")
-    assert pen.status().current_ma == 0
+    wait_until(lambda: abs(pen.status().supply_v - 12.24) < 0.14, 2, "the supply trimmed")
+    assert pen.status().current_ma <= NOISE_MA
     restored = pen.defaults()  # the preferences go back; the unit's calibration stays
     assert (restored["profile"], restored["current_zero"], restored["supply_gain"]) == \
         ("periorbital", "80", "1020")
@@ -166,7 +172,7 @@ GAIN_BOUNDS = CALIBRATION[1][3:5]  # permille
 @pytest.mark.injects
 @pytest.mark.parametrize("zero", [-ZERO_BOUND, ZERO_BOUND])
 def test_no_allowed_current_calibration_hides_an_overcurrent(pen, board, zero):
-    # +bound: the reading is ~190 mA below the true current (2.64 A read 2450 mA against the
+    # +bound: the reading is 250 mA below the true current (2.70 A read 2450 mA against the
     # 2500 mA limit); -bound: it is as much above, and normal running must not trip
     pen.config(current_zero=zero)
     start_run(pen, board)

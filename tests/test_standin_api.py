@@ -71,7 +71,6 @@ PORT = {
                       ("value", ONLY, None)),
         "deinit": _m("extmod/machine_pwm.c machine_pwm_deinit"),
     },
-    # For the ADC helper of issue 15, who rewrites the class (see AWAITING below)
     "ADC": {
         "constants": {"ATTN_0DB": 0, "ATTN_2_5DB": 1, "ATTN_6DB": 2, "ATTN_11DB": 3,
                       "WIDTH_9BIT": 9, "WIDTH_10BIT": 10, "WIDTH_11BIT": 11,
@@ -130,9 +129,8 @@ PORT = {
     "constants": {"PWRON_RESET": 1, "HARD_RESET": 2, "WDT_RESET": 3, "DEEPSLEEP_RESET": 4,
                   "SOFT_RESET": 5, "SLEEP": 2, "DEEPSLEEP": 4},
 }
-# Classes another helper of issue 15 is rewriting (the ADC to the IDF's calibration curve):
-# their facts are above, their check waits for that branch. Remove the name when it lands.
-AWAITING = {"ADC"}
+# Classes whose check waits for a rewrite in progress (their facts are above); none now.
+AWAITING = set()
 
 
 def _literal(node):

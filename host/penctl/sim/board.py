@@ -82,22 +82,24 @@ class VirtualBoard:
     world_ahead_max_ms = _kept_by("_clock", "world_ahead_max_ms")
 
     def __init__(self, board="virtual", firmware_dir=None, heap=HEAP, tick_s=None, chip=None,
-                 count_writes=False, needles_mm=None, link=None):
+                 count_writes=False, needles_mm=None, link=None, adc_vref_mv=None, seed=None):
         self.definition = boards.load(board)
         if "physics" not in self.definition:
             raise UsageError("board %r has no physics section; it cannot be simulated" % board)
         self.name = board
         self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
         self.heap = heap
-        # Counting the flash's write points (and cutting power at one) wraps open() and os
-        # in the VM: about 2 KB of its heap that an ESP32 does not spend, so only the tests
-        # that cut power at a write ask for it.
+        # Counting the flash's write points (and cutting power at one) wraps open() and os in
+        # the VM: ~2 KB of heap an ESP32 does not spend, so only tests that cut power ask it
         self.count_writes = count_writes
         # where the needle carriage stands at power-on: by default wherever the actuator
         # was left (out), so the first boot retracts; 0.0 for a board whose last run
         # brought them in (a test's board: its boot then takes no retract)
         self.needles_mm = needles_mm
         self.chip = chip or self.definition["chip"]  # another ROM and app offset, same pins
+        # this unit's ADC (vm/machine.py): true reference (1000-1200 mV), noise seed
+        self.adc_vref_mv = adc_vref_mv or self.definition["physics"]["adc_vref_mv"]
+        self.seed = int.from_bytes(os.urandom(4), "big") if seed is None else seed
         if self.chip not in ROMS:
             raise UsageError("the virtual board has no ROM model for chip %r; it has: %s"
                              % (self.chip, ", ".join(sorted(ROMS))))
@@ -133,6 +135,7 @@ class VirtualBoard:
         fill_filesystem(self.flash_dir, self.name, vm_mpy_arch(), self.firmware_dir)
         self._registers = RegisterFile(self.tmp, self.uid)
         self.regs, self.regs_path = self._registers.regs, self._registers.path
+        self.regs[simhw.H_ADC], self.regs[simhw.H_ADC + 1] = self.adc_vref_mv, self.seed
         self.physics = Physics(self.definition, self.regs)
         if self.needles_mm is not None:
             self.physics.place_needles(self.needles_mm)

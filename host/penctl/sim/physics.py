@@ -22,6 +22,10 @@ what the sensors would show (ADC voltages, tachometer edge count, switch levels)
   (active low) closed at the retracted end.
 - Handpiece temperature: one thermal RC heated by winding loss.
 - Supply: source voltage behind an internal resistance, so it sags with current.
+- Analog inputs: the voltage on each ADC pin (below the 3.3 V rail); what the ESP32's ADC
+  makes of it (its 142 mV floor, its curve and full scale, its noise) is the VM's stand-in's
+  (vm/machine.py's ADC), as on a chip, so a sensor is modelled as its circuit: an open depth
+  sensor's input pulled down to 0 V, a thermistor open to the rail or shorted to ground.
 """
 
 import math
@@ -202,7 +206,7 @@ class Physics:
         return self.temp_c
 
     def thermistor_mv(self):
-        vref = self.cal["adc_vref_mv"]
+        vref = self.cal["thermistor_supply_mv"]
         if "thermistor_open" in self.faults:
             return vref
         if "thermistor_short" in self.faults:
@@ -215,10 +219,12 @@ class Physics:
     def write_inputs(self):
         p = self.pins
         adc_mv = {
-            "current_adc": self.sensed_current() * self.cal["current_mv_per_a"]
+            "current_adc": self.cal["current_bias_mv"]
+            + self.sensed_current() * self.cal["current_mv_per_a"]
             + self.faults.get("current_offset", {}).get("mv", 0.0),
             "temp_adc": self.thermistor_mv(),
             "supply_adc": self.supply * 1000 / self.cal["supply_divider"],
+            # an open sensor: the input's pull-down holds it at 0 V (the ADC reads its floor)
             "depth_adc": 0.0 if "depth_sensor_open" in self.faults else
             self.cfg["depth_sensor_offset_mv"] + self.depth_mm * self.depth_mv_per_mm,
         }

@@ -5,7 +5,8 @@
 # (simhw.py). Where it models the chip's behaviour, the comment names the port's source.
 # It offers only what the firmware, mpremote and the tests use: on an ESP32 this module
 # is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
-# Long because: each class the firmware and the tools use, with its source beside it.
+# Long because: it stands for a whole C module of the port, one class per peripheral, and
+# the ADC carries the IDF's calibration curve with its tables.
 import time
 
 import micropython
@@ -197,25 +198,105 @@ class PWM:
         _regs().put(simhw.slot(self._id, simhw.G_FREQ), 0)
 
 
+# The ESP32's ADC as the port and the IDF give it (sources at the tags the port builds with):
+# ports/esp32/machine_adc.c and adc.c at MicroPython v1.26.0 (unchanged to v1.28.0): ADC(pin,
+# *, atten) takes only `atten` (default ATTN_11DB, ADC_ATTEN_MAX); read() is one raw 12-bit
+# sample, read_u16() scales it, read_uv() is that one sample through the IDF's calibration,
+# in whole millivolts. ESP-IDF components/esp_adc/esp32/adc_cali_line_fitting.c: on an ESP32
+# with its reference (Vref) in eFuse, mV = coeff_a * raw / 65536 + coeff_b with coeff_a =
+# vref * adc1_vref_atten_scale / 4096 and coeff_b = adc1_vref_atten_offset (142 mV at 11 dB:
+# what a grounded input reads); at 11 dB, from raw 2880 (blended over 64 codes) a lookup table
+# interpolated between Vref 1000 and 1200 mV takes over, so full scale (raw 4095) reads
+# 3060-3209 mV by the unit's reference. The eFuse holds Vref in 7 mV steps from 1100
+# (read_efuse_vref); the true one ranges 1000-1200 mV among chips (ESP-IDF ADC calibration
+# guide). The chip is modelled as converting by its true Vref through that same curve, the
+# calibration as using the eFuse's: inputs below the offset read the offset, above full scale
+# full scale. A single sample is noisy: about 6 codes rms here (~5 mV; forum measurements of
+# single samples show ~10 mV spreads and "9 bits + 3 bits noise"), the chip's worst.
+# The unit's true Vref (mV) and its noise seed are simhw.H_ADC's two slots (VirtualBoard).
+# Few new names, and locals the module has already: each name costs the VM an interned
+# string, and the stand-ins' count decides where the firmware's cross into a 7 KB pool
+# (docs/figures.md#heap). _adc: the unit's true Vref and its eFuse Vref (mV), the noise
+# generator's state; adc1_vref_atten_scale then _offset (mV) by attenuation; lut_adc1_low
+# and _high interleaved (at Vref 1000 and 1200 mV)
+_adc = [0, 0, 0, (57431, 76236, 105481, 196602, 75, 78, 107, 142),
+        (2240, 2667, 2297, 2706, 2352, 2745, 2405, 2780, 2457, 2813, 2512, 2844, 2564, 2873,
+         2616, 2901, 2664, 2928, 2709, 2956, 2754, 2982, 2795, 3006, 2832, 3032, 2868, 3059,
+         2903, 3084, 2937, 3110, 2969, 3135, 3000, 3160, 3030, 3184, 3060, 3209)]
+
+
 class ADC:
     ATTN_0DB = 0
     ATTN_2_5DB = 1
     ATTN_6DB = 2
     ATTN_11DB = 3
-    # full-scale input of the ESP32 ADC per attenuation, microvolts
-    _FULL_UV = (950000, 1250000, 1750000, 3100000)
 
-    def __init__(self, id, *, atten=None):
+    def __init__(self, id, *, atten=-1):  # positional only on the port: no sample_ns
         self._id = getattr(id, "_id", id)
-        if not 32 <= self._id <= 39:
-            raise ValueError("invalid pin for ADC1")
-        self._atten = ADC.ATTN_0DB if atten is None else atten
+        if not (32 <= self._id <= 39 or self._id in (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)):
+            raise ValueError("invalid pin")  # madc_obj: ADC1 on 32-39, ADC2 on these
+        self.atten(3 if atten == -1 else atten)
+
+    def atten(self, atten):
+        if not 0 <= atten <= 3:
+            raise ValueError("invalid attenuation")
+        self._atten = atten
+
+    def read(self):
+        """One raw 12-bit sample of the pin's voltage (G_ADC_UV, from the physics)."""
+        _poll_irqs()
+        seq = _adc
+        if not seq[0]:
+            r = _regs()
+            seq[0] = r.get(simhw.H_ADC) or 1100
+            n = (seq[0] - 1097) // 7  # to the nearest 7 mV step, within the eFuse's 5 bits
+            seq[1] = 1100 + 7 * (n if -15 <= n <= 15 else 15 if n > 0 else -15)
+            seq[2] = r.get(simhw.H_ADC + 1) | 1  # xorshift32 needs a state that is not 0
+        n = self._atten
+        value = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
+        # the inverse of the calibration at the chip's true Vref (seq[0]), in 1/16 codes
+        raw = (value - seq[3][n + 4] * 1000) * 4294967296 // (seq[0] * seq[3][n] * 1000)
+        if n == 3 and raw >= 46080:  # 2880 codes on: the curve the lookup table describes
+            raw = 65536
+            x = 0
+            for n in range(20):
+                p = x
+                x = (seq[4][2 * n] * (1200 - seq[0]) + seq[4][2 * n + 1] * (seq[0] - 1000)) * 5
+                if value < x:  # uV
+                    raw = 46080 if n == 0 else 45056 + (n << 10) + ((value - p) << 10) // (x - p)
+                    break
+        level = seq[2]
+        level ^= (level << 13) & 0xFFFFFFFF
+        level ^= level >> 17
+        level ^= (level << 5) & 0xFFFFFFFF
+        seq[2] = level
+        # four uniform bytes summed: near-normal, 6 codes rms (in 1/16 codes)
+        raw += ((level & 255) + (level >> 8 & 255) + (level >> 16 & 255) + (level >> 24)
+                - 510) * 166 >> 8
+        raw = (raw + 8) >> 4
+        return 0 if raw < 0 else 4095 if raw > 4095 else raw
+
+    def read_u16(self):
+        raw = self.read()
+        return raw << 4 | raw >> 8
 
     def read_uv(self):
-        _poll_irqs()
-        uv = _regs().get(simhw.slot(self._id, simhw.G_ADC_UV))
-        full = ADC._FULL_UV[self._atten]
-        return uv if uv < full else full
+        raw = self.read()
+        n = self._atten
+        seq = _adc  # seq[1]: the eFuse's Vref, what the calibration uses
+        value = (seq[1] * seq[3][n] // 4096 * raw + 32768) // 65536 + seq[3][n + 4]
+        if n == 3 and raw >= 2880:  # cali_raw_to_voltage: calculate_voltage_lut, bilinear
+            n = (raw - 2880) >> 6
+            x = raw - 2880 - (n << 6)
+            p = ((seq[4][2 * n] * (1200 - seq[1]) + seq[4][2 * n + 1] * (seq[1] - 1000))
+                 * (64 - x) + (seq[4][2 * n + 2] * (1200 - seq[1]) + seq[4][2 * n + 3]
+                               * (seq[1] - 1000)) * x + 6400) // 12800
+            if raw <= 2944:  # blended with the line over the first 64 codes
+                x = raw - 2880
+                value = (value * 64 + p * x - value * x + 32) // 64
+            else:
+                value = p
+        return value * 1000
 
 
 class Counter:

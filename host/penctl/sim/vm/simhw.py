@@ -39,7 +39,9 @@ H_VM_LAG_MS = const(14)  # host time the chip's clock has left out less its star
 H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
 H_LINK_MS = const(16)  # the UART has carried what the host sent up to this chip-clock ms
 # (mod 2**32; 0: not since this VM's first look)
-HEADER = const(17)
+H_ADC = const(17)  # 2 slots: the unit's true ADC reference (mV; 0: 1100) and the seed of
+# its ADC noise (machine.py's ADC; VirtualBoard(adc_vref_mv=, seed=))
+HEADER = const(19)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
 G_OUT = const(1)  # level the firmware drives (mode OUT)
