@@ -17,10 +17,9 @@ for the piece of hardware (or the host's stand-in for it) it is:
   physics_thread.py steps the world (physics.py) to it. watchdog.py and heartbeat.py
   judge the firmware in that time, never the host's.
 - injection.py: faults a test injects, power cuts at flash writes, reaction timing.
-- link.py: the USB-UART (the bridge: Ctrl-C as SIGINT, link faults, serving across VM
-  restarts) through uart.py, the chip's UART0 (baud, TX FIFO, RX ring, CRLF);
-  socket_port.py: that UART over TCP; rom.py and rfc2217.py: the ROM's serial loader,
-  DTR/RTS for esptool.
+- link.py: the USB-UART (Ctrl-C as SIGINT, link faults, serving across VM restarts) through
+  uart.py, the chip's UART0 (baud, TX FIFO, RX ring, CRLF); socket_port.py: that UART over
+  TCP; rom.py and rfc2217.py: the ROM's serial loader, DTR/RTS for esptool.
 A VM that dies is a chip that panicked: its outputs go to their reset state at once and it
 boots again; check() still reports the crash.
 """
@@ -177,7 +176,8 @@ class VirtualBoard:
         once the VM runs its own code (its stand-ins are in: sim_start.py). Before that the
         process may still be a CPython child about to become the VM: a moment no chip has,
         so the byte goes to the UART as it would on one."""
-        return self._vm.interrupt(lambda: bool(self.regs[simhw.H_STANDIN_BYTES]))
+        ready, stats = (lambda: bool(self.regs[simhw.H_STANDIN_BYTES])), self.bridge.stats
+        return self._vm.interrupt(ready, lambda: stats["kbd_printed"])
 
     def close(self):
         self._stop.set()
