@@ -142,18 +142,3 @@ def test_ctrl_c_bursts_across_a_soft_reset_never_kill_the_vm(board):
     board.check()  # no VM died of a Ctrl-C
     assert not board.crashes
 
-
-def test_a_ctrl_c_again_during_a_long_c_call_is_the_same_keyboard_interrupt(board):
-    # a big number's digits are worked out in C, where a pending KeyboardInterrupt waits for
-    # the next bytecode: a second Ctrl-C meanwhile sets it again on the chip, and ended the
-    # unix VM (exit(1) in its SIGINT handler)
-    _service(board)
-    with serial.serial_for_url(board.url, timeout=0.05) as port:
-        port.write(b"\rs=str(7**60000)\r")
-        _read_until(port, b"s=str(7**60000)\r\n")
-        for _ in range(3):
-            board_sleep(0.2)
-            port.write(b"\x03")
-        assert b"KeyboardInterrupt" in _read_until(port, b"KeyboardInterrupt", timeout=120)
-    board.check()
-    assert not board.crashes
