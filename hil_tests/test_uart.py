@@ -127,7 +127,7 @@ def test_ctrl_c_ends_a_loop_mpremote_started(board):
 def test_ctrl_c_bursts_across_a_soft_reset_never_kill_the_vm(board):
     _service(board)
     with serial.serial_for_url(board.url, timeout=0.05) as port:
-        for _ in range(3):
+        for _ in range(6):  # the race it is about: about 1 round in 6 died before
             port.write(b"\r\x04")  # soft reset: boot.py and main.py run again
             for _ in range(40):  # Ctrl-C through the reset, its boot and its prompt
                 port.write(b"\x03")
@@ -138,7 +138,7 @@ def test_ctrl_c_bursts_across_a_soft_reset_never_kill_the_vm(board):
             board_sleep(0.2)
         port.reset_input_buffer()
         port.write(b"\rprint(6 * 7)\r")
-        assert b"42\r\n" in _read_until(port, b"42\r\n")
+        assert b"42" in _read_until(port, b"42")
     board.check()  # no VM died of a Ctrl-C
     assert not board.crashes
 
