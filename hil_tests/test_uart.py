@@ -127,7 +127,9 @@ def test_ctrl_c_ends_a_loop_mpremote_started(board):
 def test_ctrl_c_bursts_across_a_soft_reset_never_kill_the_vm(board):
     _service(board)
     with serial.serial_for_url(board.url, timeout=0.05) as port:
-        for _ in range(6):  # the race it is about: about 1 round in 6 died before
+        # 8 rounds: without the stop (vm_process.py) or without the pending SIGINT's
+        # folding, 1 run of 3 lost its VM (killed by SIGINT, or exit(1) on a second one)
+        for _ in range(8):
             port.write(b"\r\x04")  # soft reset: boot.py and main.py run again
             for _ in range(40):  # Ctrl-C through the reset, its boot and its prompt
                 port.write(b"\x03")

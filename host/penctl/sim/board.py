@@ -176,7 +176,8 @@ class VirtualBoard:
         once the VM runs its own code (its stand-ins are in: sim_start.py). Before that the
         process may still be a CPython child about to become the VM: a moment no chip has,
         so the byte goes to the UART as it would on one."""
-        return self._vm.interrupt(lambda: bool(self.regs[simhw.H_STANDIN_BYTES]))
+        ready, stats = (lambda: bool(self.regs[simhw.H_STANDIN_BYTES])), self.bridge.stats
+        return self._vm.interrupt(ready, lambda: stats["kbd_printed"])
 
     def close(self):
         self._stop.set()

@@ -90,7 +90,7 @@ class LinkBridge:
         self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0,
-                      "rx_overflow": 0}
+                      "rx_overflow": 0, "kbd_printed": 0}
 
     def set_faults(self, drop, corrupt, duplicate, delay_s, seed):
         self._drop, self._corrupt, self._dup, self._delay = drop, corrupt, duplicate, delay_s
@@ -306,6 +306,9 @@ class LinkBridge:
         with self._tx_lock:
             self._tx.put(data, chip)
         self._tail.append(data)
+        seen = self._recent[-20:] + data  # a KeyboardInterrupt it printed (VmProcess)
+        self.stats["kbd_printed"] += seen.count(b"KeyboardInterrupt") - \
+            self._recent[-20:].count(b"KeyboardInterrupt")
         self._recent = (self._recent + data)[-64:]
         # the prompt seen last tells which REPL: not necessarily at the end of a read
         # (drain_vm() takes in a prompt and the echo of the Ctrl-D after it at once)

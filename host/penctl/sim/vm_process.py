@@ -118,6 +118,7 @@ class VmProcess:
         # a new VM and a Ctrl-C for it, one at a time: a SIGINT for the VM being replaced
         # must not land in the new one, whose handler is not set yet
         self._lock = threading.Lock()
+        self._kbd = None  # (VM, its CPU ns, host time) at the last SIGINT sent
         self.regs_path = regs_path
         self.flash_dir = flash_dir
         self.heap = heap
@@ -166,7 +167,7 @@ class VmProcess:
             self.vm_end = None
             os.close(self.vm_out)
 
-    def interrupt(self, ready):
+    def interrupt(self, ready, raised):
         """Ctrl-C from the host: True if it became a KeyboardInterrupt in the VM, False if
         the byte goes on to the VM's input. As the ESP32's UART raises KeyboardInterrupt
         only while the interrupt character is set, SIGINT goes only to a VM that catches
@@ -174,7 +175,8 @@ class VmProcess:
         micropython.kbd_intr(-1) restore SIGINT's default action, which would kill the VM
         instead. The VM is stopped while its handler is read and the signal sent: a VM
         that restored the default action between the two died of a Ctrl-C (one sent as a
-        script ended, or during a soft reset's boot)."""
+        script ended, or during a soft reset's boot). raised(): how many KeyboardInterrupts
+        the VM has printed (the link counts them)."""
         with self._lock:
             proc = self.proc
             if proc is None or proc.poll() is not None or not ready():
@@ -187,12 +189,32 @@ class VmProcess:
                     time.sleep(0.0002)
             try:
                 caught = _catches_sigint(proc.pid)
-                if caught:
+                if not caught:
+                    self._kbd = None  # its code has ended: nothing can be pending
+                # a second SIGINT while the first is pending ends the unix VM (exit(1) in
+                # unix_mphal.c's sighandler); the chip's handler only sets the same pending
+                # KeyboardInterrupt again (uart.c, mp_sched_keyboard_interrupt)
+                elif not self._pending_kbd(proc, raised()):
                     proc.send_signal(signal.SIGINT)
+                    self._kbd = (proc, raised(), self.cpu_ns() or 0, time.monotonic())
             finally:
                 if stop:
                     proc.send_signal(signal.SIGCONT)
             return caught
+
+    def _pending_kbd(self, proc, raised):
+        """Whether the last SIGINT may still be pending in this VM: until it prints the
+        KeyboardInterrupt, or its code ends. The VM raises a pending one at its next
+        bytecode branch, which a long C call puts off for seconds. Code that swallows it
+        silently gets the next after 5 s, if the VM has slept or run 5 s of CPU since
+        (its long C call would be over)."""
+        if self._kbd is None or self._kbd[0] is not proc:
+            return False
+        if raised != self._kbd[1]:
+            return False
+        if time.monotonic() - self._kbd[3] < 5:
+            return True
+        return not (_state(proc.pid) in "SD" or (self.cpu_ns() or 0) - self._kbd[2] > 5e9)
 
     # ---- its CPU, from /proc ----------------------------------------------------------
     def sample_every_20ms(self, stop):
