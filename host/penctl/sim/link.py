@@ -7,6 +7,10 @@ KeyboardInterrupt while the interrupt character is set) and passes it on as a by
 otherwise (at the REPL, or after `micropython.kbd_intr(-1)`), and can drop, corrupt,
 duplicate, delay or cut the traffic to test the protocol's integrity checks. The ROM's
 serial loader (rom.py) is not paced: it answers at once.
+
+Long because: one thread's pass carries every direction and every client (the PTY, the
+socket:// clients, the RFC 2217 tap) under one lock, which the tests' starved() and
+stalled() hold as a busy host would; split up, its parts would share that state anyway.
 """
 
 import collections
