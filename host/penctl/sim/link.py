@@ -80,7 +80,7 @@ class LinkBridge:
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
-        self.rom = None  # a RomLoader while the chip sits in its serial bootloader
+        self._rom = None  # a RomLoader while the chip sits in its serial bootloader
         self.raw_repl = False
         self._tail = collections.deque(maxlen=64)
         self._recent = b""
@@ -95,6 +95,21 @@ class LinkBridge:
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0,
                       "rx_overflow": 0, "kbd_printed": 0}
+
+    @property
+    def rom(self):
+        return self._rom
+
+    @rom.setter
+    def rom(self, loader):
+        """The ROM's serial loader owns the UART (None: MicroPython does). Entering it is a
+        reset: what the UART still had to send of MicroPython's is gone, as from a reset
+        chip's FIFO (esptool reads the ROM's answers, nothing else)."""
+        if loader is not None:
+            with self._tx_lock:
+                self._tx.clear()
+            self._rx.clear()
+        self._rom = loader
 
     def set_faults(self, drop, corrupt, duplicate, delay_s, seed):
         self._drop, self._corrupt, self._dup, self._delay = drop, corrupt, duplicate, delay_s
@@ -139,7 +154,12 @@ class LinkBridge:
             os.close(self._closing.pop())
 
     def add_client(self, fd):
-        """A socket:// client's connection (its fd), on the UART until it closes."""
+        """A socket:// client's connection (its fd), on the UART until it closes. Its
+        receive buffer is a tty's, not TCP's megabytes: a client writing faster than the
+        baud rate waits (uart.HOST_BUFFER)."""
+        conn = socket.socket(fileno=fd)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, uart.HOST_BUFFER)
+        conn.detach()
         os.set_blocking(fd, False)
         with self._pass_lock:
             self.clients.append(fd)
@@ -174,8 +194,11 @@ class LinkBridge:
         wait = 0.02
         while not self._stop.is_set():
             hosts = self._hosts()
+            # the host's writes wait while the UART has a host buffer's worth to send
+            heard = hosts if self.rom is not None or \
+                len(self._rx.queue) < uart.HOST_BUFFER else []
             vm = [self.vm_out] if self._tx_room() > 0 and not self._vm_busy else []
-            ready, _, _ = select.select(hosts + vm, [], [], wait)
+            ready, _, _ = select.select(heard + vm, [], [], wait)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
             # thread, while a VM writing more than its channel holds waited for it
             now = time.monotonic()
@@ -304,7 +327,7 @@ class LinkBridge:
         self._rx.put(self._degrade(data), chip)
 
     def _from_vm(self, data, chip):
-        if not data:
+        if not data or self._rom is not None:  # a killed VM's last output, after the reset
             return
         data = self._cook(data)
         with self._tx_lock:

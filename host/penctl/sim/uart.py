@@ -35,6 +35,10 @@ TX_FIFO = 128  # SOC_UART_FIFO_LEN
 RX_RING = 259  # stdin_ringbuf_array[260], one slot kept free
 PIPE_BYTES = 4096
 CHUNK = 32  # bytes released per wake-up of the bridge at most once a queue is that long
+# what the host side holds of bytes the UART has yet to send to the chip (a tty's buffer, the
+# USB-UART's): beyond it the host's writes wait, as a real host's do, instead of piling up
+# seconds of a flood for the chip to work off after its writer is gone
+HOST_BUFFER = 4096
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
