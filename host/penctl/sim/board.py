@@ -156,7 +156,7 @@ class VirtualBoard:
         regs, physics, vm, lock = self.regs, self.physics, self._vm, self._lock
         self._clock = ChipClock(regs, vm, physics, self.tick_s)
         self.bridge = LinkBridge(bridge_end, vm_out, vm.vm_end.fileno(), self._ctrl_c,
-                                 self._clock.link_passed, self._clock.lag_s)
+                                 self._clock.link_passed, self._clock.lag_s, vm.writing, regs)
         self._stalls = HostStalls(self.bridge)
         self._watchdog = Watchdog(regs, vm, self._clock, self._stalls, physics)
         self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock, lock)

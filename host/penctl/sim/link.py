@@ -29,6 +29,7 @@ import tty
 from . import uart
 
 CTRL_C = 0x03
+LINK_HELD = 17  # simhw's register slot (see there) for the host ms the VM waited on the link
 _REPL_MARKERS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")
 
 
@@ -56,11 +57,13 @@ def open_raw_pty():
 
 class LinkBridge:
     def __init__(self, vm_master, vm_out, vm_in_fd, on_ctrl_c, on_pass=lambda now: None,
-                 lag_s=lambda: 0.0):
+                 lag_s=lambda: 0.0, vm_writing=lambda: False, regs=None):
         self.vm_master = vm_master  # the VM's stdin, written
         self.vm_out = vm_out  # the VM's stdout, read as far as the TX FIFO has room
         self.vm_in_fd = vm_in_fd  # the VM's own end of its stdin: what it has not read
         self._chip = uart.ChipTime(lag_s, time.monotonic())
+        self.vm_writing = vm_writing  # whether the VM is blocked in a write to its stdout
+        self.regs = regs
         self._tx, self._rx = uart.Wire(), uart.Wire()  # to the host, to the VM
         self._cook = uart.Cook()
         self._vm_busy = False  # drain_vm() or stalled() had the VM's stdout at the last try
@@ -91,6 +94,7 @@ class LinkBridge:
         self._vm_lock = threading.Lock()
         self._pass_lock = threading.Lock()
         self._stalled_s = 0.0  # host time this thread was kept from running (see run())
+        self._held_at = time.monotonic()  # the last pass's start, under the pass lock
         self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0,
@@ -120,6 +124,8 @@ class LinkBridge:
         self.raw_repl = False
         self._recent = b""
         self._chip.new_vm()
+        if self.regs is not None:
+            self.regs[LINK_HELD] = 0  # the new VM's waits, as chip.py zeroes the others
         if raw:  # back into the raw REPL the soft reset came from
             self._write(self.vm_master, b"\x01")
 
@@ -205,6 +211,7 @@ class LinkBridge:
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
             with self._pass_lock:  # starved() holds it as a busy host holds this thread
+                self._count_held()
                 self._close_detached()
                 chip = self._chip.now(now)
                 for host in hosts:
@@ -227,6 +234,17 @@ class LinkBridge:
                     waits = [w for w in (self._tx.wait_s(chip), self._rx.wait_s(chip))
                              if w is not None]
                 wait = max(0.0005, min([0.02] + waits))
+
+    def _count_held(self):
+        """A VM blocked writing to its stdout when this thread comes back from a stall
+        (the host's, or starved()) waited on the host, not on the chip's UART: the stall
+        goes to the time its clock leaves out (simhw.waiting()), as a VM waits for a link
+        the host holds at its peripherals (machine.py). The whole stall: one shorter is
+        no worse than the chip waiting a little longer for its link, off its clock."""
+        now = time.monotonic()
+        gap, self._held_at = now - self._held_at, now
+        if gap > 0.03 and self.regs is not None and self.vm_writing():
+            self.regs[LINK_HELD] = (self.regs[LINK_HELD] + int(gap * 1000)) & 0xFFFFFFFF
 
     def _tx_room(self):
         # the FIFO's 128 bytes and the one in the shift register

@@ -216,6 +216,17 @@ class VmProcess:
             return True
         return not (_state(proc.pid) in "SD" or (self.cpu_ns() or 0) - self._kbd[2] > 5e9)
 
+    def writing(self):
+        """Whether the VM sits in a write to its stdout or stderr (a full UART): its
+        system call from /proc (write, fd 1 or 2)."""
+        proc = self.proc
+        try:
+            with open("/proc/%d/syscall" % proc.pid) as f:
+                call = f.read().split()
+        except (OSError, AttributeError):
+            return False
+        return call[:1] == ["1"] and call[1:2] in (["0x1"], ["0x2"])
+
     # ---- its CPU, from /proc ----------------------------------------------------------
     def sample_every_20ms(self, stop):
         """Its own thread: the VM's (CPU s, run-queue wait s, state letter) from /proc
@@ -224,6 +235,10 @@ class VmProcess:
         while not stop.wait(0.02):
             proc = self.proc
             sample = _read_sched(proc) if proc is not None else None
+            if sample is not None and sample[2] == "S" and self.writing():
+                # blocked on a full UART: waiting on the host's link thread as a runnable VM
+                # waits on a CPU, so the world must not run ahead of it either (chip_clock)
+                sample = sample[:2] + ("R",)
             if sample is not None and proc is self.proc:  # not of a VM replaced meanwhile
                 self.sched, self.sched_at = sample, time.monotonic()
 
