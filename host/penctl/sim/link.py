@@ -27,9 +27,9 @@ import time
 import tty
 
 from . import uart
+from .vm import simhw
 
 CTRL_C = 0x03
-LINK_HELD = 17  # simhw's register slot (see there) for the host ms the VM waited on the link
 _REPL_MARKERS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")
 
 
@@ -120,12 +120,14 @@ class LinkBridge:
         self._rng = random.Random(seed)
 
     def vm_started(self, raw=False):
+        # what the last VM wrote first: the chip's reset waits for its UART to send what it
+        # holds (the IDF's restart waits for the console's TX to be idle), and the VM may
+        # have run a pipe's page ahead of the chip (uart.py)
+        self.drain_vm()
         self.at_repl = False
         self.raw_repl = False
         self._recent = b""
         self._chip.new_vm()
-        if self.regs is not None:
-            self.regs[LINK_HELD] = 0  # the new VM's waits, as chip.py zeroes the others
         if raw:  # back into the raw REPL the soft reset came from
             self._write(self.vm_master, b"\x01")
 
@@ -244,7 +246,10 @@ class LinkBridge:
         now = time.monotonic()
         gap, self._held_at = now - self._held_at, now
         if gap > 0.03 and self.regs is not None and self.vm_writing():
-            self.regs[LINK_HELD] = (self.regs[LINK_HELD] + int(gap * 1000)) & 0xFFFFFFFF
+            # with inject("starve")'s stops: one register the VM already reads (a new one
+            # cost the VM's tight heap the block a 60 KB board's minimal lockout needs)
+            held = self.regs[simhw.H_STOPPED_MS] + int(gap * 1000)
+            self.regs[simhw.H_STOPPED_MS] = held & 0xFFFFFFFF
 
     def _tx_room(self):
         # the FIFO's 128 bytes and the one in the shift register

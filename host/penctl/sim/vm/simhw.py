@@ -39,9 +39,7 @@ H_VM_LAG_MS = const(14)  # host time the chip's clock has left out less its star
 H_STOPPED_MS = const(15)  # host time the VM was stopped by inject("starve") (ms, in all)
 H_LINK_MS = const(16)  # the UART has carried what the host sent up to this chip-clock ms
 # (mod 2**32; 0: not since this VM's first look)
-# slot 17: host ms this VM was blocked writing to a UART whose thread the host held (link.py,
-# LINK_HELD), in all; read by number (waiting()): a name costs the VM an interned string
-HEADER = const(18)
+HEADER = const(17)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
 G_OUT = const(1)  # level the firmware drives (mode OUT)
@@ -136,8 +134,7 @@ def attach(path):
 def waiting():
     """Host us this VM has waited: for a CPU (/proc/self/schedstat: "<CPU ns> <run-queue
     wait ns> <slices>", parsed in place: the control tick allocates nothing), for its
-    world, stopped, or blocked writing to a UART the host held (its TX FIFO full while the
-    link's thread could not run: no chip's UART stops)."""
+    world, or stopped."""
     f = _f
     b = _b
     f.seek(0)
@@ -150,7 +147,7 @@ def waiting():
     while i < n and 48 <= b[i] <= 57:
         t = t * 10 + b[i] - 48
         i += 1
-    return t // 1000 + clock[3] + (regs.get(H_STOPPED_MS) + regs.get(17)) * 1000
+    return t // 1000 + clock[3] + regs.get(H_STOPPED_MS) * 1000
 
 
 def ticks_us():
