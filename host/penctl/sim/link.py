@@ -241,11 +241,15 @@ class LinkBridge:
         """A VM blocked writing to its stdout when this thread comes back from a stall
         (the host's, or starved()) waited on the host, not on the chip's UART: the stall
         goes to the time its clock leaves out (simhw.waiting()), as a VM waits for a link
-        the host holds at its peripherals (machine.py). The whole stall: one shorter is
-        no worse than the chip waiting a little longer for its link, off its clock."""
+        the host holds at its peripherals (machine.py). The whole stall less those waits:
+        more is no worse than the chip waiting a little longer for its link, off its clock."""
         now = time.monotonic()
         gap, self._held_at = now - self._held_at, now
-        if gap > 0.03 and self.regs is not None and self.vm_writing():
+        # less what the VM told its clock left out meanwhile (its waits at its peripherals
+        # for this link, machine.py): counted twice, its clock stood still after the stall
+        told = self._chip.told()
+        if gap - told > 0.03 and self.regs is not None and self.vm_writing():
+            gap -= told
             # with inject("starve")'s stops: one register the VM already reads (a new one
             # cost the VM's tight heap the block a 60 KB board's minimal lockout needs)
             held = self.regs[simhw.H_STOPPED_MS] + int(gap * 1000)

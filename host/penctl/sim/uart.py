@@ -68,6 +68,10 @@ class ChipTime:
     def new_vm(self):
         self._lag = None
 
+    def told(self):
+        """What the VM has told its clock left out since the last now() (s)."""
+        return 0.0 if self._lag is None else max(0.0, self.lag_s() - self._lag)
+
     def now(self, host_now):
         lag = self.lag_s()
         grew = 0.0 if self._lag is None else max(0.0, lag - self._lag)
