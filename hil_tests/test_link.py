@@ -267,12 +267,14 @@ class Flood(Background):
 @pytest.mark.parametrize("kind", ["lines", "bytes"])
 def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board, kind,
                                                               factor):
-    # 4x the wire rate, and far beyond what the board can read (the virtual board's UART
-    # is not paced at its baud rate, so the excess waits in or overflows its buffer)
+    # 4x the wire rate, and far beyond: the UART carries it at its baud rate (the writer
+    # waits, as a real host's does, once the host's buffer is full), and what the board
+    # leaves unread overflows its RX ring
     # the flood drowns the Pen's own keepalives: only a fault we inject may stop the motor
     running_pen.set(link_timeout=2000)
     first_seq = (running_pen._seq + 20000) % (P.SEQ_MAX - 100) + 1
-    to_vm = board.bridge.stats["to_vm"]
+    stats = board.bridge.stats
+    reached = stats["to_vm"] + stats["rx_overflow"]
     with Flood(board.url, kind, first_seq, factor) as flood:
         board_sleep(0.5)
         assert board.observe()["motor_duty"] > 0, "the motor stopped before the injection: " \
@@ -281,7 +283,9 @@ def test_a_flood_on_the_link_does_not_starve_the_control_tick(running_pen, board
         wait_until(lambda: motor_stopped(board), 5.0, "motor off after overtemp under a flood")
         board_sleep(0.5)  # the flood goes on with the motor stopped: no watchdog reset now either
         flooded = flood.sent
-    assert board.bridge.stats["to_vm"] - to_vm >= min(flooded, 2 * WIRE_BYTES_PER_S)
+    # at least half a second of the wire's bytes reached the chip (>= 1 s of board time)
+    reached = stats["to_vm"] + stats["rx_overflow"] - reached
+    assert reached >= min(flooded, WIRE_BYTES_PER_S // 2)
     stated = stated_reaction_ticks("overtemp", board.definition)
     assert board.reaction_ticks() is not None
     assert 0 < board.reaction_ticks() <= stated, "motor off after %s ticks, stated %d" % (

@@ -3,7 +3,7 @@ its pins, reached through a real serial device.
 
     host (pyserial) -> <tmp>/ttyPEN0 or a stable link (symlink) -> PTY -> link bridge
     host (pyserial) -> socket://127.0.0.1:PORT (.url) ---------------> link bridge
-    link bridge -> socket pair -> VM stdio
+    link bridge -> socket pair -> VM stdin; VM stdout -> pipe -> link bridge
 
 VirtualBoard is the one public face; it builds the board from parts, each a file named
 for the piece of hardware (or the host's stand-in for it) it is:
@@ -17,9 +17,9 @@ for the piece of hardware (or the host's stand-in for it) it is:
   physics_thread.py steps the world (physics.py) to it. watchdog.py and heartbeat.py
   judge the firmware in that time, never the host's.
 - injection.py: faults a test injects, power cuts at flash writes, reaction timing.
-- link.py: the USB-UART (the bridge: Ctrl-C as SIGINT, link faults, serving across VM
-  restarts); socket_port.py: that UART over TCP; rom.py and rfc2217.py: the ROM's serial
-  loader, DTR/RTS for esptool.
+- link.py: the USB-UART (Ctrl-C as SIGINT, link faults, serving across VM restarts) through
+  uart.py, the chip's UART0 (baud, TX FIFO, RX ring, CRLF); socket_port.py: that UART over
+  TCP; rom.py and rfc2217.py: the ROM's serial loader, DTR/RTS for esptool.
 A VM that dies is a chip that panicked: its outputs go to their reset state at once and it
 boots again; check() still reports the crash.
 """
@@ -140,9 +140,10 @@ class VirtualBoard:
         if self.needles_mm is not None:
             self.physics.place_needles(self.needles_mm)
             self.physics.write_inputs()
-        bridge_end, vm_end = open_vm_channel()
-        self._vm = VmProcess(vm_end, self.regs_path, self.flash_dir, self.heap, self.count_writes)
-        world = self._build_parts(bridge_end)
+        bridge_end, vm_end, out_r, out_w = open_vm_channel()
+        self._vm = VmProcess(vm_end, out_w, self.regs_path, self.flash_dir, self.heap,
+                             self.count_writes)
+        world = self._build_parts(bridge_end, out_r)
         os.symlink(self.bridge.host_port, self.port)
         self._chip.boot(PWRON_RESET)
         for name, target in (("physics", world.run), ("link", self.bridge.run),
@@ -152,12 +153,13 @@ class VirtualBoard:
             t.start()
             self._threads.append(t)
 
-    def _build_parts(self, bridge_end):
+    def _build_parts(self, bridge_end, vm_out):
         """The parts around the VM, each given the few others it talks to; returns the
         physics thread's part."""
         regs, physics, vm, lock = self.regs, self.physics, self._vm, self._lock
         self._clock = ChipClock(regs, vm, physics, self.tick_s)
-        self.bridge = LinkBridge(bridge_end, self._ctrl_c, self._clock.link_passed)
+        self.bridge = LinkBridge(bridge_end, vm_out, vm.vm_end.fileno(), self._ctrl_c,
+                                 self._clock.link_passed, self._clock.lag_s, vm.writing, regs)
         self._stalls = HostStalls(self.bridge)
         self._watchdog = Watchdog(regs, vm, self._clock, self._stalls, physics)
         self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock, lock)
@@ -174,10 +176,11 @@ class VirtualBoard:
 
     def _ctrl_c(self):
         """A Ctrl-C from the host: SIGINT for a VM that catches it (VmProcess.interrupt),
-        once the VM runs its own code. Before that the process is a CPython program loading
-        the VM, whose SIGINT handler ends it: a moment no chip has, so the byte goes to the
-        UART as it would on one."""
-        return bool(self.regs[simhw.H_STANDIN_BYTES]) and self._vm.interrupt()
+        once the VM runs its own code (its stand-ins are in: sim_start.py). Before that the
+        process may still be a CPython child about to become the VM: a moment no chip has,
+        so the byte goes to the UART as it would on one."""
+        ready, stats = (lambda: bool(self.regs[simhw.H_STANDIN_BYTES])), self.bridge.stats
+        return self._vm.interrupt(ready, lambda: stats["kbd_printed"])
 
     def close(self):
         self._stop.set()

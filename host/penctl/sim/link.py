@@ -1,36 +1,50 @@
 """The virtual board's USB-UART: a bridge between the host's PTY and the VM's stdio.
 
-It carries bytes both ways, turns Ctrl-C from the host into SIGINT for a VM that
-catches it (as the ESP32's UART driver turns it into KeyboardInterrupt while the
-interrupt character is set) and passes it on as a byte otherwise (at the REPL, or after
-`micropython.kbd_intr(-1)`), and can drop, corrupt, duplicate, delay or cut the traffic
-to test the protocol's integrity checks.
+It carries bytes both ways through the chip's UART as uart.py models it (115200 baud, the
+TX FIFO the firmware waits on, the RX ring, "\\n" out as "\\r\\n"), turns Ctrl-C from the
+host into SIGINT for a VM that catches it (as the ESP32's UART driver turns it into
+KeyboardInterrupt while the interrupt character is set) and passes it on as a byte
+otherwise (at the REPL, or after `micropython.kbd_intr(-1)`), and can drop, corrupt,
+duplicate, delay or cut the traffic to test the protocol's integrity checks. The ROM's
+serial loader (rom.py) is not paced: it answers at once.
+
+Long because: one thread's pass carries every direction and every client (the PTY, the
+socket:// clients, the RFC 2217 tap) under one lock, which the tests' starved() and
+stalled() hold as a busy host would; split up, its parts would share that state anyway.
 """
 
 import collections
 import contextlib
 import errno
+import fcntl
 import os
 import random
 import select
 import socket
+import termios
 import threading
 import time
 import tty
+
+from . import uart
+from .vm import simhw
 
 CTRL_C = 0x03
 _REPL_MARKERS = (b">>> ", b"raw REPL; CTRL-B to exit\r\n>")
 
 
 def open_vm_channel():
-    """(bridge's end, VM's end) of the VM's stdin and stdout: a Unix socket pair, not a
-    PTY. A PTY hands every write to a kernel worker thread before the reader sees it, and
-    a VM polling its PTY waits for that worker in uninterruptible sleep: on a busy host
-    seconds at a time that no run-queue figure shows and the chip's clock counted (a
-    watchdog reset of a VM that was only waiting). The host's side stays a real PTY."""
+    """(bridge's end, VM's end) of the VM's stdin, then of its stdout. Its stdin: a Unix
+    socket pair, not a PTY. A PTY
+    hands every write to a kernel worker thread before the reader sees it, and a VM polling
+    its PTY waits for that worker in uninterruptible sleep: on a busy host seconds at a
+    time that no run-queue figure shows and the chip's clock counted (a watchdog reset of
+    a VM that was only waiting). The host's side stays a real PTY. The VM's stdout is a
+    pipe (uart.open_vm_stdout()): its page, unlike a socket's buffer, holds a number of
+    bytes, not of writes, before the VM blocks."""
     bridge_end, vm_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     bridge_end.setblocking(False)
-    return bridge_end.detach(), vm_end
+    return (bridge_end.detach(), vm_end) + uart.open_vm_stdout()
 
 
 def open_raw_pty():
@@ -42,8 +56,20 @@ def open_raw_pty():
 
 
 class LinkBridge:
-    def __init__(self, vm_master, on_ctrl_c, on_pass=lambda now: None):
-        self.vm_master = vm_master
+    def __init__(self, vm_master, vm_out, vm_in_fd, on_ctrl_c, on_pass=lambda now: None,
+                 lag_s=lambda: 0.0, vm_writing=lambda: False, regs=None):
+        self.vm_master = vm_master  # the VM's stdin, written
+        self.vm_out = vm_out  # the VM's stdout, read as far as the TX FIFO has room
+        self.vm_in_fd = vm_in_fd  # the VM's own end of its stdin: what it has not read
+        self._chip = uart.ChipTime(lag_s, time.monotonic())
+        self.vm_writing = vm_writing  # whether the VM is blocked in a write to its stdout
+        self.regs = regs
+        self._tx, self._rx = uart.Wire(), uart.Wire()  # to the host, to the VM
+        self._cook = uart.Cook()
+        self._vm_busy = False  # drain_vm() or stalled() had the VM's stdout at the last try
+        # the TX queue, which the chip's own messages (send_to_host) and drain_vm() fill
+        # from other threads: held for a moment only (starved() holds the pass for seconds)
+        self._tx_lock = threading.Lock()
         self.on_pass = on_pass  # after each pass, with the time it began
         self.host_master, self._host_slave = open_raw_pty()
         self.host_port = os.ttyname(self._host_slave)
@@ -57,7 +83,7 @@ class LinkBridge:
         self.on_ctrl_c = on_ctrl_c
         self.cut = False
         self.at_repl = False
-        self.rom = None  # a RomLoader while the chip sits in its serial bootloader
+        self._rom = None  # a RomLoader while the chip sits in its serial bootloader
         self.raw_repl = False
         self._tail = collections.deque(maxlen=64)
         self._recent = b""
@@ -68,18 +94,40 @@ class LinkBridge:
         self._vm_lock = threading.Lock()
         self._pass_lock = threading.Lock()
         self._stalled_s = 0.0  # host time this thread was kept from running (see run())
+        self._held_at = time.monotonic()  # the last pass's start, under the pass lock
         self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
-        self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0}
+        self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0,
+                      "rx_overflow": 0, "kbd_printed": 0}
+
+    @property
+    def rom(self):
+        return self._rom
+
+    @rom.setter
+    def rom(self, loader):
+        """The ROM's serial loader owns the UART (None: MicroPython does). Entering it is a
+        reset: what the UART still had to send of MicroPython's is gone, as from a reset
+        chip's FIFO (esptool reads the ROM's answers, nothing else)."""
+        if loader is not None:
+            with self._tx_lock:
+                self._tx.clear()
+            self._rx.clear()
+        self._rom = loader
 
     def set_faults(self, drop, corrupt, duplicate, delay_s, seed):
         self._drop, self._corrupt, self._dup, self._delay = drop, corrupt, duplicate, delay_s
         self._rng = random.Random(seed)
 
     def vm_started(self, raw=False):
+        # what the last VM wrote first: the chip's reset waits for its UART to send what it
+        # holds (the IDF's restart waits for the console's TX to be idle), and the VM may
+        # have run a pipe's page ahead of the chip (uart.py)
+        self.drain_vm()
         self.at_repl = False
         self.raw_repl = False
         self._recent = b""
+        self._chip.new_vm()
         if raw:  # back into the raw REPL the soft reset came from
             self._write(self.vm_master, b"\x01")
 
@@ -114,7 +162,12 @@ class LinkBridge:
             os.close(self._closing.pop())
 
     def add_client(self, fd):
-        """A socket:// client's connection (its fd), on the UART until it closes."""
+        """A socket:// client's connection (its fd), on the UART until it closes. Its
+        receive buffer is a tty's, not TCP's megabytes: a client writing faster than the
+        baud rate waits (uart.HOST_BUFFER)."""
+        conn = socket.socket(fileno=fd)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, uart.HOST_BUFFER)
+        conn.detach()
         os.set_blocking(fd, False)
         with self._pass_lock:
             self.clients.append(fd)
@@ -138,7 +191,7 @@ class LinkBridge:
             for fd in list(self.clients):
                 self._let_go(fd)
         self._close_detached()  # this thread has ended (the board joined it)
-        for fd in (self.host_master, self._host_slave, self.vm_master):
+        for fd in (self.host_master, self._host_slave, self.vm_master, self.vm_out):
             try:
                 os.close(fd)
             except OSError:
@@ -146,27 +199,108 @@ class LinkBridge:
 
     def run(self):
         self._last_pass = time.monotonic()
+        wait = 0.02
         while not self._stop.is_set():
             hosts = self._hosts()
-            ready, _, _ = select.select(hosts + [self.vm_master], [], [], 0.02)
+            # the host's writes wait while the UART has a host buffer's worth to send
+            heard = hosts if self.rom is not None or \
+                len(self._rx.queue) < uart.HOST_BUFFER else []
+            vm = [self.vm_out] if self._tx_room() > 0 and not self._vm_busy else []
+            ready, _, _ = select.select(heard + vm, [], [], wait)
             # a pass is due every 20 ms at most: a longer gap is a host that starved this
             # thread, while a VM writing more than its channel holds waited for it
             now = time.monotonic()
             self._stalled_s += max(0.0, now - self._last_pass - 0.03)
             self._last_pass = now
             with self._pass_lock:  # starved() holds it as a busy host holds this thread
+                self._count_held()
                 self._close_detached()
+                chip = self._chip.now(now)
                 for host in hosts:
                     if host in ready and host in self._hosts():
                         data = self._read(host)
                         if not data and host != self.host_master:  # a client closed its end
                             self._let_go(host)
-                        self._from_host(data)
-                if self.vm_master in ready:
-                    with self._vm_lock:
-                        self._from_vm(self._read(self.vm_master))
+                        self._from_host(data, chip)
+                self._to_vm(chip)
+                self._to_host(chip)
+                self._vm_busy = not self._vm_lock.acquire(blocking=False)
+                if not self._vm_busy:
+                    try:
+                        self._take_from_vm(chip, self._tx_room())
+                    finally:
+                        self._vm_lock.release()
                 self._flush_pending()
                 self.on_pass(now)
+                with self._tx_lock:
+                    waits = [w for w in (self._tx.wait_s(chip), self._rx.wait_s(chip))
+                             if w is not None]
+                wait = max(0.0005, min([0.02] + waits))
+
+    def _count_held(self):
+        """A VM blocked writing to its stdout when this thread comes back from a stall
+        (the host's, or starved()) waited on the host, not on the chip's UART: the stall
+        goes to the time its clock leaves out (simhw.waiting()), as a VM waits for a link
+        the host holds at its peripherals (machine.py). The whole stall less those waits:
+        more is no worse than the chip waiting a little longer for its link, off its clock."""
+        now = time.monotonic()
+        gap, self._held_at = now - self._held_at, now
+        # less what the VM told its clock left out meanwhile (its waits at its peripherals
+        # for this link, machine.py): counted twice, its clock stood still after the stall
+        told = self._chip.told()
+        if gap - told > 0.03 and self.regs is not None and self.vm_writing():
+            gap -= told
+            # with inject("starve")'s stops: one register the VM already reads (a new one
+            # cost the VM's tight heap the block a 60 KB board's minimal lockout needs)
+            held = self.regs[simhw.H_STOPPED_MS] + int(gap * 1000)
+            self.regs[simhw.H_STOPPED_MS] = held & 0xFFFFFFFF
+
+    def _tx_room(self):
+        # the FIFO's 128 bytes and the one in the shift register
+        with self._tx_lock:
+            return uart.TX_FIFO + 1 - len(self._tx.queue)
+
+    def _take_from_vm(self, chip, room):
+        while room > 0:
+            data = self._read(self.vm_out, room)
+            if not data:
+                return
+            self._from_vm(data, chip)
+            room -= len(data)
+
+    def _to_vm(self, chip):
+        """The host's bytes whose time on the wire is over, into the chip's RX: Ctrl-C as
+        the interrupt handler takes it, the rest into the ring, or lost when it is full."""
+        data = self._rx.due(chip)
+        if not data:
+            return
+        out = bytearray()
+        held = self._unread()
+        for b in data:
+            if b == CTRL_C and self.on_ctrl_c():
+                continue  # became a KeyboardInterrupt
+            if held + len(out) >= uart.RX_RING:
+                self.stats["rx_overflow"] += 1
+                continue
+            out.append(b)
+        self.stats["to_vm"] += len(out)
+        self._send(self.vm_master, bytes(out))
+
+    def _unread(self):
+        try:
+            return int.from_bytes(fcntl.ioctl(self.vm_in_fd, termios.FIONREAD, b"\0" * 4),
+                                  "little")
+        except OSError:
+            return 0
+
+    def _to_host(self, chip):
+        with self._tx_lock:
+            data = self._tx.due(chip)
+        if not data or self.cut:  # a cut wire: the chip sends into nothing
+            return
+        data = self._degrade(data)
+        self.stats["to_host"] += len(data)
+        self._send(None, data)
 
     def stalled_s(self, now):
         """Host time this thread has been kept from running, the stall it is in now
@@ -180,10 +314,11 @@ class LinkBridge:
         last step, leaving the raw REPL and a soft reset at once, was judged by the raw
         REPL's prompt and the board came back into the raw REPL, not its firmware."""
         with self._vm_lock:
-            data = self._read(self.vm_master)
+            chip = self._chip.t
+            data = self._read(self.vm_out)
             while data:
-                self._from_vm(data)
-                data = self._read(self.vm_master)
+                self._from_vm(data, chip)
+                data = self._read(self.vm_out)
 
     @contextlib.contextmanager
     def starved(self):
@@ -200,34 +335,34 @@ class LinkBridge:
             yield
 
     @staticmethod
-    def _read(fd):
+    def _read(fd, n=4096):
         # nothing (EAGAIN), a PTY nobody holds (EIO), or a tap whose client went with bytes
         # unread (ECONNRESET: it ended the link thread, and the board went silent)
         try:
-            return os.read(fd, 4096)
+            return os.read(fd, n)
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EIO, errno.ECONNRESET):
                 return b""
             raise
 
-    def _from_host(self, data):
+    def _from_host(self, data, chip):
         if not data or self.cut:
             return
         if self.rom is not None:  # the ROM bootloader owns the UART; the VM is not running
             self._send(None, self.rom.feed(self._degrade(data)))
             return
-        out = bytearray()
-        for b in self._degrade(data):
-            if b == CTRL_C and self.on_ctrl_c():
-                continue  # became a KeyboardInterrupt
-            out.append(b)
-        self.stats["to_vm"] += len(out)
-        self._send(self.vm_master, bytes(out))
+        self._rx.put(self._degrade(data), chip)
 
-    def _from_vm(self, data):
-        if not data:
+    def _from_vm(self, data, chip):
+        if not data or self._rom is not None:  # a killed VM's last output, after the reset
             return
+        data = self._cook(data)
+        with self._tx_lock:
+            self._tx.put(data, chip)
         self._tail.append(data)
+        seen = self._recent[-20:] + data  # a KeyboardInterrupt it printed (VmProcess)
+        self.stats["kbd_printed"] += seen.count(b"KeyboardInterrupt") - \
+            self._recent[-20:].count(b"KeyboardInterrupt")
         self._recent = (self._recent + data)[-64:]
         # the prompt seen last tells which REPL: not necessarily at the end of a read
         # (drain_vm() takes in a prompt and the echo of the Ctrl-D after it at once)
@@ -235,14 +370,15 @@ class LinkBridge:
         if friendly >= 0 or raw >= 0:
             self.at_repl = True
             self.raw_repl = raw > friendly
-        if self.cut:
-            return
-        data = self._degrade(data)
-        self.stats["to_host"] += len(data)
-        self._send(None, data)
 
     def send_to_host(self, data):
-        self._send(None, data)
+        """What the chip prints outside MicroPython (a reset's text, the ROM's): after what
+        the UART still has to send, at its pace; the ROM's loader at once."""
+        if self.rom is not None:
+            self._send(None, data)
+            return
+        with self._tx_lock:
+            self._tx.put(data, self._chip.t)
 
     def _degrade(self, data):
         if not (self._drop or self._corrupt or self._dup):

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def _catches_sigint(pid):
     except (OSError, ValueError):
         pass
     return False
+
+
+def _state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return "X"
 
 
 def _read_sched(proc):
@@ -101,10 +110,15 @@ def _mpy_arch_of(binary):
 
 
 class VmProcess:
-    """One VM at a time on the VM's end of the link (its stdin, stdout and stderr)."""
+    """One VM at a time on the VM's end of the link (its stdin; its stdout and stderr)."""
 
-    def __init__(self, vm_end, regs_path, flash_dir, heap=HEAP, count_writes=False):
+    def __init__(self, vm_end, vm_out, regs_path, flash_dir, heap=HEAP, count_writes=False):
         self.vm_end = vm_end
+        self.vm_out = vm_out  # the write end of the VM's stdout pipe (uart.open_vm_stdout)
+        # a new VM and a Ctrl-C for it, one at a time: a SIGINT for the VM being replaced
+        # must not land in the new one, whose handler is not set yet
+        self._lock = threading.Lock()
+        self._kbd = None  # (VM, its CPU ns, host time) at the last SIGINT sent
         self.regs_path = regs_path
         self.flash_dir = flash_dir
         self.heap = heap
@@ -123,9 +137,10 @@ class VmProcess:
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         cmd += ["raw"] if raw else []
         cmd += ["writes"] if self.count_writes else []
-        self.proc = subprocess.Popen(
-            cmd, stdin=self.vm_end, stdout=self.vm_end, stderr=self.vm_end,
-            preexec_fn=_vm_child_setup)
+        with self._lock:
+            self.proc = subprocess.Popen(
+                cmd, stdin=self.vm_end, stdout=self.vm_out, stderr=self.vm_out,
+                preexec_fn=_vm_child_setup)
 
     def _drain_input(self):
         # without O_NONBLOCK on the VM's end: the VM shares that open file and would read
@@ -150,18 +165,67 @@ class VmProcess:
         if self.vm_end is not None:
             self.vm_end.close()
             self.vm_end = None
+            os.close(self.vm_out)
 
-    def interrupt(self):
+    def interrupt(self, ready, raised):
         """Ctrl-C from the host: True if it became a KeyboardInterrupt in the VM, False if
         the byte goes on to the VM's input. As the ESP32's UART raises KeyboardInterrupt
         only while the interrupt character is set, SIGINT goes only to a VM that catches
-        it: the unix port's REPL and micropython.kbd_intr(-1) restore SIGINT's default
-        action, which would kill the VM instead."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None or not _catches_sigint(proc.pid):
+        it, once ready() (it runs its own code): the unix port's REPL and
+        micropython.kbd_intr(-1) restore SIGINT's default action, which would kill the VM
+        instead. The VM is stopped while its handler is read and the signal sent: a VM
+        that restored the default action between the two died of a Ctrl-C (one sent as a
+        script ended, or during a soft reset's boot). raised(): how many KeyboardInterrupts
+        the VM has printed (the link counts them)."""
+        with self._lock:
+            proc = self.proc
+            if proc is None or proc.poll() is not None or not ready():
+                return False
+            stop = _state(proc.pid) not in "Tt"  # a VM stopped already (hang, starve) stays
+            if stop:
+                proc.send_signal(signal.SIGSTOP)
+                deadline = time.monotonic() + 1.0
+                while _state(proc.pid) not in "TtXZ" and time.monotonic() < deadline:
+                    time.sleep(0.0002)
+            try:
+                caught = _catches_sigint(proc.pid)
+                if not caught:
+                    self._kbd = None  # its code has ended: nothing can be pending
+                # a second SIGINT while the first is pending ends the unix VM (exit(1) in
+                # unix_mphal.c's sighandler); the chip's handler only sets the same pending
+                # KeyboardInterrupt again (uart.c, mp_sched_keyboard_interrupt)
+                elif not self._pending_kbd(proc, raised()):
+                    proc.send_signal(signal.SIGINT)
+                    self._kbd = (proc, raised(), self.cpu_ns() or 0, time.monotonic())
+            finally:
+                if stop:
+                    proc.send_signal(signal.SIGCONT)
+            return caught
+
+    def _pending_kbd(self, proc, raised):
+        """Whether the last SIGINT may still be pending in this VM: until it prints the
+        KeyboardInterrupt, or its code ends. The VM raises a pending one at its next
+        bytecode branch, which a long C call puts off for seconds. Code that swallows it
+        silently gets the next after 5 s, if the VM has slept or run 5 s of CPU since
+        (its long C call would be over)."""
+        if self._kbd is None or self._kbd[0] is not proc:
             return False
-        proc.send_signal(signal.SIGINT)
-        return True
+        if raised != self._kbd[1]:
+            return False
+        if time.monotonic() - self._kbd[3] < 5:
+            return True
+        return not (_state(proc.pid) in "SD" or (self.cpu_ns() or 0) - self._kbd[2] > 5e9)
+
+    def writing(self):
+        """Whether the VM sits in a write to its stdout or stderr (a full UART): its
+        system call from /proc (write, fd 1 or 2)."""
+        proc = self.proc
+        try:
+            with open("/proc/%d/syscall" % proc.pid) as f:
+                call = f.read().split()
+        except (OSError, AttributeError):
+            return False
+        return call[:1] == ["1"] and call[1:2] in (["0x1"], ["0x2"])
 
     # ---- its CPU, from /proc ----------------------------------------------------------
     def sample_every_20ms(self, stop):
@@ -171,6 +235,10 @@ class VmProcess:
         while not stop.wait(0.02):
             proc = self.proc
             sample = _read_sched(proc) if proc is not None else None
+            if sample is not None and sample[2] == "S" and self.writing():
+                # blocked on a full UART: waiting on the host's link thread as a runnable VM
+                # waits on a CPU, so the world must not run ahead of it either (chip_clock)
+                sample = sample[:2] + ("R",)
             if sample is not None and proc is self.proc:  # not of a VM replaced meanwhile
                 self.sched, self.sched_at = sample, time.monotonic()
 
