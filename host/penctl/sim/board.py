@@ -20,8 +20,6 @@ for the piece of hardware (or the host's stand-in for it) it is:
 - link.py: the USB-UART (Ctrl-C as SIGINT, link faults, serving across VM restarts) through
   uart.py, the chip's UART0 (baud, TX FIFO, RX ring, CRLF); socket_port.py: that UART over
   TCP; rom.py and rfc2217.py: the ROM's serial loader, DTR/RTS for esptool.
-A VM that dies is a chip that panicked: its outputs go to their reset state at once and it
-boots again; check() still reports the crash.
 """
 
 import contextlib
@@ -176,9 +174,8 @@ class VirtualBoard:
 
     def _ctrl_c(self):
         """A Ctrl-C from the host: SIGINT for a VM that catches it (VmProcess.interrupt),
-        once the VM runs its own code (its stand-ins are in: sim_start.py). Before that the
-        process may still be a CPython child about to become the VM: a moment no chip has,
-        so the byte goes to the UART as it would on one."""
+        once its stand-ins are in (sim_start.py); before, the process may be a CPython child
+        about to become the VM, a moment no chip has: the byte goes to the UART."""
         ready, stats = (lambda: bool(self.regs[simhw.H_STANDIN_BYTES])), self.bridge.stats
         return self._vm.interrupt(ready, lambda: stats["kbd_printed"])
 
