@@ -29,6 +29,8 @@ def pytest_configure(config):
         # prompt or boot (tools run as subprocesses too) five times a real board's
         os.environ.setdefault(patience.ENV, "5")
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
+    config.addinivalue_line("markers", "fresh: needs a board as it left the factory (nothing "
+                                       "saved, not homed), which each virtual board is")
     config.addinivalue_line("markers", "count_writes: the virtual board counts flash write "
                                        "points and can cut power at one (quiet_flash needs it)")
     config.addinivalue_line("markers", "profile(name): the treatment profile the test runs in "
@@ -42,9 +44,13 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--port"):
         skip = pytest.mark.skip(reason="needs the virtual board's fault injection/observer; "
                                        "no test rig is configured for the real board")
+        fresh = pytest.mark.skip(reason="needs a board as it left the factory (nothing saved, "
+                                        "not homed); a real board has a past")
         for item in items:
             if "injects" in item.keywords:
                 item.add_marker(skip)
+            elif "fresh" in item.keywords:
+                item.add_marker(fresh)
 
 
 @pytest.hookimpl(hookwrapper=True)

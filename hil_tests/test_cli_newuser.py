@@ -56,6 +56,7 @@ def test_errors_under_json_are_json_on_stderr_with_the_exit_code(port, tmp_path,
     assert done.stdout == ""
 
 
+@pytest.mark.injects  # reads the motor's duty from the physics
 @pytest.mark.parametrize("command, exit_code", [
     (["run", "--depth", "0.5", "--rate", "100", "--for", "60s"], INTERRUPTED),
     (["start", "--for", "60s"], INTERRUPTED),
@@ -81,9 +82,9 @@ def test_ctrl_c_in_a_pass_shows_the_summary_and_exits_130_if_it_cut_the_plan(boa
 
 
 @pytest.mark.long
-def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
+def test_run_records_the_treatment_and_plot_draws_it(port, tmp_path):
     csv_path, png = tmp_path / "pass.csv", tmp_path / "pass.png"
-    done = pen(board.url, "run", "--depth", "0.5", "--rate", "100", "--for", "1.5s",
+    done = pen(port, "run", "--depth", "0.5", "--rate", "100", "--for", "1.5s",
                "--record", str(csv_path))
     assert done.returncode == 0, done.stderr
     rows = read(csv_path)
@@ -97,9 +98,9 @@ def test_run_records_the_treatment_and_plot_draws_it(board, tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_monitor_records_what_it_shows(board, tmp_path):
+def test_monitor_records_what_it_shows(port, tmp_path):
     csv_path = tmp_path / "watched.csv"
-    proc = subprocess.Popen(pen_cmd(board.url, "monitor", "--record", str(csv_path)),
+    proc = subprocess.Popen(pen_cmd(port, "monitor", "--record", str(csv_path)),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -118,6 +119,7 @@ def test_monitor_records_what_it_shows(board, tmp_path):
     assert "HOMING" in out  # shown by the monitor too, not taken from it by the recording
 
 
+@pytest.mark.fresh
 def test_a_start_that_homed_and_was_refused_says_so_once(port):
     # a fresh board: not homed, no depth or rate set
     done = pen(port, "start", "--for", "1s")
@@ -129,8 +131,8 @@ def test_a_start_that_homed_and_was_refused_says_so_once(port):
     assert json.loads(pen(port, "status", "--json").stdout)["state"] == "READY"
 
 
-def test_telemetry_gives_fresh_lines_by_default(board):
-    with patient_pen(board.url) as p:
+def test_telemetry_gives_fresh_lines_by_default(port):
+    with patient_pen(port) as p:
         board_sleep(1.0)  # telemetry lines queue up unread
         asked_at = p.status().uptime_ms
         first = next(p.telemetry(timeout=10))
@@ -141,6 +143,7 @@ def test_telemetry_gives_fresh_lines_by_default(board):
         assert next(stale).uptime_ms < asked_at
 
 
+@pytest.mark.fresh
 def test_faults_with_none_says_so_and_the_config_warning_says_how_to_clear_it(port):
     for command in ("status", "faults"):
         out = pen(port, command).stdout
@@ -227,6 +230,7 @@ def test_the_log_keeps_a_faults_whole_text(ready_pen, board):
     assert fault["text"].endswith(": " + detail), fault["text"]  # "motor turns, no pulses"
 
 
+@pytest.mark.fresh
 def test_the_monitor_says_refused_once_and_how_to_clear_the_config_warning(board):
     with patient_pen(board.url) as p:
         watched = _Monitor(p, board.url)

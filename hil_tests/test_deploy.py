@@ -150,8 +150,10 @@ def test_anything_on_the_flash_that_was_not_deployed_locks_out_until_a_deploy_re
 
 # a heap the application does not fit and the minimal lockout does: the lockout reads
 # main.py (7.5 KB) in one block, and the stand-ins' objects (ROM on a chip) split the VM's
-# free heap, so 60K left no such block once the ADC's model joined them
-APP_DOES_NOT_FIT = "72K"
+# free heap, so 60K left no such block once the ADC's model joined them; 80K, not the 72K
+# that did for the ADC's alone: a loaded fresh clone with all of issue 15's stand-ins had
+# these two boards silent for their whole patience (cause not caught: no diagnosis kept)
+APP_DOES_NOT_FIT = "80K"
 
 
 @pytest.mark.injects
