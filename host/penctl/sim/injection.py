@@ -53,12 +53,16 @@ class Injection:
                 physics.slip(physics.faults[name]["mm"])
             elif name == "brownout":
                 self._brownout_at = physics.t + physics.faults[name]["after_s"]
+            before = self.regs[simhw.H_WDT_FEEDS]
             physics.write_inputs()
             # The reaction counts from the ticks that can see the fault: the feed count is
             # read once the pins show it. Read before, a host thread preempted between the
-            # two (a busy host) charged the firmware for ticks that ran before the fault.
+            # two (a busy host) charged the firmware for ticks that ran before the fault;
+            # read after, a tick that saw the fault, cut the motor and fed meanwhile came
+            # out as a reaction of 0 ticks (a loaded run). Then the count before is used:
+            # it may charge a tick too many, never one too few.
             feeds = self.regs[simhw.H_WDT_FEEDS]
-            self._reaction = [name, feeds, None] if running else None
+            self._reaction = [name, feeds, None, before] if running else None
 
     def remove(self, name):
         """Remove an injected fault (nothing if it is not injected)."""
@@ -120,7 +124,8 @@ class Injection:
         elif r[2] is None:
             cut = max(self.regs[simhw.slot(self.pins[name], simhw.G_STAMP)]
                       for name in ("motor_pwm", "motor_enable"))
-            r[2] = cut - r[1] + 1  # the tick that wrote the cut counts
+            seen_from = r[1] if cut >= r[1] else r[3]  # (see inject())
+            r[2] = cut - seen_from + 1  # the tick that wrote the cut counts
 
     def reaction_ticks(self):
         """Control ticks from the last inject() to PWM 0 and enable low (None: not yet,
