@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?=
 BOARD ?= virtual
 # The suite waits on simulated hardware more than it computes, so it runs more workers
-# than cores: 6 on 2 cores took ~80 s quiet for 449 tests and take ~150 s for 537 with the
+# than cores: 6 on 2 cores took ~80 s quiet for 449 tests and take ~137 s for 537 with the
 # paced UART and the flash chip's times (docs/figures.md, "Figures"). Beside two CPU-bound
 # processes 6 passed 10 of 10 fresh-clone runs of the 449. JOBS=4 is the lighter choice.
 JOBS ?= 6
