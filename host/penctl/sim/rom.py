@@ -164,6 +164,16 @@ def checksum(data):
     return value
 
 
+def _block(data, chk, seq):
+    """The data of a FLASH_DATA or MEM_DATA packet (its size, sequence number, two words of
+    padding, then the data), or None when its size, checksum or sequence number is wrong."""
+    length, number = struct.unpack("<II", data[:8])
+    payload = data[16:]
+    if len(payload) != length or checksum(payload) != chk or number != seq:
+        return None
+    return payload
+
+
 class RomLoader:
     """The chip in download mode. Feed it the bytes the host sends; its thread answers
     through `send`. `on_exit(kind)` tells the chip the loader ended ("app": run the
@@ -329,11 +339,10 @@ class RomLoader:
     def _flash_data(self, op, data, chk):
         if self._write is None or len(data) < 16:
             return self.reply(op, error=ERR_BAD_DATA)
-        length, seq = struct.unpack("<II", data[:8])
-        payload = data[16:]
-        if len(payload) != length or checksum(payload) != chk or seq != self._write[2]:
+        offset, block_size, seq, inflater, cursor = self._write
+        payload = _block(data, chk, seq)
+        if payload is None:
             return self.reply(op, error=ERR_BAD_DATA)
-        offset, block_size, _, inflater, cursor = self._write
         if inflater is not None:
             payload = inflater.decompress(payload)
         else:
@@ -379,12 +388,11 @@ class RomLoader:
     def _mem_data(self, op, data, chk):
         if self._mem is None or len(data) < 16:
             return self.reply(op, error=ERR_INVALID)
-        length, seq = struct.unpack("<II", data[:8])
-        payload = data[16:]
-        if len(payload) != length or checksum(payload) != chk or seq != self._mem[2]:
+        addr, size, seq = self._mem
+        payload = _block(data, chk, seq)
+        if payload is None:
             return self.reply(op, error=ERR_BAD_DATA)
-        addr, size, _ = self._mem
-        if len(self.ram[addr]) + length > size:
+        if len(self.ram[addr]) + len(payload) > size:
             return self.reply(op, error=ERR_RAM_SIZE)
         self.ram[addr] += payload
         self._mem[2] += 1

@@ -23,6 +23,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from . import rom  # the protocol's checksum (rom.py imports this module: used at call time)
 from .spi_flash import BLOCK, SECTOR
 
 OK, BAD_DATA_LEN, BAD_CHECKSUM, INVALID_COMMAND = 0x0000, 0xC000, 0xC100, 0xC300
@@ -192,7 +193,7 @@ class Stub:
         payload = data[16:]
         if struct.unpack("<I", data[:4])[0] != len(payload):
             return self.reply(op, TOO_MUCH_DATA)
-        if _checksum(payload) != chk:
+        if rom.checksum(payload) != chk:
             return self.reply(op, BAD_CHECKSUM)
         self.reply(op)
         return lambda: self._write_flash(payload)
@@ -203,7 +204,7 @@ class Stub:
         if self._write is None:
             return self.reply(op, NOT_IN_FLASH_MODE)
         payload = data[16:16 + struct.unpack("<I", data[:4])[0]]
-        if _checksum(payload) != chk:
+        if rom.checksum(payload) != chk:
             return self.reply(op, BAD_CHECKSUM)
         self.reply(op)
 
@@ -307,10 +308,3 @@ class Stub:
         if run == 0:
             self.rom.stub = None
             self.rom.run_ram(entry)
-
-
-def _checksum(data):
-    value = 0xEF
-    for b in data:
-        value ^= b
-    return value
