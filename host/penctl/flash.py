@@ -1,12 +1,12 @@
 """Flash a MicroPython image onto a board with esptool.
 
 The image is checked before anything is written (ESP image magic, chip id in its header
-against the board's chip); esptool (run as `python -m esptool`, the real CLI) detects the
-chip, uploads its stub flasher (unless told not to), writes at the chip's app offset, and
-verifies the MD5 the chip computes.
+against the board's chip); then the real esptool, through its scripting API in a process of
+its own (flash_session.py), on one connection: it detects the chip, uploads its stub flasher
+(unless told not to), erases if asked, writes at the chip's app offset, and verifies the MD5
+the chip computes.
 """
 
-import functools
 import os
 import re
 import subprocess
@@ -61,28 +61,24 @@ VIRTUAL_ROM_TIMINGS = ("[esptool]\ntimeout = 90\nsync_timeout = 1\n"
                        "mem_end_rom_timeout = 90\n")
 
 
-def _esptool(port, chip, args, stub, before, after, echo, attempts=7, config=None):
-    cmd = [sys.executable, "-m", "esptool", "--chip", chip.name, "--port", port,
-           "--before", before, "--after", after, "--connect-attempts", str(attempts)]
-    if not stub:
-        cmd.append("--no-stub")
+def _run(command, echo, config=None):
     env = dict(os.environ, ESPTOOL_CFGFILE=config) if config else None
-    proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, env=env)
     lines = []
     for line in proc.stdout:
         lines.append(line)
         echo(line.rstrip("\n"))
     proc.wait()
-    output = "".join(lines)
-    if proc.returncode:
-        for pattern, message in _FAILURES:
-            if pattern.search(output):
-                raise LinkError(message % {"port": port}, "FLASH")
-        raise LinkError("esptool failed (exit %d): %s" % (
-            proc.returncode, output.strip().splitlines()[-1] if output.strip() else "no output"),
-            "FLASH")
-    return output
+    return proc.returncode, "".join(lines)
+
+
+def _failure(port, returncode, output):
+    for pattern, message in _FAILURES:
+        if pattern.search(output):
+            return LinkError(message % {"port": port}, "FLASH")
+    return LinkError("esptool failed (exit %d): %s" % (
+        returncode, output.strip().splitlines()[-1] if output.strip() else "no output"), "FLASH")
 
 
 def _field(output, label):
@@ -92,40 +88,28 @@ def _field(output, label):
 
 def flash(port, firmware, board="esp32-devkitc", erase=False, stub=True, before="default-reset",
           after="hard-reset", echo=lambda line: None, connect_attempts=7, compress=False):
-    """Check the image, then erase (optionally), write and verify it. Returns what esptool
-    reported: chip, MAC, flash size, offset and bytes written."""
+    """Check the image, then erase (optionally), write and verify it, on one connection
+    (flash_session.py). Returns what esptool reported: chip, MAC, flash size, offset and
+    bytes written."""
     definition = boards.load(board)
     chip = chips.CHIPS[definition["chip"]]
     check_image(firmware, chip)
+    command = [sys.executable, "-m", "penctl.flash_session", "--chip", chip.name,
+               "--port", port, "--before", before, "--after", after,
+               "--connect-attempts", str(connect_attempts)]
+    command += [flag for flag, wanted in (("--no-stub", not stub), ("--erase", erase),
+                                          ("--compress", compress)) if wanted]
+    command += [hex(chip.app_offset), str(firmware)]
     with tempfile.TemporaryDirectory(prefix="pen-flash-") as tmp:
         config = None
         if "physics" in definition:  # a virtual board
             config = os.path.join(tmp, "esptool.cfg")
             Path(config).write_text(VIRTUAL_ROM_TIMINGS)
-        esptool = functools.partial(_esptool, port, chip, echo=echo, config=config)
-        return _flash_with(esptool, chip, firmware, erase, stub, before, after,
-                           connect_attempts, compress)
-
-
-def _flash_with(esptool, chip, firmware, erase, stub, before, after, connect_attempts,
-                compress):
-    stay = "no-reset"
-    info = esptool(["flash-id"], stub, before, stay, attempts=connect_attempts)
-    report = {"chip": _field(info, "Chip type"), "mac": _field(info, "MAC"),
-              "flash_size": _field(info, "Detected flash size"), "offset": chip.app_offset,
-              "bytes": Path(firmware).stat().st_size}
-    if erase:
-        if stub:
-            esptool(["erase-flash"], stub, "no-reset", stay)
-        else:  # the ROM has no erase-all; it erases regions
-            size = report["flash_size"].rstrip("MB")
-            length = int(size) * 1024 * 1024 if size.isdigit() else 4 * 1024 * 1024
-            esptool(["erase-region", "0x0", hex(length)], stub, "no-reset", stay)
-    write = ["write-flash"] + (["-z"] if compress else []) + [hex(chip.app_offset), str(firmware)]
-    # entered afresh with `before`: a port opened anew asserts DTR with RTS, and with DTR
-    # asserted the auto-reset circuit cannot pull EN low, so the hard reset after the write
-    # would not reset (esptool's reset sequence ends with DTR released)
-    out = esptool(write, stub, before, after)
-    if "Hash of data verified" not in out:
+        returncode, output = _run(command, echo, config)
+    if returncode:
+        raise _failure(port, returncode, output)
+    if "Hash of data verified" not in output:
         raise LinkError("esptool wrote the image but did not verify it; flash again", "FLASH")
-    return report
+    return {"chip": _field(output, "Chip type"), "mac": _field(output, "MAC"),
+            "flash_size": _field(output, "Detected flash size"), "offset": chip.app_offset,
+            "bytes": Path(firmware).stat().st_size}
