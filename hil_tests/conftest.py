@@ -37,10 +37,16 @@ def pytest_configure(config):
                                        "(default: the first, most restrictive one)")
 
 
+def _longest_first(item):
+    long = item.get_closest_marker("long")
+    return -(long.args[0] if long and long.args else 5 if long else 0)
+
+
 def pytest_collection_modifyitems(config, items):
-    # the long tests first, so the parallel workers (xdist, one test at a time each) end
-    # together instead of one finishing a long test after the others have run out of work
-    items.sort(key=lambda item: "long" not in item.keywords)
+    # the long tests first, the longest of them first, so the parallel workers (xdist, one
+    # test at a time each) end together instead of one finishing a long test after the
+    # others have run out of work
+    items.sort(key=_longest_first)
     if config.getoption("--port"):
         skip = pytest.mark.skip(reason="needs the virtual board's fault injection/observer; "
                                        "no test rig is configured for the real board")

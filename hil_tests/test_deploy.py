@@ -35,6 +35,7 @@ def firmware_copy(tmp_path, version):
     return fw
 
 
+@pytest.mark.long(8)
 def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, tmp_path):
     fw = firmware_copy(tmp_path, "t%d" % os.getpid())
     try:
@@ -49,7 +50,7 @@ def test_deploy_runs_the_new_firmware_and_a_second_deploy_copies_nothing(port, t
         deploy(port, firmware_dir=firmware_tree(tmp_path))  # a real board is left as found
 
 
-@pytest.mark.long
+@pytest.mark.long(24)
 def test_source_deploy_runs_and_the_default_mpy_deploy_replaces_it(port, tmp_path):
     source = deploy(port, mpy=False, firmware_dir=firmware_tree(tmp_path))
     assert not source.mpy_arch
@@ -244,7 +245,7 @@ def test_deploy_from_a_board_already_at_the_repl_in_service_mode(board):
     assert report.copied == []
 
 
-@pytest.mark.long
+@pytest.mark.long(10)
 @pytest.mark.injects
 def test_mpremote_cannot_interrupt_the_running_firmware_so_deploy_needs_service_mode(board):
     # mpremote's Ctrl-C interrupts nothing while the app runs (kbd_intr(-1)): each one is a
@@ -279,7 +280,7 @@ def port_free(port):
     return True
 
 
-@pytest.mark.long
+@pytest.mark.long(13)
 @pytest.mark.injects
 def test_deploy_errors_are_clear(board, tmp_path, monkeypatch):
     monkeypatch.setenv(patience.ENV, "1")  # a real board's errors, at its patience

@@ -60,6 +60,7 @@ def test_esptool_writes_verifies_and_the_board_boots_the_image(board, tmp_path):
         assert pen.status().state == "IDLE"
 
 
+@pytest.mark.long(11)
 def test_erase_then_compressed_write(board, tmp_path):
     image = esp_image(tmp_path / "fw.bin", compressible=True)
     board.enter_download_mode()
@@ -141,7 +142,7 @@ def test_blank_flash_does_not_boot(board, tmp_path):
     assert not board.booted_app and not board.observe()["vm_running"]
 
 
-@pytest.mark.long
+@pytest.mark.long(25)
 def test_esptool_over_rfc2217_with_the_real_reset_sequence(board, tmp_path):
     # DTR/RTS travel over RFC 2217 to the emulated auto-reset circuit: esptool's own
     # reset sequence enters the ROM bootloader, its stub flasher writes, its hard reset
@@ -279,7 +280,7 @@ def test_a_terminal_opening_the_rfc2217_port_leaves_the_board_running(board):
         assert pen.info["reset"] == "PWRON"
 
 
-@pytest.mark.long
+@pytest.mark.long(23)
 def test_pen_flash_with_its_defaults_over_rfc2217_boots_the_new_image(board, tmp_path):
     image = esp_image(tmp_path / "fw.bin", size=4096)
     lines = []

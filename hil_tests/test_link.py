@@ -204,7 +204,7 @@ def run_each_once(pen, board, name, values, retries, timeout, **link_faults):
     assert pen.diag()["executed"] - before == len(values) + 2  # + the GET and this DIAG
 
 
-@pytest.mark.long
+@pytest.mark.long(9)
 @pytest.mark.injects
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])  # four boards at once: 200 commands in all
 def test_every_command_runs_exactly_once_through_a_lossy_link(pen, board, seed):

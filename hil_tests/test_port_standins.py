@@ -159,6 +159,7 @@ def test_mpremote_rtc_reads_and_sets_the_boards_clock(service_board):
     assert abs((board_time - before).total_seconds()) < 60, (board_time, before)
 
 
+@pytest.mark.long(14)
 def test_the_filesystem_is_the_partitions_size_and_fills_as_littlefs(service_board, tmp_path):
     board = service_board
     url = board.url

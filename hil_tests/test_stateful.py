@@ -205,7 +205,7 @@ PenMachine.TestCase.settings = settings(
     derandomize="PEN_SOAK_N" not in os.environ, suppress_health_check=list(HealthCheck))
 
 
-@pytest.mark.long
+@pytest.mark.long(12)
 def test_pen_state_machine(capsys):
     """The machine's runs; `make soak` shows a one-line summary (STATS=1: hypothesis's)."""
     outcome = "no failure"

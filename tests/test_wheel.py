@@ -67,7 +67,7 @@ def _install(tmp, wheel):
     return python, venv / "bin" / "pen", env, work
 
 
-@pytest.mark.long
+@pytest.mark.long(10)
 def test_the_wheel_installed_outside_the_checkout_runs_sim_run_and_deploy(tmp_path):
     wheel = _wheel(tmp_path)
     # the firmware and the board definitions travel inside it
