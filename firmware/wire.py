@@ -330,8 +330,8 @@ def read_request(line, scratch, n, got):
         name = P.COMMANDS[cmd][0]
         if start + len(name) == star and _is(line, start, name):
             scratch[0:] = b""
-            for i in range(star):
-                scratch.append(line[i])
+            for k in range(star):
+                scratch.append(line[k])
             scratch.append(lo & 255)
             scratch.append(lo >> 8)
             scratch.append(hi & 255)
