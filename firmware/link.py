@@ -29,7 +29,6 @@ class Link:
         self.one = bytearray(1)  # read into: read(1) would allocate a bytes for each
         self.writer = wire.Writer(sys.stdout.buffer)  # telemetry, without allocating
         self.buf = bytearray(P.MAX_LINE)
-        self.view = memoryview(self.buf)  # for wire.read_request's CRC, made once
         self.len = 0
         self.overlong = False
         # the last _REMEMBER requests, a ring made once: sequence number (0: none), frame's

@@ -13,6 +13,7 @@
 # 1 in 240,000 under the lossy-link test's damage; docs/protocol.md has the figures), and
 # binascii.crc32 is C on both sides (MicroPython's ESP32 port has it).
 from binascii import crc32
+from struct import pack_into
 
 if "." in __name__:  # the host, where this file is penctl.firmware.wire
     from . import protocol as P
@@ -128,8 +129,11 @@ def telemetry(fields_text):
 class Writer:
     """Frames built in one buffer, allocated once, and written to the UART from it:
     telemetry with numbers digit by digit and names copied from the tables, and any body
-    that fits. A line allocates nothing but the view its CRC is taken over (fields() and
-    frame() build a few KB of strings a telemetry line: 70 KB/s at 20 Hz on the VM)."""
+    that fits. A line allocates nothing: the buffer's length is the line's (cut to 0 and
+    appended to within the room it was made with, which MicroPython does in place), so
+    crc32 takes the buffer itself, where a memoryview slice of it was a new object a line
+    (fields() and frame() build a few KB of strings a telemetry line: 70 KB/s at 20 Hz on
+    the VM)."""
 
     def __init__(self, stream):
         self.stream = stream  # a byte stream with write(buf, length): the UART
@@ -138,21 +142,17 @@ class Writer:
         for table in (P.STATES, P.FAULTS, P.WARNINGS):
             for entry in table:
                 names += len(entry if table is P.STATES else entry[0]) + 1
-        self.buf = bytearray(2 + names + 16 * len(P.FIELDS) + P.TRAILER + 1)
-        self.view = memoryview(self.buf)
-        self.n = 0
+        self.room = 2 + names + 16 * len(P.FIELDS) + P.TRAILER + 1
+        self.buf = bytearray(self.room)
+        self.buf[0:] = b""  # empty, the room kept (objarray.c: a shrink never reallocates)
 
     def put(self, byte):
-        self.buf[self.n] = byte
-        self.n += 1
+        self.buf.append(byte)
 
     def text(self, s):
         buf = self.buf
-        n = self.n
         for c in s:
-            buf[n] = ord(c)
-            n += 1
-        self.n = n
+            buf.append(ord(c))
 
     def digits(self, value, width):
         """value >= 0 in decimal, zero-padded to `width` digits."""
@@ -163,12 +163,14 @@ class Writer:
             rest //= 10
         if count < width:
             count = width
-        self.n += count
-        i = self.n
+        buf = self.buf
+        i = len(buf) + count
+        for _ in range(count):  # the digits' places, filled from the right
+            buf.append(48)
         while count:
             i -= 1
             count -= 1
-            self.buf[i] = 48 + value % 10
+            buf[i] = 48 + value % 10
             value //= 10
 
     def fixed(self, value, decimals):
@@ -195,17 +197,19 @@ class Writer:
                 first = False
                 self.text(table[i][0])
 
-    def hex16(self, half):
-        for shift in (12, 8, 4, 0):
-            nibble = (half >> shift) & 15
-            self.put(48 + nibble if nibble < 10 else 55 + nibble)
-
     def telemetry(self, source):
         """Send telemetry()'s line of fields(source); returns its length on the wire."""
-        self.n = 0
+        self.buf[0:] = b""
         self.put(126)  # '~'
+        self.fields(source)
+        return self.send()
+
+    def fields(self, source):
+        """Append fields(source)'s text to the buffer's line (after a space unless it is
+        the first thing in it)."""
         for entry in P.FIELDS:
-            self.put(32)
+            if self.buf:
+                self.put(32)
             self.text(entry[0])
             self.put(61)  # '='
             value = getattr(source, entry[1])
@@ -218,35 +222,40 @@ class Writer:
                 self.names(value, P.WARNINGS)
             else:
                 self.fixed(value, kind)
-        return self.send()
 
     def ok(self, seq):
         """Send a plain OK reply to seq."""
-        self.n = 0
+        self.buf[0:] = b""
         self.digits(seq, 1)
         self.text(" OK")
         self.send()
 
     def line(self, body):
         """Send frame(body); False (nothing sent) if it is longer than the buffer."""
-        if len(body) + P.TRAILER + 1 > len(self.buf):
+        if len(body) + P.TRAILER + 1 > self.room:
             return False
-        self.n = 0
+        self.buf[0:] = b""
         self.text(body)
         self.send()
         return True
 
     def send(self):
         """Frame the buffer's body (frame()'s trailer), write it; returns its length."""
-        n = self.n
-        crc = crc32(self.view[:n])
-        self.put(32)
-        self.put(42)  # ' *'
-        self.hex16(crc >> 16)  # in halves: small ints on a 32-bit chip
-        self.hex16(crc & 0xFFFF)
-        self.put(10)
-        self.stream.write(self.buf, self.n)
-        return self.n
+        buf = self.buf
+        n = len(buf)
+        crc = crc32(buf)  # an int the chip boxes (above 2**30) 3 times in 4: taken apart
+        buf.extend(b" *00000000\n")  # by pack_into, not by >> and &, which box it again
+        pack_into(">I", buf, n + 6, crc)  # its 4 bytes in the last 4 digits' places,
+        for k in range(4):  # spread to 8 hex digits from the left: each read before written
+            byte = buf[n + 6 + k]
+            buf[n + 2 + 2 * k] = _hex(byte >> 4)
+            buf[n + 3 + 2 * k] = _hex(byte & 15)
+        self.stream.write(buf, len(buf))
+        return len(buf)
+
+
+def _hex(nibble):
+    return 48 + nibble if nibble < 10 else 55 + nibble
 
 
 # ---- paged replies -------------------------------------------------------------------------
@@ -292,22 +301,22 @@ def event_is(body, name, key, value):
 
 
 # ---- parsing requests (the board) -------------------------------------------------------------
-def read_request(line, view, n, got):
-    """The command index of a request of n bytes in the bytearray `line` (`view` a
-    memoryview of it), read in place, its seq and crc_of() put in got[0] and got[1]: a
-    request of the plain form '<seq> <CMD> *<CRC>' allocates only the view its CRC is taken
-    over, where unframe() and parse_request() build ~1 KB of strings for a KA. -1 for any
-    other line (arguments, extra spaces, a damaged frame): parse it as text, which finds
-    what is wrong with it."""
+def read_request(line, scratch, n, got):
+    """The command index of a request of n bytes in the bytearray `line`, read in place,
+    its seq and crc_of() put in got[0] and got[1]: a request of the plain form
+    '<seq> <CMD> *<CRC>' allocates nothing, where unframe() and parse_request() build ~1 KB
+    of strings for a KA. The CRC is checked in `scratch` (a bytearray with room for a plain
+    request; its contents are lost): the body and the frame's CRC as 4 bytes, least
+    significant first, whose CRC-32 is 0x2144DF1C for every body (CRC-32's residue): a
+    small int on the chip, where the body's own CRC would be a boxed one 3 times in 4. -1
+    for any other line (arguments, extra spaces, a damaged frame): parse it as text, which
+    finds what is wrong with it."""
     star = n - P.TRAILER
     if star < 3 or line[star] != 32 or line[star + 1] != 42:  # ' *'
         return -1
     hi = _hex16(line, star + 2)
     lo = _hex16(line, star + 6)
     if hi < 0 or lo < 0:
-        return -1
-    crc = crc32(view[:star])
-    if crc >> 16 != hi or crc & 0xFFFF != lo:
         return -1
     seq = 0
     i = 0
@@ -320,6 +329,15 @@ def read_request(line, view, n, got):
     for cmd in range(len(P.COMMANDS)):
         name = P.COMMANDS[cmd][0]
         if start + len(name) == star and _is(line, start, name):
+            scratch[0:] = b""
+            for k in range(star):
+                scratch.append(line[k])
+            scratch.append(lo & 255)
+            scratch.append(lo >> 8)
+            scratch.append(hi & 255)
+            scratch.append(hi >> 8)
+            if crc32(scratch) != 0x2144DF1C:
+                return -1
             got[0] = seq
             got[1] = ((hi & 0x0FFF) << 16) | lo
             return cmd
