@@ -94,7 +94,16 @@ def _analog(name, label, text, unit, low_hint, high_hint, cast=int, fmt="%d"):
 
 def read_sensors(pen, pins):
     """The checks SENSE and STATUS answer at rest, and the SENSE reply they came from."""
-    sense, _ = pen.request("SENSE")
+    try:
+        sense, _ = pen.request("SENSE")
+    except LinkError as e:
+        if e.code != "NO_ANSWER":
+            raise
+        # a firmware without SENSE refuses it as a frame it could not read (seq "-"), and
+        # the client's resends of it run out as if the line were silent
+        raise LinkError("%s; a board that answers other commands runs a firmware without "
+                        "SENSE: compare `pen version`, then `pen deploy`" % e.message,
+                        e.code) from e
     st = pen.status()
     cal = pen.config()
     checks = []
