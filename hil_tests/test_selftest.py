@@ -66,7 +66,10 @@ def test_sense_reads_each_input_with_the_firmwares_range(pen, board):
     assert e.value.code == "STATE"
 
 
-def test_selftest_passes_on_a_healthy_board_and_leaves_it_at_rest(pen, board, port):
+# a unit at each end of the ESP32 ADC's reference spread (the board fixture takes it)
+@pytest.mark.parametrize("adc_vref_mv", [1000, 1200])
+def test_selftest_passes_on_a_healthy_board_and_leaves_it_at_rest(pen, board, port,
+                                                                  adc_vref_mv):
     pen.home()
     pen.set(depth_mm=0.25, rate_hz=90)
     before = pen.get()
