@@ -129,7 +129,7 @@ def read_sensors(pen, pins):
     temperature = _analog("temperature", "handpiece temperature", sense["tc"], "C",
                           "colder than plausible: check the thermistor's type (R25, beta) "
                           "against the board definition",
-                          "at or above the warning level: let the handpiece cool; if it is "
+                          "above the warning level: let the handpiece cool; if it is "
                           "cool, check the thermistor's type against the board definition",
                           cast=float, fmt="%.1f")
     if thermistor.result == "fail":
