@@ -1,5 +1,5 @@
 # The commands a host sends to open a session or an operator types, not those a treatment
-# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET and SERVICE, and what a boot
+# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET, SERVICE and SENSE, and what a boot
 # needs once (the saved settings, telling a brown-out from a power-on). Deployed as .mpy,
 # this module (and settings.py with it) is imported for one such use and dropped again,
 # so their code and texts hold no RAM between uses (about 5 KB on the virtual board);
@@ -17,6 +17,8 @@ from app_mode import set_service_mode
 from micropython import const
 
 _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
+_SAMPLES = const(8)  # SENSE's reading of an input: one sample scatters ~5 mV rms, 8 ~2 mV
+_ZERO_MV = const(50)  # the current sensor at rest: within 50 mV (83 mA) of its zero
 
 
 def boot(cmds, board, power_on):
@@ -144,3 +146,41 @@ def log(cmds, args, now_ms):
         raise P.ProtocolError("STORAGE", "event log unreadable (%s)" % log.read_error)
     after = records[-1][0] + 1 if records else since
     return wire.log_reply(after, log.boot, records)
+
+
+def sense(cmds, args, now_ms):
+    # What `pen selftest` judges the hardware by: each analog input in mV as the ADC reads
+    # it, with the range this firmware holds it to (its own figures, not the host's copy of
+    # the board definition), as "value,low,high"; the switches as the last tick read them.
+    # At rest only: 32 ADC reads and this module's import come between two ticks.
+    ctl = cmds.ctl
+    ctl.require_still("SENSE")
+    s = ctl.sensors
+    sup = ctl.sup
+    d = ctl.depth
+    r = ctl.r
+    zero = s.current_bias_mv + s.current_zero_mv  # what no current reads, as calibrated
+    k = s.supply_x1024  # the supply's limits as the divider puts them on the pin
+    mv = _mv(s.temp)
+    return wire.pairs([
+        ("current", _in(_mv(s.current), zero - _ZERO_MV, zero + _ZERO_MV, 0)),
+        ("temp", _in(mv, sup.therm_mv_min, sup.therm_mv_max, 0)),
+        ("tc", _in(s.celsius_x10(mv), s.celsius_x10(sup.therm_mv_max), sup.warn_dc, 1)),
+        ("supply", _in(_mv(s.supply), (sup.supply_low * 1024 + k - 1) // k,
+                       sup.supply_high * 1024 // k, 0)),
+        ("depth", _in(_mv(d.sensor), sup.sensor_mv_min, sup.sensor_mv_max, 0)),
+        # the zero the last homing took at the switch (0: not homed since boot)
+        ("home", _in(d.home_mv, d.home_mv_min, d.home_mv_max, 0)),
+        ("estop", r.estop_open), ("cartridge", r.cartridge), ("switch", r.home_switch)])
+
+
+def _mv(adc):
+    total = 0
+    for _ in range(_SAMPLES):
+        total += adc.read_uv()
+    return total // (1000 * _SAMPLES)
+
+
+def _in(value, low, high, decimals):
+    return "%s,%s,%s" % (P.format_fixed(value, decimals), P.format_fixed(low, decimals),
+                         P.format_fixed(high, decimals))

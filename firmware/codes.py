@@ -166,6 +166,8 @@ COMMANDS = (
                       "the calibration is kept")),
     ("LOG", "*", ("event log records from since=<n> on: seq boot uptime_ms event, "
                  "oldest first, a few per reply; next= is where to go on")),
+    ("SENSE", "", ("each sensor as read (mV, the mean of 8 samples) with the range the board "
+                   "judges it by, and the switches (refused while running or homing)")),
 )
 
 # Status and telemetry fields, the one definition of the status schema, in the order they

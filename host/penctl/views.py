@@ -1,6 +1,8 @@
 """How the CLI and the demo draw things (rich tables); no I/O of their own."""
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from .status import FIELDS
 
@@ -50,3 +52,24 @@ def log_table(records):
         table.add_row(str(r["seq"]), str(r["boot"]), "%.3f s" % (r["uptime_ms"] / 1000),
                       r["event"], r["text"].partition(" ")[2], style=style)
     return table
+
+
+
+_RESULT_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+
+
+def selftest_view(report):
+    """A SelftestReport: a row per check (what was read, against what, the result), then
+    what to look at for each check that failed or was skipped (80 columns hold it)."""
+    table = Table(title="selftest of %s" % report.board)
+    table.add_column("check", no_wrap=True)
+    table.add_column("read")
+    table.add_column("valid")
+    table.add_column("result", no_wrap=True)
+    notes = []
+    for c in report.checks:
+        style = _RESULT_STYLE[c.result]
+        table.add_row(c.name, c.value, c.range, Text(c.result.upper(), style=style))
+        if c.hint:
+            notes.append(Text.assemble((c.name, style), " (%s): %s" % (c.input, c.hint)))
+    return Group(table, *notes)
