@@ -47,7 +47,8 @@ class Commands:
         seq = -1
         try:
             if cmd < 0:
-                seq, cmd, args = wire.parse_request(body)
+                link.got[0] = -1
+                seq, cmd, args = wire.parse_request(body, link.got)
                 crc = wire.crc_of(line)
             else:
                 seq = link.got[0]  # indexed: unpacking an array allocates an iterator
@@ -71,7 +72,7 @@ class Commands:
                 out = handler(self, args, now_ms)
             link.reply(seq, wire.ok(seq, out) if out else "")  # "": a plain OK
         except P.ProtocolError as e:
-            self._refuse(seq, e.code, e.message)
+            self._refuse(seq if seq >= 0 else link.got[0], e.code, e.message)
         except Exception as e:  # a bug in a handler must not take the link down
             self.ctl.internal_fault(e)
             self._refuse(seq, "INTERNAL", "%s: %s" % (type(e).__name__, e))

@@ -55,10 +55,16 @@ class Lockout:
 
     def handle(self, line):
         link = self.link
+        got = link.got
+        got[0] = -1
         try:
-            seq, cmd, _ = wire.parse_request(wire.unframe(line))
+            seq, cmd, _ = wire.parse_request(wire.unframe(line), got)
         except P.ProtocolError as e:
-            link.send(wire.error(-1, e.code, e.message))
+            seq = got[0]
+            if seq < 0:
+                link.send(wire.error(-1, e.code, e.message))
+            else:
+                link.reply(seq, wire.error(seq, e.code, e.message))
             return
         if link.repeat(seq, wire.crc_of(line)):
             return

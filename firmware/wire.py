@@ -365,11 +365,15 @@ def _is(line, at, name):
     return True
 
 
-def parse_request(body):
-    """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...])."""
+def parse_request(body, got):
+    """'<seq> CMD a=b ...' -> (seq, command index, [(name, text), ...]). The seq goes into
+    got[0] as soon as it is read: a refusal of the rest (an unknown command, a bad argument)
+    answers under it, where an answer under '-' reads as a damaged frame the host sends
+    again (a host newer than the firmware asked for a command it lacks until it gave up)."""
     parts = body.split()
     if len(parts) < 2 or not parts[0].isdigit() or not 0 < int(parts[0]) <= P.SEQ_MAX:
         raise P.ProtocolError("MALFORMED", "expected '<seq 1..65535> <CMD> [name=value ...]'")
+    got[0] = int(parts[0])
     cmd = P.index_of(P.COMMANDS, parts[1])
     if cmd < 0:
         raise P.ProtocolError("UNKNOWN_CMD", "unknown command %r" % parts[1][:16])

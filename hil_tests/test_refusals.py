@@ -95,6 +95,18 @@ def test_unknown_and_malformed_commands_refused(pen):
     assert pen.status().state == "IDLE"
 
 
+def test_a_command_the_firmware_lacks_is_refused_under_its_number_not_left_unanswered(pen):
+    # a host newer than the board's firmware: the refusal comes back under the request's
+    # number at the first try (under '-' it read as a damaged frame, resent until the host
+    # gave up with "no answer")
+    with pytest.raises(RefusedError, match="UNKNOWN_CMD") as refusal:
+        pen.request("LAUNCH", retries=0)
+    assert refusal.value.code == "UNKNOWN_CMD"
+    with pytest.raises(RefusedError, match="MALFORMED"):
+        pen.request("HOME", retries=0, now=1)
+    assert pen.status().state == "IDLE"
+
+
 def test_home_refused_while_running(running_pen):
     refused(running_pen.home, "STATE", "RUNNING")
     assert running_pen.status().state == "RUNNING"

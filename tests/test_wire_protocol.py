@@ -90,19 +90,20 @@ def test_check_param_range_and_step():
         assert e.value.code == code
 
 
-@pytest.mark.parametrize("body, code", [
-    ("0 STATUS", "MALFORMED"), ("65536 STATUS", "MALFORMED"), ("STATUS", "MALFORMED"),
-    ("5 LAUNCH", "UNKNOWN_CMD"), ("5 HOME x=1", "MALFORMED"), ("5 SET depth", "MALFORMED"),
-    ("5 SET =1", "MALFORMED"), ("-1 STATUS", "MALFORMED"),
+@pytest.mark.parametrize("body, code, seq", [
+    ("0 STATUS", "MALFORMED", -1), ("65536 STATUS", "MALFORMED", -1),
+    ("STATUS", "MALFORMED", -1), ("5 LAUNCH", "UNKNOWN_CMD", 5), ("5 HOME x=1", "MALFORMED", 5),
+    ("5 SET depth", "MALFORMED", 5), ("5 SET =1", "MALFORMED", 5), ("-1 STATUS", "MALFORMED", -1),
 ])
-def test_parse_request_refusals(body, code):
+def test_parse_request_refusals_name_the_seq_once_it_is_read(body, code, seq):
+    got = array.array("i", [-1, 0])
     with pytest.raises(P.ProtocolError) as e:
-        W.parse_request(body)
-    assert e.value.code == code
+        W.parse_request(body, got)
+    assert e.value.code == code and got[0] == seq
 
 
 def test_parse_request_and_settings():
-    seq, cmd, args = W.parse_request("65535 SET depth=0.5 rate=100")
+    seq, cmd, args = W.parse_request("65535 SET depth=0.5 rate=100", array.array("i", [-1, 0]))
     assert seq == 65535 and P.COMMANDS[cmd][0] == "SET"
     assert P.parse_settings(args) == [(P.P_DEPTH, 500), (P.P_RATE, 10000)]
     for args, code in [([("speed", "1")], "UNKNOWN_PARAM"), ([], "MALFORMED"),
@@ -225,7 +226,8 @@ def test_requests_read_in_place_agree_with_the_text_parser(seq, command, tail):
     if tail:
         assert cmd == -1
     else:
-        text_seq, text_cmd, args = W.parse_request(W.unframe(line.decode()))
+        text_seq, text_cmd, args = W.parse_request(W.unframe(line.decode()),
+                                                   array.array("i", [-1, 0]))
         assert (got[0], cmd, got[1]) == (text_seq, text_cmd, W.crc_of(line.decode()))
         assert not args
 
