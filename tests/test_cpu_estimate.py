@@ -32,7 +32,7 @@ def test_the_estimate_is_a_share_of_the_period_it_is_given():
     pystones = ce.ESP32_PYSTONES * 20  # the VM 20x an ESP32 at 160 MHz: 2 ms there
     for tick_ms, share in ((5, "40 %"), (10, "20 %")):
         text = dict(ce.rows(tick, pystones, "test", tick_ms))
-        line = next(v for k, v in text.items() if k.startswith("ESP32 estimate at 160"))
+        line = next(v for k, v in text.items() if k.startswith("ESP32 at 160"))
         assert line.startswith("2000 + 0 = 2000 us, ") and share in line, line
 
 

