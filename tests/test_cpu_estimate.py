@@ -43,3 +43,13 @@ def test_bench_prints_a_field_diag_gains_with_the_unit_its_name_says():
     assert figures["alloc_per_s"] == {"value": 512, "unit": "B/s"}
     assert figures["alloc_bytes_per_tick"]["value"] == 2.5
     assert figures["odd"] == {"value": "x", "unit": ""}
+
+
+def test_a_heap_scan_is_estimated_between_the_clock_ratio_and_the_bytecode_factor():
+    tick = {"ticks": 100, "left_out": 0, "total_us": 300, "standin_us": 130,
+            "mem_alloc_calls": 2, "mem_alloc_us_each": 10, "firmware_us": 0,
+            "heap_blocks": ce.ESP32_HEAP_BLOCKS}
+    text = dict(ce.rows(tick, ce.ESP32_PYSTONES * 50, "test", 10, host_mhz=1600))
+    line = next(v for k, v in text.items() if k.startswith("ESP32 at 160"))
+    # 20 us a tick on the VM: x10 (1600/160 MHz) to x50 (the factor)
+    assert line.startswith("0 + 200..1000 = 200..1000 us, 2..10 %"), line

@@ -63,7 +63,8 @@ def tick_cpu(name):
     finally:
         vm_process.TIME_TICKS = False
     pystones, how = cpu_estimate.vm_pystones()
-    return cpu_estimate.rows(cpu_estimate.split(before, after), pystones, how, tick_ms)
+    return cpu_estimate.rows(cpu_estimate.split(before, after), pystones, how, tick_ms,
+                             cpu_estimate.host_mhz())
 
 
 def main(argv=None):
@@ -104,9 +105,13 @@ def main(argv=None):
         lines = pen.link.counts["telemetry"] - before
         rows.append(("control tick while RUNNING, mean / max",
                      "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))
-        rows.append(("bytes allocated per tick while RUNNING",
-                     "%.2f (over %d ticks)" % (d["alloc_bytes"] / max(1, d["alloc_ticks"]),
-                                              d["alloc_ticks"])))
+        per_tick = d["alloc_bytes"] / max(1, d["alloc_ticks"])
+        rows.append(("bytes allocated by the control tick while RUNNING, per tick",
+                     "%.2f = %.0f B/s (over %d ticks)" % (per_tick, per_tick * 1000 / tick_ms,
+                                                         d["alloc_ticks"])))
+        # DIAG's own rates (the board's allocation across all its tasks, where it counts it)
+        rows.extend(("DIAG %s while RUNNING" % k, "%d" % v) for k, v in d.items()
+                    if k.endswith("_per_s"))
         line_len = len(wire.frame(wire.telemetry(wire.pairs(pen.link.latest.items())))) + 1
         rate = lines / 5.5
         rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",

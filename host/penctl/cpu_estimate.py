@@ -96,7 +96,7 @@ def split(before, after):
     }
 
 
-def rows(tick, pystones, how, tick_ms):
+def rows(tick, pystones, how, tick_ms, host_mhz=None):
     """make bench's lines for one window (split()) at the tick period tick_ms."""
     period_us = tick_ms * 1000
     out = [
@@ -118,12 +118,30 @@ def rows(tick, pystones, how, tick_ms):
     for mhz in (160, 240):
         f = factor(pystones, mhz)
         fw = tick["firmware_us"] * f
-        # a heap scan is a C loop over the blocks: scaled by the same factor and by the
-        # chip's block count (probably pessimistic: a tight loop suffers less than bytecode)
-        scan = (tick["mem_alloc_calls"] * tick["mem_alloc_us_each"] * f
+        # A heap scan is a tight C loop over the blocks, scaled by the chip's block count and
+        # by the bytecode's factor (likely pessimistic: the interpreter's large working set
+        # suffers more on the chip than a small loop) or, the other bound, by the clock ratio
+        # (as many cycles a block there as here: optimistic for an in-order core).
+        scan = (tick["mem_alloc_calls"] * tick["mem_alloc_us_each"]
                 * ESP32_HEAP_BLOCKS / max(1, tick["heap_blocks"]))
+        hi = scan * f
+        lo = scan * host_mhz / mhz if host_mhz else hi
+        text = ("%.0f + %.0f = %.0f us, %.0f %%" % (fw, hi, fw + hi, 100 * (fw + hi) / period_us)
+                if round(lo) == round(hi) else
+                "%.0f + %.0f..%.0f = %.0f..%.0f us, %.0f..%.0f %%"
+                % (fw, lo, hi, fw + lo, fw + hi, 100 * (fw + lo) / period_us,
+                   100 * (fw + hi) / period_us))
         out.append(("ESP32 at %d MHz: firmware + gc.mem_alloc = tick, of the period "
                     "(target <= %d %%)" % (mhz, TARGET_SHARE),
-                    "%.0f + %.0f = %.0f us, %.0f %% of %d ms"
-                    % (fw, scan, fw + scan, 100 * (fw + scan) / period_us, tick_ms)))
+                    "%s of %d ms" % (text, tick_ms)))
     return out
+
+
+def host_mhz():
+    """The host CPU's clock (the highest /proc/cpuinfo gives), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            found = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
+    except OSError:
+        return None
+    return max(found) if found else None
