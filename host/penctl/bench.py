@@ -62,8 +62,8 @@ def tick_cpu(name):
             tick_ms = board.definition["timing"]["tick_ms"]
     finally:
         vm_process.TIME_TICKS = False
-    pystones, how = cpu_estimate.vm_pystones()
-    return cpu_estimate.rows(cpu_estimate.split(before, after), pystones, how, tick_ms,
+    ratio, how = cpu_estimate.probe_ratio()
+    return cpu_estimate.rows(cpu_estimate.split(before, after), ratio, how, tick_ms,
                              cpu_estimate.host_mhz())
 
 

@@ -2,10 +2,10 @@
 stand-ins' time left out: on an ESP32 `machine` and `time` are C), and that share scaled to
 an ESP32 at 160 and 240 MHz by a factor calibrated against a published ESP32 pystone figure.
 
-The factor is the VM's pystones per second over the ESP32's. The VM's rate is measured here:
-with PEN_PYSTONE naming MicroPython's tests/perf_bench/misc_pystone.py (the code of the
-published figure), that file is run; otherwise vm/cpu_probe.py (tick-like work) is run and
-converted with PROBE_RATIO, measured once against misc_pystone.py on the same VM binary.
+The factor is the VM's pystones per second over the ESP32's. The VM's rate is measured in the
+same VM, between the ticks it times (vm/tick_timer.py): vm/cpu_probe.py's tick-like work,
+converted by its ratio to MicroPython's tests/perf_bench/misc_pystone.py (the code of the
+published figure): PROBE_RATIO, or measured now with PEN_PYSTONE naming that file.
 """
 
 import os
@@ -41,22 +41,27 @@ print(cpu_probe.best(lambda n: m.bm_setup((n,))[0], %d, 20))
 """
 
 
-def vm_pystones():
-    """(the VM binary's pystones per second, how it was found)."""
-    binary = find_micropython()
+def _best(args):
+    out = subprocess.run([find_micropython()] + args, capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.split()[-1])
+
+
+def probe_ratio():
+    """(misc_pystone.py's rate over cpu_probe.py's on this VM binary, how it was found):
+    measured now, the best of each over three pairs of runs, when PEN_PYSTONE names
+    misc_pystone.py; else PROBE_RATIO."""
     path = os.environ.get("PEN_PYSTONE")
-    if path:
-        code = _DRIVER % (str(VM_DIR), os.path.dirname(os.path.abspath(path)),
-                          PYSTONE_PASSES)
-        out = subprocess.run([binary, "-c", code], capture_output=True, text=True, check=True)
-        return int(out.stdout.split()[-1]), "misc_pystone.py run on the VM (PEN_PYSTONE)"
-    # many short rounds, the best: on a busy host a short one is more often not preempted
-    out = subprocess.run([binary, str(VM_DIR / "cpu_probe.py"), "500", "40"],
-                         capture_output=True, text=True, check=True)
-    rate = int(out.stdout.split()[-1])
-    return (int(rate * PROBE_RATIO),
-            "vm/cpu_probe.py, %d passes/s x %.2f, its ratio to misc_pystone.py "
-            "(PEN_PYSTONE=.../misc_pystone.py runs that instead)" % (rate, PROBE_RATIO))
+    if not path:
+        return PROBE_RATIO, ("x %.2f, its ratio to misc_pystone.py on the wheel's VM "
+                             "(PEN_PYSTONE=.../misc_pystone.py measures it now)" % PROBE_RATIO)
+    code = _DRIVER % (str(VM_DIR), os.path.dirname(os.path.abspath(path)), PYSTONE_PASSES)
+    probe = pystone = 0
+    for _ in range(3):
+        probe = max(probe, _best([str(VM_DIR / "cpu_probe.py"), "500", "40"]))
+        pystone = max(pystone, _best(["-c", code]))
+    return pystone / probe, ("x %.2f, its ratio to misc_pystone.py measured now (%d against "
+                             "%d a second, PEN_PYSTONE)" % (pystone / probe, pystone, probe))
 
 
 def factor(pystones, mhz):
@@ -65,7 +70,8 @@ def factor(pystones, mhz):
 
 
 FIELDS = ("ticks", "total_us", "standin_us", "standin_calls", "mem_alloc_calls",
-          "mem_alloc_us", "left_out", "firmware_max_us", "wrapper_ns", "heap_blocks")
+          "mem_alloc_us", "left_out", "firmware_max_us", "wrapper_ns", "heap_blocks",
+          "probe_passes", "probe_us")
 
 
 def read_ticks(path):
@@ -83,7 +89,7 @@ def read_ticks(path):
 def split(before, after):
     """Per tick over the window between two readings: total, stand-ins, gc.mem_alloc and
     the firmware's share (us), with the window's figures."""
-    d = {k: after[k] - before[k] for k in FIELDS[:7]}
+    d = {k: after[k] - before[k] for k in FIELDS[:7] + FIELDS[10:]}
     n = max(1, d["ticks"])
     wrapper_us = d["standin_calls"] * after["wrapper_ns"] / 1000
     return {
@@ -93,11 +99,14 @@ def split(before, after):
         "mem_alloc_us_each": d["mem_alloc_us"] / max(1, d["mem_alloc_calls"]),
         "firmware_us": (d["total_us"] - d["standin_us"] - d["mem_alloc_us"] - wrapper_us) / n,
         "heap_blocks": after["heap_blocks"],
+        "probe_per_s": d["probe_passes"] * 1e6 / max(1, d["probe_us"]),
     }
 
 
-def rows(tick, pystones, how, tick_ms, host_mhz=None):
-    """make bench's lines for one window (split()) at the tick period tick_ms."""
+def rows(tick, ratio, how, tick_ms, host_mhz=None):
+    """make bench's lines for one window (split()) at the tick period tick_ms; ratio: the
+    probe's to pystone (probe_ratio())."""
+    pystones = tick["probe_per_s"] * ratio
     period_us = tick_ms * 1000
     out = [
         ("control tick on the VM: total / stand-ins / gc.mem_alloc / firmware share",
@@ -106,10 +115,11 @@ def rows(tick, pystones, how, tick_ms, host_mhz=None):
             tick["mem_alloc_calls"] * tick["mem_alloc_us_each"], tick["firmware_us"],
             tick["ticks"], tick["left_out"])),
         ("  ESP32 factor (the VM's pystones/s over the chip's)",
-         "%.0fx at 160 MHz, %.0fx at 240 MHz (the VM: %d pystones/s)"
+         "%.0fx at 160 MHz, %.0fx at 240 MHz (the VM: %.0f pystones/s)"
          % (factor(pystones, 160), factor(pystones, 240), pystones)),
         ("  the chip's figure", SOURCE),
-        ("  the VM's figure", how),
+        ("  the VM's figure", "vm/cpu_probe.py between the ticks, %.0f passes/s %s"
+         % (tick["probe_per_s"], how)),
         ("  gc.mem_alloc calls per tick, each on the VM",
          "%.1f, %.1f us (heap blocks: VM %d, ESP32 %d)" % (
              tick["mem_alloc_calls"], tick["mem_alloc_us_each"], tick["heap_blocks"],

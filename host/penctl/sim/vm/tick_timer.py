@@ -6,19 +6,23 @@
 # firmware's `time`) is timed with the unix port's own clock; calls nested in a timed one
 # are the stand-in's own. gc.mem_alloc is timed apart: on the chip it scans the heap.
 # A tick during which the VM waited (for a CPU, for its world: simhw.waiting) is left
-# out. The totals go to a file opened before the host's filesystem is unmounted.
+# out. Between ticks cpu_probe.py's work is timed the same way: the VM's speed at the same
+# moments. The totals go to a file opened before the host's filesystem is unmounted.
 import gc
 import sys
 
+import cpu_probe
 import machine
 import simhw
 
 real = simhw.real
 # ticks, total us, stand-in us, stand-in calls, mem_alloc calls, mem_alloc us, ticks left
-# out, the largest firmware share (us), the wrapper's own cost per call (ns), heap blocks
-acc = [0] * 10
+# out, the largest firmware share (us), the wrapper's own cost per call (ns), heap blocks,
+# cpu_probe passes and their us (run between ticks: the VM's speed at the same moments)
+acc = [0] * 12
 cur = [0, 0, 0, 0, 0]  # this tick's stand-in us, calls, mem_alloc calls and us; nesting
 _out = []
+_PROBE = 100  # cpu_probe passes: ~0.3 ms on the development machine's VM
 
 
 _NO = object()
@@ -78,6 +82,16 @@ def tick(inner):
         fw = t - c[0] - c[3]
         if fw > a[7]:
             a[7] = fw
+        if a[0] % 20 == 0:
+            # the probe after this tick, with its time: the factor's VM rate in the same
+            # window and under the same load as the ticks (cpu_estimate.py)
+            w0 = simhw.waiting()
+            t0 = real.ticks_us()
+            cpu_probe.passes(_PROBE)
+            t = real.ticks_diff(real.ticks_us(), t0)
+            if simhw.waiting() == w0:
+                a[10] += _PROBE
+                a[11] += t
         if a[0] % 200 == 0:
             # what gc.mem_alloc scans: a block is 4 words (py/mpconfig.h)
             a[9] = (gc.mem_alloc() + gc.mem_free()) // (32 if sys.maxsize > 1 << 32 else 16)
