@@ -17,12 +17,6 @@ import os  # noqa: E402
 
 import machine  # noqa: E402,F401  (stand-ins imported before the host's files disappear)
 
-if "ticks" in sys.argv:  # make bench: the tick's time apart from the stand-ins' (tick_timer.py)
-    import tick_timer
-
-    tick_timer.install(sys.argv[1] + ".ticks")
-    del tick_timer
-
 gc.collect()  # the next compile needs a free block of its own (a 60 KB heap still boots)
 import littlefs  # noqa: E402
 import vfs  # noqa: E402

@@ -8,12 +8,14 @@
 # A tick during which the VM waited (for a CPU, for its world: simhw.waiting) is left
 # out. Between ticks cpu_probe.py's work is timed the same way: the VM's speed at the same
 # moments. The totals go to a file opened before the host's filesystem is unmounted.
+# The VM runs this file in place of sim_start.py, which it then runs: every other VM's
+# start, and so its heap, stays as it is.
 import gc
 import sys
 
-import cpu_probe
-import machine
 import simhw
+
+cpu_probe = machine = None  # imported once the firmware's clock is the chip's (below)
 
 real = simhw.real
 # ticks, total us, stand-in us, stand-in calls, mem_alloc calls, mem_alloc us, ticks left
@@ -154,3 +156,18 @@ def install(path):
     simhw.ticks_us = timed(simhw.ticks_us)
     simhw.ticks_ms = timed(simhw.ticks_ms)
     sys.modules["gc"] = Gc()
+
+
+if __name__ == "__main__":
+    # what sim_start.py does first, so that machine.py's `time` is the chip's clock; it
+    # does it again, on the modules already imported and wrapped here
+    simhw.attach(sys.argv[1])
+    sys.modules["time"] = simhw
+    import cpu_probe
+    import machine
+
+    install(sys.argv[1] + ".ticks")
+    start = sys.argv[0][: sys.argv[0].rfind("/") + 1] + "sim_start.py"
+    with open(start) as f:
+        code = compile(f.read(), start, "exec")
+    exec(code, {"__name__": "__main__"})
