@@ -122,3 +122,15 @@ def test_plot_of_telemetry_rows_without_readings_is_an_error(tmp_path, cells):
     assert done.returncode == USAGE and "no telemetry rows with readings" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "plotted" not in done.stdout
     assert not png.exists()
+
+
+def test_bench_prints_the_boards_diag_figures_with_units(port):
+    done = pen(port, "--json", "bench", "--for", "0.5")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)["figures"]
+    assert figures["tick_us_mean"]["unit"] == "us" and figures["tick_us_mean"]["value"] > 0
+    assert figures["tick_us_max"]["value"] >= figures["tick_us_mean"]["value"]
+    assert figures["mem_free"]["unit"] == "B" and figures["mem_free"]["value"] > 10000
+    assert figures["alloc_ticks"]["value"] > 0 and "alloc_bytes_per_tick" in figures
+    text = pen(port, "bench", "--for", "0.5").stdout
+    assert "tick_us_mean" in text and "mem_free" in text and " us" in text

@@ -5,9 +5,9 @@ import argparse
 import statistics
 import time
 
-from . import Pen
+from . import Pen, cpu_estimate
 from .firmware import wire
-from .sim import VirtualBoard, uart
+from .sim import VirtualBoard, uart, vm_process
 
 BAUD_BYTES_PER_S = 1 / uart.BYTE_S  # 115200 baud, 8N1
 RTOS_TICK_S = 0.010  # FreeRTOS at 100 Hz (ESP32_GENERIC): a blocked write's wait for room
@@ -39,6 +39,32 @@ def round_trips(pen, n=200):
     # the request's "\n", the reply's "\r\n" (print() on the chip, uart.py)
     frames = len(wire.frame(wire.request(12345, "KA"))) + 1 + len(wire.frame(wire.ok(12345))) + 2
     return statistics.median(times), times[int(n * 0.99) - 1], frames / BAUD_BYTES_PER_S
+
+
+def tick_cpu(name):
+    """The control tick's CPU figures while RUNNING (cpu_estimate.py): a board of its own,
+    whose VM times its stand-ins (vm/tick_timer.py), so that the other figures are without
+    that timing."""
+    vm_process.TIME_TICKS = True
+    try:
+        with VirtualBoard(name) as board, Pen(board.url) as pen:
+            path = str(board.regs_path) + ".ticks"
+            pen.home()
+            pen.set(depth_mm=0.5, rate_hz=100)
+            pen.start()
+            time.sleep(1.5)
+            before = cpu_estimate.read_ticks(path)
+            time.sleep(5.0)
+            after = cpu_estimate.read_ticks(path)
+            pen.stop()
+            if before is None or after is None:
+                raise RuntimeError("the VM timed no ticks: did the firmware's App.tick change?")
+            tick_ms = board.definition["timing"]["tick_ms"]
+    finally:
+        vm_process.TIME_TICKS = False
+    ratio, how = cpu_estimate.probe_ratio()
+    return cpu_estimate.rows(cpu_estimate.split(before, after), ratio, how, tick_ms,
+                             cpu_estimate.host_mhz())
 
 
 def main(argv=None):
@@ -79,9 +105,13 @@ def main(argv=None):
         lines = pen.link.counts["telemetry"] - before
         rows.append(("control tick while RUNNING, mean / max",
                      "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))
-        rows.append(("bytes allocated per tick while RUNNING",
-                     "%.2f (over %d ticks)" % (d["alloc_bytes"] / max(1, d["alloc_ticks"]),
-                                              d["alloc_ticks"])))
+        per_tick = d["alloc_bytes"] / max(1, d["alloc_ticks"])
+        rows.append(("bytes allocated by the control tick while RUNNING, per tick",
+                     "%.2f = %.0f B/s (over %d ticks)" % (per_tick, per_tick * 1000 / tick_ms,
+                                                         d["alloc_ticks"])))
+        # DIAG's own rates (the board's allocation across all its tasks, where it counts it)
+        rows.extend(("DIAG %s while RUNNING" % k, "%d" % v) for k, v in d.items()
+                    if k.endswith("_per_s"))
         line_len = len(wire.frame(wire.telemetry(wire.pairs(pen.link.latest.items())))) + 1
         rate = lines / 5.5
         rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",
@@ -93,6 +123,7 @@ def main(argv=None):
         rows.append(("flash write points while RUNNING (6.5 s) / for the pass after stop",
                      "%d / %d" % (points_run, board.write_points() - points_idle - points_run)))
         pen.set(telemetry=20)
+    rows.extend(tick_cpu(args.board))
     for hazard in ("thermistor_open", "estop", "overcurrent"):
         with VirtualBoard(args.board) as board, Pen(board.port) as pen:
             s = fault_to_off(board, pen, hazard)

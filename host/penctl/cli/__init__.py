@@ -93,7 +93,7 @@ def emit(ctx, data, human):
         Console().print(human)
 
 
-from . import board_cmds, config_cmds, monitor_cmds, selftest_cmds, session_cmds  # noqa: E402,F401,I001
+from . import bench_cmds, board_cmds, config_cmds, monitor_cmds, selftest_cmds, session_cmds  # noqa: E402,F401,I001
 
 
 def usage_sentence(e):
