@@ -79,9 +79,9 @@ def main(argv=None):
         lines = pen.link.counts["telemetry"] - before
         rows.append(("control tick while RUNNING, mean / max",
                      "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))
-        rows.append(("bytes allocated per tick while RUNNING",
-                     "%.2f (over %d ticks)" % (d["alloc_bytes"] / max(1, d["alloc_ticks"]),
-                                              d["alloc_ticks"])))
+        rows.append(("bytes allocated per second while RUNNING, all tasks (DIAG)",
+                     "%d B/s (%d B over %.1f s)" % (d["alloc_per_s"], d["alloc_bytes"],
+                                                    d["alloc_ms"] / 1e3)))
         line_len = len(wire.frame(wire.telemetry(wire.pairs(pen.link.latest.items())))) + 1
         rate = lines / 5.5
         rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",

@@ -434,7 +434,7 @@ _rtc = [time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) * 1000000 - time.time_ns() // 1
 
 
 def __getattr__(name):
-    # What the firmware never calls (RTC, Signal, freq) is in machine_extra.py, run at its
+    # What the firmware never calls (RTC, Signal) is in machine_extra.py, run at its
     # first use: on the VM it costs heap only then (on a chip it is all in ROM). The VM's
     # directory is no longer on its filesystem (the flash is "/"): read through its own VFS.
     if not _extra:
@@ -450,6 +450,18 @@ def __getattr__(name):
 
 
 _extra = {}
+
+
+def freq(value=None):
+    # modmachine.c (v1.26.0) mp_machine_set_freq: whole MHz, one of these on an ESP32;
+    # ESP32_GENERIC boots at 160 (sdkconfig.base; sdkconfig.240mhz is not in its build)
+    r = _regs()
+    if value is None:
+        return (r.get(simhw.H_CPU_MHZ) or 160) * 1000000
+    value //= 1000000
+    if value not in (20, 40, 80, 160, 240):
+        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
+    r.put(simhw.H_CPU_MHZ, value)
 
 
 def unique_id():
