@@ -44,6 +44,7 @@ class TickStats:
         self.tick_us_sum = 0
         self.tick_us_max = 0
         self._acc_ticks = self._acc_us = self._acc_max = 0
+        self.alloc_bytes = self._seen = self._floor = self.since = self.sampled = 0
         self.restart(time.ticks_ms())
 
     def add(self, us):
