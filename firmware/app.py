@@ -28,10 +28,13 @@ _ALLOC_LOOK_MS = const(100)  # how often the link task looks at the heap (TickSt
 # Lines handled per pass of the link task, then it yields: a flood waits in the UART's
 # buffer (and overflows it), never in front of the control tick. The task waits for the
 # next RTOS tick (on the chip any wait shorter than one ends on its next 10 ms edge:
-# FreeRTOS at 100 Hz), so it passes 100 times a second: 8 lines a pass keep up with a
-# wire full of the shortest frames (15 bytes: ~770 a second at 115200 baud), and the 115
-# bytes a tick brings stay well inside the UART's 260-byte ring.
-_LINK_LINES = const(8)
+# FreeRTOS at 100 Hz), so it passes 100 times a second: 3 lines a pass are 300 a second,
+# far more than a host sends (keepalives ~10/s). Each may be answered (an ERR is ~60
+# bytes), and answers beyond the wire's 11.5 KB/s block the firmware in the UART's TX FIFO
+# (one RTOS tick a refill), the control tick with it: test_link's flood, half bad frames,
+# gets 9 KB/s of answers at 3 a pass; at 8 a pass, 24 KB/s stalled the depth loop into
+# OVERDEPTH.
+_LINK_LINES = const(3)
 
 
 class TickStats:
