@@ -28,13 +28,14 @@ _ALLOC_LOOK_MS = const(100)  # how often the link task looks at the heap (TickSt
 # Lines handled per pass of the link task, then it yields: a flood waits in the UART's
 # buffer (and overflows it), never in front of the control tick. The task waits for the
 # next RTOS tick (on the chip any wait shorter than one ends on its next 10 ms edge:
-# FreeRTOS at 100 Hz), so it passes 100 times a second: 3 lines a pass are 300 a second,
+# FreeRTOS at 100 Hz), so it passes 100 times a second: 2 lines a pass are 200 a second,
 # far more than a host sends (keepalives ~10/s). Each may be answered (an ERR is ~60
 # bytes), and answers beyond the wire's 11.5 KB/s block the firmware in the UART's TX FIFO
 # (one RTOS tick a refill), the control tick with it: test_link's flood, half bad frames,
-# gets 9 KB/s of answers at 3 a pass; at 8 a pass, 24 KB/s stalled the depth loop into
+# gets 6 KB/s of answers and telemetry 2.5 at 2 a pass, and the tick kept 77-100 % of its
+# rate; at 3 a pass 61-100 %, and at 8 a pass (24 KB/s) the stalled depth loop tripped
 # OVERDEPTH.
-_LINK_LINES = const(3)
+_LINK_LINES = const(2)
 
 
 class TickStats:
