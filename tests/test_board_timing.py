@@ -42,6 +42,9 @@ def test_each_window_spans_whole_ticks_and_sees_what_it_must(board):
     # at the slowest stroke rate the no-pulse window still holds several tach pulses
     slowest_hz = P.PARAMS[P.P_RATE][3] / 100
     assert lim["no_pulse_ms"] >= 4 * 1000 / (slowest_hz * m["tach_ppr"])
+    # and ends before the overcurrent debounce: a locked rotor's pulses are gone by the time
+    # its current trips, which tells it as STALL
+    assert lim["no_pulse_ms"] < lim["overcurrent_ms"]
     # the monostable outlasts a tick held off by one more RTOS tick and a GC pause
     assert t["heartbeat_ms"] >= 4 * tick
     assert math.ceil(t["rate_window_ms"] / tick) >= 5  # a rate over several ticks
