@@ -24,29 +24,38 @@ _LINK_SHARE = const(75)  # percent of the UART telemetry may use
 _STATS_WINDOW = const(100000)  # ticks before the figures roll over (small ints on ESP32)
 _FLUSH_QUIET_MS = const(100)  # a burst of events goes to the flash in one write
 _FLUSH_RETRY_MS = const(10000)  # after the flash refused a write
+_ALLOC_LOOK_MS = const(100)  # how often the link task looks at the heap (TickStats.sample)
 # Lines handled per pass of the link task, then it yields: a flood waits in the UART's
-# buffer (and overflows it), never in front of the control tick. 3 per pass of ~3 ms keep
-# up with a wire full of the shortest frames (15 bytes: ~770 a second at 115200 baud).
-_LINK_LINES = const(3)
+# buffer (and overflows it), never in front of the control tick. The task waits for the
+# next RTOS tick (on the chip any wait shorter than one ends on its next 10 ms edge:
+# FreeRTOS at 100 Hz), so it passes 100 times a second: 2 lines a pass are 200 a second,
+# far more than a host sends (keepalives ~10/s). Each may be answered (an ERR is ~60
+# bytes), and answers beyond the wire's 11.5 KB/s block the firmware in the UART's TX FIFO
+# (one RTOS tick a refill), the control tick with it: test_link's flood, half bad frames,
+# gets 6 KB/s of answers and telemetry 2.5 at 2 a pass, and the tick kept 77-100 % of its
+# rate; at 3 a pass 61-100 %, and at 8 a pass (24 KB/s) the stalled depth loop tripped
+# OVERDEPTH.
+_LINK_LINES = const(2)
 
 
 class TickStats:
-    """The control tick's figures over a window of ticks, for DIAG."""
+    """The control tick's figures over a window of ticks, and the bytes every task
+    allocates over the time since the last DIAG, for DIAG."""
 
     def __init__(self):
         self.ticks = 0
         self.window_ticks = 0
         self.tick_us_sum = 0
         self.tick_us_max = 0
-        self.alloc_bytes = 0
-        self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+        self._acc_ticks = self._acc_us = self._acc_max = 0
+        self.alloc_bytes = self._seen = self._floor = self.since = self.sampled = 0
+        self.restart(time.ticks_ms())
 
-    def add(self, us, alloc):
-        """One tick that took us and allocated alloc bytes."""
+    def add(self, us):
+        """One tick that took us."""
         self.ticks += 1
         self._acc_ticks += 1
         self._acc_us += us
-        self._acc_alloc += alloc
         if us > self._acc_max:
             self._acc_max = us
         if self._acc_ticks >= _STATS_WINDOW:
@@ -58,13 +67,35 @@ class TickStats:
             self.window_ticks = self._acc_ticks
             self.tick_us_sum = self._acc_us
             self.tick_us_max = self._acc_max
-            self.alloc_bytes = self._acc_alloc
-            self._acc_ticks = self._acc_us = self._acc_max = self._acc_alloc = 0
+            self._acc_ticks = self._acc_us = self._acc_max = 0
+
+    def sample(self, now_ms):
+        """The heap's growth since the last look, added to alloc_bytes: what every task
+        (tick, link, telemetry) allocated. gc.mem_alloc() walks the whole heap on the chip
+        (~7000 blocks, a fraction of a ms), so the link task looks every _ALLOC_LOOK_MS and
+        DIAG once, never the tick. A collection since the last look shows as a drop: then
+        the heap above what the last collection made here left (restart()) is counted, and
+        what was allocated between the last look and the collection is not: exact without
+        a collection, short by at most one look's allocation for each (at 1 KB/s and ~50 KB
+        free, 100 bytes a minute; at 35 KB/s, ~6 %)."""
+        a = gc.mem_alloc()
+        grown = a - self._seen
+        self.alloc_bytes += grown if grown >= 0 else max(0, a - self._floor)
+        self._seen = a
+        self.sampled = now_ms
+
+    def restart(self, now_ms):
+        """A new allocation window, from a heap just collected."""
+        self._seen = self._floor = gc.mem_alloc()
+        self.alloc_bytes = 0
+        self.since = self.sampled = now_ms
 
 
 class App:
     def __init__(self, board):
         t = board["timing"]
+        # the CPU's clock the board was designed for: ESP32_GENERIC boots at 160 MHz
+        machine.freq(t["cpu_hz"])
         self.tick_ms = t["tick_ms"]
         self.baud = t["baud"]
         self.motor = Motor(board)
@@ -97,7 +128,6 @@ class App:
 
     def tick(self):
         t0 = time.ticks_us()
-        a0 = gc.mem_alloc()
         try:
             self.ctl.tick(time.ticks_ms(), t0)
             self.wdt.feed()  # only after the supervisor has judged this tick
@@ -105,10 +135,11 @@ class App:
             self.motor.heartbeat.value(self.stats.ticks & 1)
         except Exception as e:
             self.ctl.internal_fault(e)
-        grown = gc.mem_alloc() - a0
-        self.stats.add(time.ticks_diff(time.ticks_us(), t0), grown if grown > 0 else 0)
+        self.stats.add(time.ticks_diff(time.ticks_us(), t0))
 
     async def control_task(self):
+        # The period is a whole number of RTOS ticks (tests/test_board_timing.py): on the
+        # chip this wait ends on a 10 ms edge, and a shorter period ran its ticks in pairs
         period = self.tick_ms
         due = time.ticks_ms()
         while True:
@@ -150,7 +181,10 @@ class App:
 
     async def link_task(self):
         link = self.link
+        stats = self.stats
         while True:
+            if time.ticks_diff(time.ticks_ms(), stats.sampled) >= _ALLOC_LOOK_MS:
+                stats.sample(time.ticks_ms())
             self.send_events()
             for _ in range(_LINK_LINES):
                 n = link.read_line()
@@ -167,7 +201,7 @@ class App:
                 self.flush_log(at_once=True)  # a deliberate reset loses no record
                 await asyncio.sleep_ms(50)  # let the reply leave the UART
                 machine.reset()
-            await asyncio.sleep_ms(2)
+            await asyncio.sleep_ms(1)  # to the next RTOS tick: 10 ms on the chip
 
     async def telemetry_task(self):
         # Telemetry never takes more than _LINK_SHARE % of the UART, whatever rate is
@@ -184,6 +218,7 @@ class App:
 
     async def main(self):
         self.ctl.boot_ms = time.ticks_ms()  # uptime of the boot records
+        self.stats.restart(self.ctl.boot_ms)  # run() has just collected
         self.send_events()
         # the boot record first: it keeps the boot counter unique even if this run's later
         # records are lost

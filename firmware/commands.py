@@ -4,6 +4,7 @@
 # imported for each of them.
 import gc
 import sys
+from time import ticks_diff
 
 import protocol as P
 import wire
@@ -131,12 +132,18 @@ class Commands:
         pass
 
     def diag(self, args, now_ms):
+        """The tick's figures since the last DIAG, and the bytes all tasks allocated
+        meanwhile (app.TickStats.sample), in all and per second."""
         a = self.stats
         a.snapshot()
+        a.sample(now_ms)
+        ms = max(1, ticks_diff(now_ms, a.since))
+        got = a.alloc_bytes
         gc.collect()
+        a.restart(now_ms)
         return wire.pairs([
             ("ticks", a.ticks), ("tick_us_mean", a.tick_us_sum // max(1, a.window_ticks)),
-            ("tick_us_max", a.tick_us_max), ("alloc_ticks", a.window_ticks),
-            ("alloc_bytes", a.alloc_bytes), ("mem_free", gc.mem_free()),
+            ("tick_us_max", a.tick_us_max), ("alloc_ms", ms), ("alloc_bytes", got),
+            ("alloc_per_s", got * 1000 // ms), ("mem_free", gc.mem_free()),
             ("frames_ok", self.link.frames_ok), ("frames_bad", self.link.frames_bad),
             ("executed", self.link.executed)])

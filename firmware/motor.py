@@ -23,7 +23,7 @@ class Motor:
         self.counter = Counter(0, Pin(pins["tach"], Pin.IN), edge=Counter.RISING, filter_ns=1000)
         self.ppr = m["tach_ppr"]
         self.chz_k = 10000000 // self.ppr  # pulses * k / (dt in 10 us) = cHz
-        self.window = t["rate_window_ticks"]
+        self.window = t["rate_window_ms"] // t["tick_ms"]  # the rate over this many ticks
         self.counts = array("i", [0] * (self.window + 1))
         self.times = array("i", [0] * (self.window + 1))
         self.head = 0

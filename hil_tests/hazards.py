@@ -6,7 +6,8 @@ does not exist; `make safety-report` prints the table with each test's last resu
 
 `reaction` is the stated reaction time in control ticks from the hazard appearing to PWM 0
 and driver enable low: "immediate" (judged in the tick under way or the next: 2 ticks), or
-the board limit whose debounce applies, plus those 2 ticks.
+the board limit whose debounce applies (its milliseconds in whole ticks of the board's
+period, 10 ms on the ESP32 boards), plus any rise time in milliseconds, plus those 2 ticks.
 """
 
 import math
@@ -27,7 +28,7 @@ INTERLOCKS = {
     "cartridge_removed": ("CARTRIDGE", "immediate", "FAULT", True),
     "stall": ("STALL", ("no_pulse_ms", 2), "FAULT", False),
     "tach_lost": ("TACH_LOST", ("no_pulse_ms", 2), "FAULT", False),
-    "driver_short": ("SPEED", ("speed_error_ms", 1, 20), "FAULT", False),
+    "driver_short": ("SPEED", ("speed_error_ms", 1, 100), "FAULT", False),
     "overcurrent": ("OVERCURRENT", ("overcurrent_ms", 1), "FAULT", True),
     "overtemp": ("OVERTEMP", "immediate", "FAULT", True),
     "thermistor_open": ("THERMISTOR", "immediate", "FAULT", True),
@@ -65,13 +66,14 @@ INJECTIONS = {"driver_short": {"ohm": 2.5}}
 def stated_reaction_ticks(injection, board):
     """Ticks within which the motor must be off: 2 for immediate checks; for debounced
     ones, the debounce in ticks times how many windows it spans, plus any rise time the
-    reading needs to cross its limit, plus 2."""
+    reading needs to cross its limit (ms, in ticks), plus 2."""
     reaction = INTERLOCKS[injection][1]
     if reaction == "immediate":
         return 2
     limit, windows, *rise = reaction
     tick = board["timing"]["tick_ms"]
-    return math.ceil(board["limits"][limit] / tick) * windows + (rise[0] if rise else 0) + 2
+    return (math.ceil(board["limits"][limit] / tick) * windows
+            + (math.ceil(rise[0] / tick) if rise else 0) + 2)
 
 
 HAZARDS = [
@@ -163,7 +165,7 @@ HAZARDS = [
                  "program on the port answering for STOP",
         "interlock": "link timeout during host-started runs; a heartbeat toggled once a "
                      "tick after the supervisor ran gates both drivers' enables in hardware "
-                     "(a retriggerable monostable: a hung firmware loses them within 25 ms); "
+                     "(a retriggerable monostable: a hung firmware loses them within 40 ms); "
                      "watchdog fed only after the supervisor ran; exceptions end in the "
                      "safe state, and outside service mode in a reset, never the REPL; "
                      "repeated failed boots end in a minimal lockout that imports no motor "

@@ -131,6 +131,7 @@ def test_bench_prints_the_boards_diag_figures_with_units(port):
     assert figures["tick_us_mean"]["unit"] == "us" and figures["tick_us_mean"]["value"] > 0
     assert figures["tick_us_max"]["value"] >= figures["tick_us_mean"]["value"]
     assert figures["mem_free"]["unit"] == "B" and figures["mem_free"]["value"] > 10000
-    assert figures["alloc_ticks"]["value"] > 0 and "alloc_bytes_per_tick" in figures
+    assert figures["alloc_ms"]["unit"] == "ms" and figures["alloc_ms"]["value"] > 0
+    assert figures["alloc_per_s"]["unit"] == "B/s" and figures["alloc_per_s"]["value"] >= 0
     text = pen(port, "bench", "--for", "0.5").stdout
     assert "tick_us_mean" in text and "mem_free" in text and " us" in text

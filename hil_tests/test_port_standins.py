@@ -187,3 +187,19 @@ def test_the_filesystem_is_the_partitions_size_and_fills_as_littlefs(service_boa
     assert not stored.exists() or stored.stat().st_size < 8 * 4096
     stored.unlink(missing_ok=True)
     (board.flash_dir / "filler.bin").unlink()
+
+
+def test_asyncio_sleeps_end_on_the_rtos_ticks_10_ms_edges(svc):
+    # FreeRTOS at 100 Hz (machine.py's _Poll): a 2 ms asyncio sleep ends at the next 10 ms
+    # edge, so a loop of them runs at most 100 times a second of the chip's clock
+    _, repl = svc
+    n = int(run(repl, "import asyncio, time\n"
+                      "async def f():\n"
+                      " n = 0\n"
+                      " t0 = time.ticks_ms()\n"
+                      " while time.ticks_diff(time.ticks_ms(), t0) < 1000:\n"
+                      "  await asyncio.sleep_ms(2)\n"
+                      "  n += 1\n"
+                      " return n\n"
+                      "print(asyncio.run(f()))"))
+    assert 50 <= n <= 101, "%d wakes in a second of the chip's clock" % n

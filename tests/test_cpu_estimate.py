@@ -41,10 +41,11 @@ def test_the_estimate_is_a_share_of_the_period_it_is_given():
 
 def test_bench_prints_a_field_diag_gains_with_the_unit_its_name_says():
     figures = bench_cmds.figures({"tick_us_mean": "120", "alloc_per_s": "512",
-                                  "alloc_ticks": "10", "alloc_bytes": "25", "odd": "x"}, 2.0)
+                                  "alloc_ms": "2000", "alloc_bytes": "25", "odd": "x"}, 2.0)
     assert figures["tick_us_mean"] == {"value": 120, "unit": "us"}
     assert figures["alloc_per_s"] == {"value": 512, "unit": "B/s"}
-    assert figures["alloc_bytes_per_tick"]["value"] == 2.5
+    assert figures["alloc_ms"] == {"value": 2000, "unit": "ms"}
+    assert figures["alloc_bytes"] == {"value": 25, "unit": "B"}
     assert figures["odd"] == {"value": "x", "unit": ""}
 
 

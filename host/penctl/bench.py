@@ -105,13 +105,9 @@ def main(argv=None):
         lines = pen.link.counts["telemetry"] - before
         rows.append(("control tick while RUNNING, mean / max",
                      "%d / %d us (period %d ms)" % (d["tick_us_mean"], d["tick_us_max"], tick_ms)))
-        per_tick = d["alloc_bytes"] / max(1, d["alloc_ticks"])
-        rows.append(("bytes allocated by the control tick while RUNNING, per tick",
-                     "%.2f = %.0f B/s (over %d ticks)" % (per_tick, per_tick * 1000 / tick_ms,
-                                                         d["alloc_ticks"])))
-        # DIAG's own rates (the board's allocation across all its tasks, where it counts it)
-        rows.extend(("DIAG %s while RUNNING" % k, "%d" % v) for k, v in d.items()
-                    if k.endswith("_per_s"))
+        rows.append(("bytes allocated per second while RUNNING, all tasks (DIAG)",
+                     "%d B/s (%d B over %.1f s)" % (d["alloc_per_s"], d["alloc_bytes"],
+                                                    d["alloc_ms"] / 1e3)))
         line_len = len(wire.frame(wire.telemetry(wire.pairs(pen.link.latest.items())))) + 1
         rate = lines / 5.5
         rows.append(("telemetry at 100 Hz: lines/s, share of 115200 baud",

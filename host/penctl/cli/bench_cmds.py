@@ -9,7 +9,7 @@ from . import command, emit, pen_of
 
 # units of the DIAG fields known today; a field DIAG gains is printed all the same, its
 # unit read from a word of its name where one says it (tick_us_mean, alloc_per_s)
-UNITS = {"ticks": "ticks", "alloc_ticks": "ticks", "alloc_bytes": "B", "mem_free": "B",
+UNITS = {"ticks": "ticks", "alloc_bytes": "B", "mem_free": "B",
          "frames_ok": "frames", "frames_bad": "frames", "executed": "commands"}
 WORDS = (("us", "us"), ("ms", "ms"), ("bytes", "B"), ("mem", "B"))
 
@@ -33,13 +33,9 @@ def number(text):
 
 
 def figures(fields, seconds):
-    """DIAG's fields with their units, and the allocation per tick where DIAG gives its
-    parts (the window is the one since the DIAG before: `seconds` long)."""
+    """DIAG's fields with their units (the window is the one since the DIAG before:
+    `seconds` long)."""
     out = {k: {"value": number(v), "unit": unit(k)} for k, v in fields.items()}
-    ticks, alloc = out.get("alloc_ticks"), out.get("alloc_bytes")
-    if ticks and alloc and isinstance(ticks["value"], int) and isinstance(alloc["value"], int):
-        out["alloc_bytes_per_tick"] = {"value": round(alloc["value"] / max(1, ticks["value"]),
-                                                      2), "unit": "B"}
     out["window_s"] = {"value": seconds, "unit": "s"}
     return out
 

@@ -93,6 +93,7 @@ class Chip:
             self.ticks_before += regs[simhw.H_WDT_FEEDS]
             regs[simhw.H_WDT_TIMEOUT_MS] = 0
             regs[simhw.H_WDT_FEEDS] = 0
+            regs[simhw.H_CPU_MHZ] = 0  # the bootloader starts the CPU at its 160 MHz
         regs[simhw.H_REQUEST] = 0
         regs[simhw.H_VM_MS] = 0  # this VM has not looked at its clock yet
         regs[simhw.H_VM_LAG_MS] = regs[simhw.H_STOPPED_MS] = 0  # nor waited for anything

@@ -23,7 +23,12 @@ class ChipClock:
         self.regs = regs
         self.vm = vm
         self.physics = physics
-        self.tick_s = tick_s
+        # How far the world may lead the VM's last look: it looks at every tick, and while
+        # it waits for the next RTOS tick at least every 2 ms (machine.py's _Poll), so 5 ms,
+        # not a whole control tick: a 10 ms lead and the 15 ms the world may lag (machine.py)
+        # froze the tachometer across the no-pulse window of 2 ticks (a false TACH_LOST with
+        # a starved physics thread)
+        self.lead_s = min(tick_s, 0.005)
         self._new_vm = False  # a VM was spawned that has not looked at its clock yet
         self._look = (0, 0.0)  # the VM's last look (H_VM_MS) and the host time it was seen
         self._starve_look = None  # the VM's last look when inject("starve") let it go
@@ -79,7 +84,7 @@ class ChipClock:
 
     def reach(self, now):
         """How far the world may be stepped: to the chip's clock as the VM last told it,
-        but no further than a control tick past the VM's last look at its hardware (when
+        but no further than 5 ms (lead_s) past the VM's last look at its clock (when
         it looks next, if all is well) while the VM may be kept from running: the host's
         to schedule (runnable), stopped by inject("starve") or just let go, or simply
         looking every tick (a host that keeps it waiting may not let the sampler see that
@@ -104,7 +109,7 @@ class ChipClock:
         if not held:
             return chip
         since_ms = ((int(chip * 1000) - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
-        return min(chip, chip - since_ms / 1000 + self.tick_s)
+        return min(chip, chip - since_ms / 1000 + self.lead_s)
 
 
 class HostStalls:

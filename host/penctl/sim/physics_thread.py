@@ -33,7 +33,7 @@ class PhysicsThread:
         # runs ahead of the other on a busy host:
         # - the VM waits, off its clock, while the world is more than 15 ms behind
         #   (machine.py);
-        # - the world waits, a control tick past the VM's last look, while the VM may be
+        # - the world waits, 5 ms past the VM's last look, while the VM may be
         #   kept from running (ChipClock.reach): its clock stands meanwhile.
         # So a second the host takes from either is lived by neither: the needles do not
         # move on outputs the firmware set before it (a busy host's second took them 0.4 mm

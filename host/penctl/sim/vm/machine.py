@@ -7,6 +7,7 @@
 # is in ROM, here every method costs the VM's heap (make bench shows the stand-ins' share).
 # Long because: it stands for a whole C module of the port, one class per peripheral, and
 # the ADC carries the IDF's calibration curve with its tables.
+import select
 import time
 
 import micropython
@@ -69,6 +70,81 @@ def _poll_irqs():
     _irq_seen[0] = seq
     for p in _irq_pins:
         p._check_edge()
+
+
+# The RTOS tick. ESP32_GENERIC's FreeRTOS runs at CONFIG_FREERTOS_HZ 100 (the IDF's default;
+# ports/esp32/boards/sdkconfig.base does not set it), and MicroPython's task waits in whole
+# ticks. select.poll's poll()/ipoll() with a timeout (extmod/modselect.c v1.26.0,
+# poll_set_poll_until_ready_or_timeout without MICROPY_PY_SELECT_POSIX_OPTIMISATIONS): look
+# once; return if an object is ready or the milliseconds since the call (mp_hal_ticks_ms,
+# whole ms) reach the timeout; else mp_event_wait_ms, which on the port is
+# MICROPY_EVENT_POLL_HOOK (py/scheduler.c; ports/esp32/mpconfigport.h with MICROPY_PY_THREAD:
+# mp_handle_pending, then ulTaskNotifyTake(pdFALSE, 1)): the task blocks until the next tick
+# interrupt, or until a notification, which a Pin IRQ gives (machine_pin.c
+# machine_pin_isr_handler: mp_hal_wake_main_task_from_isr) and the REPL's UART does not
+# (uart.c uart_irq_handler only fills the ring). So asyncio's waits (extmod/asyncio/core.py:
+# IOQueue.wait_io_event is poller.ipoll(dt)) end on the chip's 10 ms edges: sleep_ms(2) is a
+# sleep to the next edge. time.sleep_ms is not (mphalport.c mp_hal_delay_ms: whole ticks
+# while more than one remains, then taskYIELD and a busy wait, mp_hal_delay_us, for the rest):
+# it keeps the VM's own exact sleep. The edges are at a fixed phase of the chip's clock.
+_edge = [0, 0]  # a tick edge has been placed; the next edge (the chip's us)
+
+
+def _tick_edge():
+    """The chip's next RTOS tick edge (us), after now."""
+    now = time.ticks_us()
+    e = _edge
+    if not e[0]:
+        e[0] = 1
+        e[1] = now
+    e[1] = time.ticks_add(e[1], (time.ticks_diff(now, e[1]) // 10000 + 1) * 10000)
+    return e[1]
+
+
+class _Poll:
+    # select.poll() as the port's: what the VM's own poll answers, its timeout kept as
+    # above. Registered objects are the VM's (sys.stdin); only the waiting is the chip's.
+    def __init__(self):
+        self._p = select.poll()  # the VM's own module: sim_start.py replaces it after
+
+    def register(self, *args):
+        self._p.register(*args)
+
+    def unregister(self, obj):
+        self._p.unregister(obj)
+
+    def modify(self, *args):
+        self._p.modify(*args)
+
+    def ipoll(self, timeout=-1, flags=0):
+        self._wait(timeout)
+        return self._p.ipoll(0, flags)
+
+    def poll(self, timeout=-1):
+        self._wait(timeout)
+        return self._p.poll(0)
+
+    def _wait(self, timeout):
+        if not timeout:
+            return  # one look: the ipoll(0) or poll(0) that follows
+        start = time.ticks_ms()
+        while True:
+            for _ in self._p.ipoll(0):
+                return
+            if timeout >= 0 and time.ticks_diff(time.ticks_ms(), start) >= timeout:
+                return
+            # blocked until the next edge, or a Pin IRQ's notification (its handler then
+            # runs, scheduled, before the next wait); looked at every 2 ms meanwhile
+            edge = _tick_edge()
+            seq = _regs().get(simhw.H_IRQ_SEQ)
+            while True:
+                left = time.ticks_diff(edge, time.ticks_us())
+                if left <= 0:
+                    break
+                time.sleep_us(left if left < 2000 else 2000)
+                if _regs().get(simhw.H_IRQ_SEQ) != seq:
+                    _poll_irqs()
+                    break
 
 
 class Pin:
@@ -358,7 +434,7 @@ _rtc = [time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) * 1000000 - time.time_ns() // 1
 
 
 def __getattr__(name):
-    # What the firmware never calls (RTC, Signal, freq) is in machine_extra.py, run at its
+    # What the firmware never calls (RTC, Signal) is in machine_extra.py, run at its
     # first use: on the VM it costs heap only then (on a chip it is all in ROM). The VM's
     # directory is no longer on its filesystem (the flash is "/"): read through its own VFS.
     if not _extra:
@@ -374,6 +450,18 @@ def __getattr__(name):
 
 
 _extra = {}
+
+
+def freq(value=None):
+    # modmachine.c (v1.26.0) mp_machine_set_freq: whole MHz, one of these on an ESP32;
+    # ESP32_GENERIC boots at 160 (sdkconfig.base; sdkconfig.240mhz is not in its build)
+    r = _regs()
+    if value is None:
+        return (r.get(simhw.H_CPU_MHZ) or 160) * 1000000
+    value //= 1000000
+    if value not in (20, 40, 80, 160, 240):
+        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
+    r.put(simhw.H_CPU_MHZ, value)
 
 
 def unique_id():

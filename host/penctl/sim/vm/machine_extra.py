@@ -42,19 +42,6 @@ class RTC:
                    - t)
 
 
-_freq = [160]  # MHz: ESP32_GENERIC builds at 160 (sdkconfig.base; sdkconfig.240mhz is not in)
-
-
-def freq(value=None):
-    # modmachine.c (v1.26.0) mp_machine_set_freq: whole MHz, one of these on an ESP32
-    if value is None:
-        return _freq[0] * 1000000
-    value //= 1000000
-    if value not in (20, 40, 80, 160, 240):
-        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
-    _freq[0] = value
-
-
 def _uname():
     # os.uname() (sim_start.py puts it in the VM's os): extmod/modos.c, the sysname and
     # nodename the platform, machine MICROPY_HW_BOARD_NAME " with " MICROPY_HW_MCU_NAME of

@@ -37,6 +37,11 @@ sys.modules["sys"].platform = "esp32"
 sys.modules["os"] = Port()
 sys.modules["os"].module = os
 sys.modules["os"].uname = lambda: machine._uname()
+# select.poll's waits end on the RTOS tick's 10 ms edges, as the port's (machine.py): asyncio's
+# sleeps among them
+sys.modules["select"] = Port()
+sys.modules["select"].module = machine.select
+sys.modules["select"].poll = machine._Poll
 flash = None
 if "writes" in sys.argv:  # VirtualBoard(count_writes=True): power cuts at flash writes
     import flash

@@ -41,7 +41,9 @@ H_LINK_MS = const(16)  # the UART has carried what the host sent up to this chip
 # (mod 2**32; 0: not since this VM's first look)
 H_ADC = const(17)  # 2 slots: the unit's true ADC reference (mV; 0: 1100) and the seed of
 # its ADC noise (machine.py's ADC; VirtualBoard(adc_vref_mv=, seed=))
-HEADER = const(19)
+H_CPU_MHZ = const(19)  # the CPU's clock machine.freq() set (MHz; 0: the 160 it boots at); a
+# soft reset keeps it, as on the chip (chip.py clears it on every other reset)
+HEADER = const(20)
 # per-GPIO slots
 G_IN = const(0)  # level the outside world drives onto the pin
 G_OUT = const(1)  # level the firmware drives (mode OUT)
