@@ -7,9 +7,8 @@ STAMP := $(VENV)/.installed
 PORT ?=
 BOARD ?= virtual
 # The suite waits on simulated hardware more than it computes, so it runs more workers
-# than cores: 6 on 2 cores took ~80 s quiet for 449 tests and take ~137 s for 537 with the
-# paced UART and the flash chip's times (docs/figures.md, "Figures"). Beside two CPU-bound
-# processes 6 passed 10 of 10 fresh-clone runs of the 449. JOBS=4 is the lighter choice.
+# than cores: 6 on 2 cores take ~144 s quiet for 591 tests, with ~195 s of CPU
+# (docs/figures.md, "Figures"). JOBS=4 is the lighter choice.
 JOBS ?= 6
 
 .PHONY: setup demo test lint hil bench sim flash deploy clean safety-report safety-mutants fuzz soak passes
