@@ -134,6 +134,31 @@ def test_a_chip_that_only_reads_its_clock_tells_its_world_where_it_is(board):
 
 
 @pytest.mark.injects
+def test_the_hosts_own_waits_on_the_flashs_files_are_none_of_the_chips_time(board, tmp_path):
+    # The flash's files are the host's: a busy host's disk once held a settings file's
+    # rename 2 s in its kernel, the chip's clock ran on and the watchdog reset a firmware
+    # that had not hung. Here the host holds a file's opening and writing 0.4 s (a FIFO
+    # in the flash's directory, read only then): the chip's clock must leave that out.
+    repl = service_repl(board)
+    try:
+        os.mkfifo(board.flash_dir / "slow")
+
+        def read_late():
+            time.sleep(0.4)
+            with open(board.flash_dir / "slow", "rb") as f:
+                f.read()
+
+        reader = threading.Thread(target=read_late)
+        reader.start()
+        took = int(repl.exec("import time\nt = time.ticks_ms()\nf = open('slow', 'w')\n"
+                             "f.write('x')\nf.close()\nprint(time.ticks_diff(time.ticks_ms(), t))"))
+        reader.join()
+        assert took < 100, "the chip's clock counted %d ms of the host's file wait" % took
+    finally:
+        repl.close()
+
+
+@pytest.mark.injects
 def test_board_time_stands_while_the_chip_waits_for_its_link(running_pen, board):
     # A test's wait counts the board's time: its ticks, or, when none run, the chip's
     # clock. A chip waiting for its link runs no tick, and its clock leaves the wait out;

@@ -16,6 +16,15 @@ _LOOKS_S = 0.5  # a VM that looked at its hardware this recently looks every tic
 # the sampler reads the VM's state every 20 ms: older, its thread starved, and the VM may
 # be waiting for a CPU unseen (the world let go ran 145 ms past a VM kept waiting: TACH_LOST)
 _SAMPLE_STALE_S = 0.1
+# A VM asleep (its sample says so) that waited for a CPU since its last look has not told
+# that wait: it was given the CPU, ran on into a sleep without a fresh look (a look is at
+# most once a millisecond), and its clock is behind the host's figure of it by the wait.
+# The kernel counts a run-queue wait as the task gets the CPU, so the sampler sees it
+# grow; the world waits for the VM's next look. Not for ever: a VM that has not looked for
+# _IDLE_S is idle (at a REPL, in the lockout), and its world lives on. (The world ran 20
+# ms past the chip in a loaded run, the VM at the idle class behind a busy process.)
+_UNTOLD_S = 0.001
+_IDLE_S = 2.0
 
 
 class ChipClock:
@@ -30,7 +39,9 @@ class ChipClock:
         # a starved physics thread)
         self.lead_s = min(tick_s, 0.005)
         self._new_vm = False  # a VM was spawned that has not looked at its clock yet
-        self._look = (0, 0.0)  # the VM's last look (H_VM_MS) and the host time it was seen
+        # the VM's last look as told (H_VM_MS, H_VM_LAG_MS) and the host time it was seen
+        self._look = (0, 0, 0.0)
+        self._wait_at_look = 0.0  # the VM's run-queue wait (s) as sampled at that look
         self._starve_look = None  # the VM's last look when inject("starve") let it go
         # the most the world was ahead of the chip's clock at one of its looks (ms): the
         # world must never run ahead of a tick past the chip's last look, or the firmware
@@ -95,17 +106,24 @@ class ChipClock:
         nothing back."""
         chip = self.at(now)
         vm_ms = self.regs[simhw.H_VM_MS]
-        if vm_ms != self._look[0]:
-            self._look = (vm_ms, now)
-            if vm_ms and not self._new_vm:
-                ahead = ((self.regs[simhw.H_PHYS_MS] - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
-                self.world_ahead_max_ms = max(self.world_ahead_max_ms, ahead)
+        lag_ms = self.regs[simhw.H_VM_LAG_MS]
+        if vm_ms != self._look[0] and vm_ms and not self._new_vm:
+            ahead = ((self.regs[simhw.H_PHYS_MS] - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31
+            self.world_ahead_max_ms = max(self.world_ahead_max_ms, ahead)
+        # A look that told only a longer wait is a look too: a VM the host gives a CPU for
+        # microseconds at a time (the idle class behind a busy process) tells its waits
+        # with its clock's millisecond unchanged for long
+        if (vm_ms, lag_ms) != self._look[:2]:
+            self._look = (vm_ms, lag_ms, now)
+            self._wait_at_look = self.vm.sched[1]
         faults = self.physics.faults
         if not vm_ms or "hang" in faults:
             return chip
+        looked_s = now - self._look[2]
         held = (self.vm.sched[2] == "R" or now - self.vm.sched_at > _SAMPLE_STALE_S
                 or "starve" in faults
-                or vm_ms == self._starve_look or now - self._look[1] < _LOOKS_S)
+                or vm_ms == self._starve_look or looked_s < _LOOKS_S
+                or (self.vm.sched[1] - self._wait_at_look > _UNTOLD_S and looked_s < _IDLE_S))
         if not held:
             return chip
         since_ms = ((int(chip * 1000) - vm_ms + 2**31) & 0xFFFFFFFF) - 2**31

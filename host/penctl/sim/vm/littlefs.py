@@ -12,6 +12,7 @@
 #   bytes is inline in its directory (inline_max = cache_size = 4 * 32, vfs_lfsx.c).
 #   tests/test_littlefs_model.py holds these against the unix port's own VfsLfs2.
 # - LittleFS copies on write: a file rewritten keeps its old blocks until it is closed.
+import simhw
 import vfs
 
 BLOCKS = 512
@@ -46,19 +47,50 @@ class _File:
         if blocks(n) > self._free:
             raise OSError(_ENOSPC)
         self._pos = n
-        return self._f.write(data)
+        t = _began()
+        try:
+            return self._f.write(data)
+        finally:
+            simhw.host_io(t)
+
+    def close(self):
+        t = _began()
+        try:
+            self._f.close()
+        finally:
+            simhw.host_io(t)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self._f.close()
+        self.close()
 
     def __getattr__(self, name):
         return getattr(self._f, name)
 
 
+def _began():
+    # None on a VM without the board's clock (tests/test_littlefs_model.py's)
+    return (simhw.real.ticks_us(), simhw.waiting()) if simhw.regs else None
+
+
 class VfsLfs2(vfs.VfsPosix):  # the port's name (mpremote df shows it)
+    # the host's file operations that may wait on its disk are off the chip's clock
+    def rename(self, old, new):
+        t = _began()
+        try:
+            super().rename(old, new)
+        finally:
+            simhw.host_io(t)
+
+    def remove(self, path):
+        t = _began()
+        try:
+            super().remove(path)
+        finally:
+            simhw.host_io(t)
+
     def used(self, path="", twice=0):
         """Blocks in use under `path`: its metadata pair and what it holds (a directory's
         pair counted `twice` more, as statvfs counts it)."""
@@ -87,7 +119,11 @@ class VfsLfs2(vfs.VfsPosix):  # the port's name (mpremote df shows it)
             n = blocks(self.stat(path)[6])  # the file's blocks before this opening
         except OSError:
             n = 0
-        f = super().open(path, mode)
+        t = _began()
+        try:
+            f = super().open(path, mode)
+        finally:
+            simhw.host_io(t)
         # "w": its old blocks stay in use until it is closed; else it writes over its own
         return _File(f, BLOCKS - self.used() + (-n if "w" in mode else n),
                      f.seek(0, 2) if "a" in mode else 0)

@@ -204,3 +204,20 @@ def wait(ms):
     c[3] += dt
     if t + dt > c[1]:  # what waiting() says now
         c[1] = t + dt
+
+
+def host_io(began):
+    """A file operation on the host (the flash's files) that began at began[0] (us),
+    when waiting() said began[1], has ended: its host time is none of the chip's. A busy
+    host's disk once held a settings file's rename 2 s in the kernel (state D), the
+    chip's clock ran on, and the watchdog reset a firmware that had not hung; the flash
+    itself takes milliseconds."""
+    if began is None:
+        return
+    c = clock
+    t = waiting()
+    dt = real.ticks_diff(real.ticks_us(), began[0]) - (t - began[1])  # less a CPU wait
+    if dt > 0:
+        c[3] += dt
+        if t + dt > c[1]:
+            c[1] = t + dt
