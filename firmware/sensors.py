@@ -107,7 +107,13 @@ class Sensors:
         r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma
         mv = self.temp.read_uv() // 1000
         r.temp_mv = mv
-        r.temp_dc = self.celsius_x10(mv)
+        # celsius_x10() inline, in the locals above (k the table, raw its index): a call
+        # whose locals and stack exceed 11 words gets its frame from the heap (py/objfun.c,
+        # VM_MAX_STATE_ON_STACK), and a call less is bytecode less every tick
+        k = self.table
+        raw = mv // _TABLE_STEP_MV
+        r.temp_dc = k[-1] if raw >= len(k) - 1 else k[raw] + (k[raw + 1] - k[raw]) * (
+            mv - raw * _TABLE_STEP_MV) // _TABLE_STEP_MV
         mv = self.supply.read_uv() // 1000
         raw = (mv * self.divider_x1024) >> 10
         mv = (mv * self.supply_x1024) >> 10
