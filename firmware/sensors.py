@@ -16,6 +16,7 @@ class Readings:
     def __init__(self):
         self.now_ms = 0
         self.current_ma = 0
+        self.current_mv = 0  # the current sensor's output, bias included (its validity)
         self.temp_mv = 0
         self.temp_dc = 0
         self.supply_mv = 0
@@ -100,7 +101,9 @@ class Sensors:
         # an uncalibrated unit trips exactly as before, and inside the limits the trimmed
         # value is what shows.
         k = self.ma_per_mv_1024
-        mv = self.current.read_uv() // 1000 - self.current_bias_mv
+        mv = self.current.read_uv() // 1000
+        r.current_mv = mv
+        mv -= self.current_bias_mv
         raw = (mv * k) >> 10 if mv > 0 else 0
         mv -= self.current_zero_mv
         ma = (mv * k) >> 10 if mv > 0 else 0

@@ -37,6 +37,10 @@ class Supervisor:
         self.supply_low = lim["supply_low_mv"]
         self.supply_high = lim["supply_high_mv"]
         self.supply_ticks = _ticks(lim["supply_ms"], tick)
+        # the current sensor idles at its bias (300 mV): a dead or open one reads the
+        # ADC's floor (~142 mV), blind to overcurrent and stall
+        self.current_mv_min = lim["current_sensor_mv_min"]
+        self.current_ticks = _ticks(lim["current_sensor_ms"], tick)
         self.detail = ""
         self.warnings = 0
         self.reset()
@@ -49,6 +53,7 @@ class Supervisor:
         self.n_deep = 0
         self.n_low = 0
         self.n_high = 0
+        self.n_sense = 0
 
     # The checks run every control tick. Each method keeps its locals and stack within 11
     # words: a call beyond that gets its frame from the heap and frees it again
@@ -91,6 +96,11 @@ class Supervisor:
             self.detail = "depth sensor %d mV outside %d..%d mV" % (
                 n, self.sensor_mv_min, self.sensor_mv_max)
             return P.F_DEPTH_SENSOR
+        n = self.n_sense + 1 if r.current_mv < self.current_mv_min else 0
+        self.n_sense = n
+        if n >= self.current_ticks and not f & (1 << P.F_CURRENT_SENSOR):
+            self.detail = "current sensor %d mV below %d mV" % (r.current_mv, self.current_mv_min)
+            return P.F_CURRENT_SENSOR
         # in every state: the needles beyond the cap, whatever put them there
         n = self.n_deep + 1 if r.depth_um > r.cap_um + self.depth_tol_um else 0
         self.n_deep = n
@@ -184,6 +194,8 @@ class Supervisor:
             return "thermistor still reads %d mV" % r.temp_mv
         if code == P.F_DEPTH_SENSOR and not self.sensor_mv_min <= r.depth_mv <= self.sensor_mv_max:
             return "depth sensor still reads %d mV" % r.depth_mv
+        if code == P.F_CURRENT_SENSOR and r.current_mv < self.current_mv_min:
+            return "current sensor still reads %d mV" % r.current_mv
         if code == P.F_OVERDEPTH and r.depth_um > r.cap_um + self.depth_tol_um:
             return "needles still at %d um, beyond the cap of %d um" % (r.depth_um, r.cap_um)
         if code == P.F_SUPPLY_LOW and r.supply_mv < self.supply_low:

@@ -130,6 +130,7 @@ MUTANTS = [
      [("controller.py", "        if r.depth_um > self.caps.depth_um():\n", "        if False:\n")],
      [DEPTH_TEST + "test_overdepth_trips_in_any_state_and_names_the_depth"]),
     ("OVERDEPTH", [no_trip("OVERDEPTH")], [INTERLOCK_TEST % "depth_slip"]),
+    ("CURRENT_SENSOR", [no_trip("CURRENT_SENSOR")], [INTERLOCK_TEST % "current_sensor_open"]),
     ("HOT warning: no hysteresis (raised and cleared on the thermistor's noise)",
      [("supervisor.py", "self.warnings and r.temp_dc >= self.warn_dc - 10", "0")],
      ["hil_tests/test_interlocks.py::test_a_temperature_at_the_warning_level_warns_once_not_on"
