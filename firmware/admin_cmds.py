@@ -163,7 +163,9 @@ def sense(cmds, args, now_ms):
     k = s.supply_x1024  # the supply's limits as the divider puts them on the pin
     mv = _mv(s.temp)
     return wire.pairs([
-        ("current", _in(_mv(s.current), zero - _ZERO_MV, zero + _ZERO_MV, 0)),
+        # never below the supervisor's own floor for a live sensor (CURRENT_SENSOR)
+        ("current", _in(_mv(s.current), max(zero - _ZERO_MV, sup.current_mv_min),
+                        zero + _ZERO_MV, 0)),
         ("temp", _in(mv, sup.therm_mv_min, sup.therm_mv_max, 0)),
         ("tc", _in(s.celsius_x10(mv), s.celsius_x10(sup.therm_mv_max), sup.warn_dc, 1)),
         ("supply", _in(_mv(s.supply), (sup.supply_low * 1024 + k - 1) // k,

@@ -128,13 +128,10 @@ class App:
 
     def tick(self):
         t0 = time.ticks_us()
-        try:
-            self.ctl.tick(time.ticks_ms(), t0)
-            self.wdt.feed()  # only after the supervisor has judged this tick
-            # the same for the drivers' monostable: no edges for its window, no drivers
-            self.motor.heartbeat.value(self.stats.ticks & 1)
-        except Exception as e:
-            self.ctl.internal_fault(e)
+        self.ctl.tick(time.ticks_ms(), t0)
+        self.wdt.feed()  # only after the supervisor has judged this tick
+        # the same for the drivers' monostable: no edges for its window, no drivers
+        self.motor.heartbeat.value(self.stats.ticks & 1)
         self.stats.add(time.ticks_diff(time.ticks_us(), t0))
 
     async def control_task(self):
@@ -143,7 +140,13 @@ class App:
         period = self.tick_ms
         due = time.ticks_ms()
         while True:
-            self.tick()
+            # The handler here, in the task's frame made once, not in tick(): a call
+            # whose locals, stack and handlers exceed 11 words gets its frame from the
+            # heap (py/objfun.c, VM_MAX_STATE_ON_STACK), and tick()'s did, every tick
+            try:
+                self.tick()
+            except Exception as e:
+                self.ctl.internal_fault(e)
             due = time.ticks_add(due, period)
             wait = time.ticks_diff(due, time.ticks_ms())
             if wait < 0:

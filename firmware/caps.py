@@ -6,14 +6,16 @@ import protocol as P
 class Caps:
     def __init__(self, board):
         self.board_um = int(board["depth"]["cap_mm"] * 1000 + 0.5)
-        self.profile = 0  # index in P.PROFILES
+        self.choose(0)
 
     def choose(self, profile):
         """The caps of profile (an index in P.PROFILES) from now on."""
         self.profile = profile
+        # the depth cap, kept: the control tick reads it every tick (cap_um, no call)
+        self.cap_um = min(self.board_um, P.PROFILES[self.profile][1])
 
     def depth_um(self):
-        return min(self.board_um, P.PROFILES[self.profile][1])
+        return self.cap_um
 
     def rate_chz(self):
         return P.PROFILES[self.profile][2]

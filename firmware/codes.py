@@ -50,6 +50,7 @@ FAULTS = (
     ("INTERNAL", ("unexpected firmware error")),
     ("INTEGRITY", ("deployed files do not match their manifest")),
     ("OVERDEPTH", ("needles measured beyond the active depth cap")),
+    ("CURRENT_SENSOR", ("motor current sensor reads below its bias: open or dead")),
 )
 F_ESTOP = const(0)
 F_CARTRIDGE = const(1)
@@ -69,6 +70,7 @@ F_WATCHDOG = const(14)
 F_INTERNAL = const(15)
 F_INTEGRITY = const(16)
 F_OVERDEPTH = const(17)
+F_CURRENT_SENSOR = const(18)
 # Faults after which the depth actuator is not trusted to move: it stays where it is
 ACTUATOR_FAULTS = const((1 << F_DEPTH_FOLLOWING) | (1 << F_DEPTH_SENSOR))
 

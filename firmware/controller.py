@@ -54,24 +54,31 @@ class Controller:
         sensors.on_estop_open(self._estop_irq)
 
     # ---- the control tick (allocates nothing unless the state changes) --------------------------
+    # Each method keeps its locals and stack within 11 words: a call beyond that gets its
+    # frame from the heap and frees it again (py/objfun.c, VM_MAX_STATE_ON_STACK), which on
+    # a fragmented heap cost more than the work itself (make bench).
     def tick(self, now_ms, now_us):
         r = self.r
         r.now_ms = now_ms
         self.sensors.read(r)
         self.depth.measure(r)
         self.motor.measure(r, now_us, self.pulse_ticks)
-        running = self.state == P.RUNNING
         r.link_age_ms = ticks_diff(now_ms, self.last_frame)
-        r.run_ms = ticks_diff(now_ms, self.run_started) if running else 0
+        r.run_ms = ticks_diff(now_ms, self.run_started) if self.state == P.RUNNING else 0
         r.depth_active = 1 if self.depth.homed and self.state != P.HOMING else 0
-        r.cap_um = self.caps.depth_um()
-        f = self.sup.check(r, running, self.params[P.P_LINK_TIMEOUT],
+        r.cap_um = self.caps.cap_um
+        self._judge(r)
+        self._run_state(r, now_ms)
+
+    def _judge(self, r):
+        """The supervisor's verdict on this tick: the motor off at once on a fault; a
+        warning that came or went told."""
+        f = self.sup.check(r, self.state == P.RUNNING, self.params[P.P_LINK_TIMEOUT],
                            self.params[P.P_RUN_LIMIT] * 1000, self.faults)
         if f >= 0:
             self.motor.off()
             if not self.latched(f):
                 self.trip(f, self.sup.detail)
-        self._run_state(r, now_ms)
         if self.sup.warnings != self.warned:
             self.warned = self.sup.warnings
             self.post("WARN", [wire.fixed("w", self.warned), wire.fixed("tc", r.temp_dc)])
@@ -84,10 +91,9 @@ class Controller:
         target = 0
         if st == P.RUNNING and not self.stopping:
             target = self.params[P.P_DEPTH]
-            cap = self.caps.depth_um()
-            if target > cap:
-                target = cap
-        self.depth.aim(target)
+            if target > r.cap_um:
+                target = r.cap_um
+        self.depth.target_um = target
         if st == P.RUNNING:
             self._run_motor(r, now_ms)
             r.following_um = self.depth.hold(r, True)
@@ -121,23 +127,31 @@ class Controller:
         sp = r.setpoint_chz
         target = 0 if self.stopping else self.rate_target
         if sp < target:
-            sp = sp + self.accel_chz if sp + self.accel_chz < target else target
+            sp += self.accel_chz
+            if sp > target:
+                sp = target
         elif sp > target:
-            sp = sp - self.decel_chz if sp - self.decel_chz > target else target
+            sp -= self.decel_chz
+            if sp < target:
+                sp = target
         r.setpoint_chz = sp
         r.ramping = 1 if sp != target or self.stopping else 0
-        if sp == 0:
-            self.motor.off()
-            # READY once the motor stopped and the needles are in; needles that do not
-            # come in within a homing's time are an actuator fault (a jam short of the
-            # following error's threshold once left the board stopping for ever)
-            since = ticks_diff(now_ms, self.stop_since)
-            if (r.rate_chz < _STOPPED_CHZ or since > 1000) and not self.depth.moving():
-                self._set_state(P.READY)
-            elif since > self.depth.home_timeout_ms:
-                self.trip(P.F_DEPTH_FOLLOWING, "needles not in %d ms after STOP" % since)
+        if sp:
+            # integrating while the setpoint ramps (sp short of target, or STOP) winds
+            # the lag into an overshoot (pi.py). sp is the duty from here: a local more and
+            # this frame would come from the heap (py/objfun.c, VM_MAX_STATE_ON_STACK)
+            sp = self.pi.update(sp, r.rate_chz, sp == target)
+            self.motor.drive(sp)
             return
-        self.motor.drive(self.pi.update(sp, r.rate_chz, not r.ramping))
+        self.motor.off()
+        # READY once the motor stopped and the needles are in; needles that do not
+        # come in within a homing's time are an actuator fault (a jam short of the
+        # following error's threshold once left the board stopping for ever)
+        now_ms = ticks_diff(now_ms, self.stop_since)  # since STOP
+        if (r.rate_chz < _STOPPED_CHZ or now_ms > 1000) and not self.depth.moving():
+            self._set_state(P.READY)
+        elif now_ms > self.depth.home_timeout_ms:
+            self.trip(P.F_DEPTH_FOLLOWING, "needles not in %d ms after STOP" % now_ms)
 
     def _home(self, r, now_ms):
         self.motor.off()

@@ -47,19 +47,17 @@ class Depth:
         tick_ms = board["timing"]["tick_ms"]
         self.run_step_um = max(1, int(d["run_rate_mm_per_s"] * tick_ms))  # um per tick
         self.move_step_um = max(1, int(d["move_rate_mm_per_s"] * tick_ms))
+        self.duty = 0  # what the PWM holds, signed by the direction line (_drive)
         self.homed = False
         self.home_mv = 0
-        self.target_um = 0  # aim(): every tick, by the controller's one guarded path
+        self.target_um = 0  # set every tick by the controller's one guarded path (tick)
         self.setpoint_um = 0  # where the loop steers now (ramps to target)
         self.homing = _HOME_IDLE
         self.home_started = 0
 
     def stop(self):
         self.pwm.duty_u16(0)
-
-    def aim(self, target_um):
-        """Where the setpoint ramps to (hold() steers it there)."""
-        self.target_um = target_um
+        self.duty = 0
 
     def abandon(self, untrusted=False):
         """An unfinished homing or retract given up (the drive is left as it is); untrusted:
@@ -72,18 +70,30 @@ class Depth:
 
     def moving(self):
         """The actuator is driven, or its setpoint has not reached the target yet."""
-        return self.setpoint_um != self.target_um or self.pwm.duty_u16() != 0
+        return self.setpoint_um != self.target_um or self.duty != 0
 
     def _drive(self, duty):
+        """Drive out (duty > 0) or in (< 0), or stop (0). Only this and stop() write the
+        PWM and the direction line, and self.duty says what they hold (its sign the
+        direction, while it is not 0): what they hold already is not written again, so a
+        settled actuator costs the control tick no call into the hardware (make bench)."""
+        if duty > self.max_duty:
+            duty = self.max_duty
+        elif duty < -self.max_duty:
+            duty = -self.max_duty
+        if duty == self.duty:
+            return
         if duty > 0:
-            self.dir.value(1)
-            self.pwm.duty_u16(duty if duty < self.max_duty else self.max_duty)
+            if self.duty <= 0:
+                self.dir.value(1)
+            self.pwm.duty_u16(duty)
         elif duty < 0:
-            self.dir.value(0)
-            duty = -duty
-            self.pwm.duty_u16(duty if duty < self.max_duty else self.max_duty)
+            if self.duty >= 0:
+                self.dir.value(0)
+            self.pwm.duty_u16(-duty)
         else:
             self.pwm.duty_u16(0)
+        self.duty = duty
 
     def measure(self, r):
         sensor = self.sensor  # 4 samples: no allocation, small ints on the ESP32
@@ -151,8 +161,8 @@ class Depth:
         # 30 um behind it, and a rest on one noisy reading near it up to 12); one that has
         # arrived is reached to _SETTLE_UM, then held until the needles are _DEADBAND_UM off
         if not diff and (-_SETTLE_UM < err < _SETTLE_UM or (
-                -_DEADBAND_UM < err < _DEADBAND_UM and not self.pwm.duty_u16())):
-            self.stop()
+                -_DEADBAND_UM < err < _DEADBAND_UM and not self.duty)):
+            self._drive(0)
         else:
             self._drive(err * self.kp)
         return err

@@ -41,30 +41,38 @@ class Motor:
         if duty_u16 <= 0:
             self.off()
             return
-        self.enable.value(1)
-        self.pwm.duty_u16(duty_u16)
-        self.duty = duty_u16
+        # Only off() drops the enable and the duty, and it zeroes self.duty with them: a
+        # nonzero self.duty means the enable is high and the PWM at that duty already, so
+        # a steady drive costs the tick no call into the hardware (make bench)
+        if duty_u16 != self.duty:
+            if not self.duty:
+                self.enable.value(1)
+            self.pwm.duty_u16(duty_u16)
+            self.duty = duty_u16
 
     def measure(self, r, now_us, pulse_ticks):
         """Rate over the window, pulses in the last pulse_ticks ticks, into r."""
         # Counter.value() is an int of any size on the port (past 2**30 a long int, on the
         # heap): masked here, and whole strokes counted apart from the pulses of the one under
-        # way, so that nothing here grows past a small int however long the pen runs
+        # way, so that nothing here grows past a small int however long the pen runs.
+        # Few locals: a call whose locals and stack exceed 11 words gets its frame from the
+        # heap (py/objfun.c, VM_MAX_STATE_ON_STACK)
         count = self.counter.value() & _MASK30
         n = self.pulses_total + ((count - self._last) & _MASK30)
-        r.strokes = (r.strokes + n // self.ppr) & _MASK30
-        self.pulses_total = n % self.ppr
         self._last = count
-        n = len(self.counts)
-        self.head = (self.head + 1) % n
-        self.counts[self.head] = count
-        self.times[self.head] = now_us & _MASK30
-        old = (self.head + 1) % n
-        dt = ((now_us - self.times[old]) & _MASK30) // 10
-        pulses = (count - self.counts[old]) & _MASK30
-        r.rate_chz = pulses * self.chz_k // dt if dt > 0 else 0
-        back = (self.head - pulse_ticks) % n
-        r.recent_pulses = (count - self.counts[back]) & _MASK30
+        if n >= self.ppr:
+            r.strokes = (r.strokes + n // self.ppr) & _MASK30
+            n %= self.ppr
+        self.pulses_total = n
+        c = self.counts  # a ring of window + 1 counts and their times
+        n = self.head + 1 if self.head < self.window else 0
+        self.head = n
+        c[n] = count
+        self.times[n] = now_us & _MASK30
+        r.recent_pulses = (count - c[n - pulse_ticks]) & _MASK30  # a negative index wraps
+        n = n + 1 if n < self.window else 0  # the oldest
+        now_us = ((now_us - self.times[n]) & _MASK30) // 10  # the window's time, 10 us
+        r.rate_chz = ((count - c[n]) & _MASK30) * self.chz_k // now_us if now_us > 0 else 0
         r.drive_u16 = self.duty
 
 

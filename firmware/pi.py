@@ -31,24 +31,28 @@ class PI:
     def update(self, setpoint, measured, integrate=True):
         """integrate=False while the setpoint ramps: the measured rate lags a moving
         setpoint, and integrating that lag winds up into an overshoot."""
+        # Few locals: a call whose locals and stack exceed 11 words gets its frame from the
+        # heap (py/objfun.c, VM_MAX_STATE_ON_STACK); it runs every control tick
         if setpoint <= 0:
             self.integ = 0
             self.out = 0
             return 0
         err = setpoint - measured
-        ff = self.ff_offset + ((setpoint * self.ff_gain) >> _SHIFT)
-        p = (err * self.kp) >> _SHIFT
-        unclamped = ff + p + (self.integ >> _SHIFT)
+        # feed-forward and proportional
+        out = self.ff_offset + ((setpoint * self.ff_gain) >> _SHIFT) + ((err * self.kp) >> _SHIFT)
+        i = self.integ
         # anti-windup: integrate only when the output is not pushed further into a limit
-        saturated = (unclamped >= self.out_max and err > 0) or (unclamped <= 0 and err < 0)
-        if integrate and not saturated:
-            self.integ += err * self.ki
-            lim = self.out_max << _SHIFT
-            if self.integ > lim:
-                self.integ = lim
-            elif self.integ < -lim:
-                self.integ = -lim
-        out = ff + p + (self.integ >> _SHIFT)
+        measured = out + (i >> _SHIFT)  # unclamped
+        if integrate and not ((measured >= self.out_max and err > 0) or (measured <= 0
+                                                                         and err < 0)):
+            i += err * self.ki
+            measured = self.out_max << _SHIFT  # the integral's bound
+            if i > measured:
+                i = measured
+            elif i < -measured:
+                i = -measured
+            self.integ = i
+        out += i >> _SHIFT
         if out > self.out_max:
             out = self.out_max
         elif out < 0:

@@ -16,6 +16,7 @@ class Readings:
     def __init__(self):
         self.now_ms = 0
         self.current_ma = 0
+        self.current_mv = 0  # the current sensor's output, bias included (its validity)
         self.temp_mv = 0
         self.temp_dc = 0
         self.supply_mv = 0
@@ -100,14 +101,22 @@ class Sensors:
         # an uncalibrated unit trips exactly as before, and inside the limits the trimmed
         # value is what shows.
         k = self.ma_per_mv_1024
-        mv = self.current.read_uv() // 1000 - self.current_bias_mv
+        mv = self.current.read_uv() // 1000
+        r.current_mv = mv
+        mv -= self.current_bias_mv
         raw = (mv * k) >> 10 if mv > 0 else 0
         mv -= self.current_zero_mv
         ma = (mv * k) >> 10 if mv > 0 else 0
         r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma
         mv = self.temp.read_uv() // 1000
         r.temp_mv = mv
-        r.temp_dc = self.celsius_x10(mv)
+        # celsius_x10() inline, in the locals above (k the table, raw its index): a call
+        # whose locals and stack exceed 11 words gets its frame from the heap (py/objfun.c,
+        # VM_MAX_STATE_ON_STACK), and a call less is bytecode less every tick
+        k = self.table
+        raw = mv // _TABLE_STEP_MV
+        r.temp_dc = k[-1] if raw >= len(k) - 1 else k[raw] + (k[raw + 1] - k[raw]) * (
+            mv - raw * _TABLE_STEP_MV) // _TABLE_STEP_MV
         mv = self.supply.read_uv() // 1000
         raw = (mv * self.divider_x1024) >> 10
         mv = (mv * self.supply_x1024) >> 10

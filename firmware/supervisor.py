@@ -37,9 +37,12 @@ class Supervisor:
         self.supply_low = lim["supply_low_mv"]
         self.supply_high = lim["supply_high_mv"]
         self.supply_ticks = _ticks(lim["supply_ms"], tick)
+        # the current sensor idles at its bias (300 mV): a dead or open one reads the
+        # ADC's floor (~142 mV), blind to overcurrent and stall
+        self.current_mv_min = lim["current_sensor_mv_min"]
+        self.current_ticks = _ticks(lim["current_sensor_ms"], tick)
         self.detail = ""
         self.warnings = 0
-        self.faults = 0  # latched, as the controller passed them to check()
         self.reset()
 
     def reset(self):
@@ -50,101 +53,130 @@ class Supervisor:
         self.n_deep = 0
         self.n_low = 0
         self.n_high = 0
+        self.n_sense = 0
 
+    # The checks run every control tick. Each method keeps its locals and stack within 11
+    # words: a call beyond that gets its frame from the heap and frees it again
+    # (py/objfun.c, VM_MAX_STATE_ON_STACK), which on a fragmented heap cost more than the
+    # checks themselves (make bench). So a trip sets self.detail and returns its code, and
+    # the methods reuse a local or two.
     def check(self, r, running, link_timeout_ms, run_limit_ms, faults=0):
         """r: Readings plus the controller's figures (setpoint_chz, following_um,
         link_age_ms, run_ms, depth_active, ramping, host_run, cap_um); faults: the mask
         already latched, which never hides a new one. Returns a fault index or -1."""
+        faults = self._always(r, faults)  # what it found, from here
+        if faults == _NONE and running:
+            return self._running(r, link_timeout_ms, run_limit_ms)
+        return faults
+
+    def _always(self, r, f):
         # HOT goes only 1 C below its level: one thermistor sample scatters ~0.25 C, and a
         # temperature at the level raised and cleared it every few ticks (a WARN each time)
-        self.warnings = (1 << P.W_HOT) if r.temp_dc >= self.warn_dc - (
-            10 if self.warnings & (1 << P.W_HOT) else 0) else 0
-        self.faults = faults
-        f = self._always(r)
-        if f == _NONE and running:
-            f = self._running(r, link_timeout_ms, run_limit_ms)
-        return f
-
-    def _always(self, r):
+        self.warnings = (1 << P.W_HOT) if r.temp_dc >= self.warn_dc or (
+            self.warnings and r.temp_dc >= self.warn_dc - 10) else 0
         # Each check passes over a fault already latched (its cause may well persist),
         # so that a latched one never hides a new one behind it: a persisting OVERDEPTH
         # once kept DEPTH_FOLLOWING from stopping an actuator driven into a jam.
-        f = self.faults
         if r.estop_open and not f & (1 << P.F_ESTOP):
-            return self._trip(P.F_ESTOP, "estop input open")
-        if (r.temp_mv < self.therm_mv_min or r.temp_mv > self.therm_mv_max) \
-                and not f & (1 << P.F_THERMISTOR):
-            return self._trip(P.F_THERMISTOR, "thermistor %d mV outside %d..%d mV" % (
-                r.temp_mv, self.therm_mv_min, self.therm_mv_max))
-        if r.temp_dc >= self.trip_dc and not f & (1 << P.F_OVERTEMP):
-            return self._trip(P.F_OVERTEMP, "temperature %d.%d C at or above %d C" % (
-                r.temp_dc // 10, r.temp_dc % 10, self.trip_dc // 10))
-        if (r.depth_mv < self.sensor_mv_min or r.depth_mv > self.sensor_mv_max) \
+            self.detail = "estop input open"
+            return P.F_ESTOP
+        n = r.temp_mv
+        if (n < self.therm_mv_min or n > self.therm_mv_max) and not f & (1 << P.F_THERMISTOR):
+            self.detail = "thermistor %d mV outside %d..%d mV" % (
+                n, self.therm_mv_min, self.therm_mv_max)
+            return P.F_THERMISTOR
+        n = r.temp_dc
+        if n >= self.trip_dc and not f & (1 << P.F_OVERTEMP):
+            self.detail = "temperature %d.%d C at or above %d C" % (
+                n // 10, n % 10, self.trip_dc // 10)
+            return P.F_OVERTEMP
+        n = r.depth_mv
+        if (n < self.sensor_mv_min or n > self.sensor_mv_max) \
                 and not f & (1 << P.F_DEPTH_SENSOR):
-            return self._trip(P.F_DEPTH_SENSOR, "depth sensor %d mV outside %d..%d mV" % (
-                r.depth_mv, self.sensor_mv_min, self.sensor_mv_max))
+            self.detail = "depth sensor %d mV outside %d..%d mV" % (
+                n, self.sensor_mv_min, self.sensor_mv_max)
+            return P.F_DEPTH_SENSOR
+        n = self.n_sense + 1 if r.current_mv < self.current_mv_min else 0
+        self.n_sense = n
+        if n >= self.current_ticks and not f & (1 << P.F_CURRENT_SENSOR):
+            self.detail = "current sensor %d mV below %d mV" % (r.current_mv, self.current_mv_min)
+            return P.F_CURRENT_SENSOR
         # in every state: the needles beyond the cap, whatever put them there
-        self.n_deep = self.n_deep + 1 if r.depth_um > r.cap_um + self.depth_tol_um else 0
-        if self.n_deep >= self.deep_ticks and not f & (1 << P.F_OVERDEPTH):
-            return self._trip(P.F_OVERDEPTH, "depth %d um measured beyond the cap of %d um "
-                              "for %d ms" % (r.depth_um, r.cap_um, self.n_deep * self.tick_ms))
-        self.n_low = self.n_low + 1 if r.supply_mv < self.supply_low else 0
-        if self.n_low >= self.supply_ticks and not f & (1 << P.F_SUPPLY_LOW):
-            return self._trip(P.F_SUPPLY_LOW, "supply %d mV below %d mV" % (
-                r.supply_mv, self.supply_low))
-        self.n_high = self.n_high + 1 if r.supply_mv > self.supply_high else 0
-        if self.n_high >= self.supply_ticks and not f & (1 << P.F_SUPPLY_HIGH):
-            return self._trip(P.F_SUPPLY_HIGH, "supply %d mV above %d mV" % (
-                r.supply_mv, self.supply_high))
-        self.n_over = self.n_over + 1 if r.current_ma >= self.overcurrent_ma else 0
-        if self.n_over >= self.overcurrent_ticks:
+        n = self.n_deep + 1 if r.depth_um > r.cap_um + self.depth_tol_um else 0
+        self.n_deep = n
+        if n >= self.deep_ticks and not f & (1 << P.F_OVERDEPTH):
+            n *= self.tick_ms
+            self.detail = "depth %d um measured beyond the cap of %d um for %d ms" % (
+                r.depth_um, r.cap_um, n)
+            return P.F_OVERDEPTH
+        n = self.n_low + 1 if r.supply_mv < self.supply_low else 0
+        self.n_low = n
+        if n >= self.supply_ticks and not f & (1 << P.F_SUPPLY_LOW):
+            self.detail = "supply %d mV below %d mV" % (r.supply_mv, self.supply_low)
+            return P.F_SUPPLY_LOW
+        n = self.n_high + 1 if r.supply_mv > self.supply_high else 0
+        self.n_high = n
+        if n >= self.supply_ticks and not f & (1 << P.F_SUPPLY_HIGH):
+            self.detail = "supply %d mV above %d mV" % (r.supply_mv, self.supply_high)
+            return P.F_SUPPLY_HIGH
+        n = self.n_over + 1 if r.current_ma >= self.overcurrent_ma else 0
+        self.n_over = n
+        if n >= self.overcurrent_ticks:
             # a locked rotor draws overcurrent too: no tach pulses says which it is
             if r.recent_pulses == 0 and r.drive_u16 > 0:
                 if not f & (1 << P.F_STALL):
-                    return self._trip(P.F_STALL, "current %d mA with no tach pulses"
-                                      % r.current_ma)
+                    self.detail = "current %d mA with no tach pulses" % r.current_ma
+                    return P.F_STALL
             elif not f & (1 << P.F_OVERCURRENT):
-                return self._trip(P.F_OVERCURRENT, "current %d mA at or above %d mA for %d ms"
-                                  % (r.current_ma, self.overcurrent_ma,
-                                     self.n_over * self.tick_ms))
+                n *= self.tick_ms
+                self.detail = "current %d mA at or above %d mA for %d ms" % (
+                    r.current_ma, self.overcurrent_ma, n)
+                return P.F_OVERCURRENT
+        n = 0
         if r.depth_active:
-            self.n_follow = self.n_follow + 1 if abs(r.following_um) > self.following_um else 0
-            if self.n_follow >= self.following_ticks and not f & (1 << P.F_DEPTH_FOLLOWING):
-                return self._trip(P.F_DEPTH_FOLLOWING, "depth %d um off its setpoint for %d ms" % (
-                    r.following_um, self.n_follow * self.tick_ms))
-        else:
-            self.n_follow = 0
+            if r.following_um > self.following_um or r.following_um < -self.following_um:
+                n = self.n_follow + 1
+        self.n_follow = n
+        if n >= self.following_ticks and not f & (1 << P.F_DEPTH_FOLLOWING):
+            self.detail = "depth %d um off its setpoint for %d ms" % (
+                r.following_um, n * self.tick_ms)
+            return P.F_DEPTH_FOLLOWING
         return _NONE
 
     def _running(self, r, link_timeout_ms, run_limit_ms):
         if not r.cartridge:
-            return self._trip(P.F_CARTRIDGE, "cartridge switch open while running")
-        turning = r.recent_pulses > 0
-        self.n_noturn = 0 if turning or r.drive_u16 < self.stall_u16 else self.n_noturn + 1
-        if self.n_noturn >= self.no_pulse_ticks:
+            self.detail = "cartridge switch open while running"
+            return P.F_CARTRIDGE
+        n = 0 if r.recent_pulses > 0 or r.drive_u16 < self.stall_u16 else self.n_noturn + 1
+        self.n_noturn = n
+        if n >= self.no_pulse_ticks:
             if r.current_ma >= self.stall_ma:
-                return self._trip(P.F_STALL, "drive %d/65535 and %d mA with no tach pulses" % (
-                    r.drive_u16, r.current_ma))
-            return self._trip(P.F_TACH_LOST, "drive %d/65535 and %d mA: motor turns, no pulses" % (
-                r.drive_u16, r.current_ma))
-        err = r.rate_chz - r.setpoint_chz
-        limit = r.setpoint_chz * self.speed_pct // 100
-        off = err > limit or err < -limit
-        self.n_speed = self.n_speed + 1 if off and not r.ramping else 0
-        if self.n_speed >= self.speed_ticks:
-            return self._trip(P.F_SPEED, "rate %d cHz vs setpoint %d cHz for %d ms" % (
-                r.rate_chz, r.setpoint_chz, self.n_speed * self.tick_ms))
+                self.detail = "drive %d/65535 and %d mA with no tach pulses" % (
+                    r.drive_u16, r.current_ma)
+                return P.F_STALL
+            self.detail = "drive %d/65535 and %d mA: motor turns, no pulses" % (
+                r.drive_u16, r.current_ma)
+            return P.F_TACH_LOST
+        n = r.setpoint_chz * self.speed_pct // 100  # the speed error's limit
+        if (r.rate_chz > r.setpoint_chz + n or r.rate_chz < r.setpoint_chz - n) \
+                and not r.ramping:
+            n = self.n_speed + 1
+        else:
+            n = 0
+        self.n_speed = n
+        if n >= self.speed_ticks:
+            n *= self.tick_ms
+            self.detail = "rate %d cHz vs setpoint %d cHz for %d ms" % (
+                r.rate_chz, r.setpoint_chz, n)
+            return P.F_SPEED
         if r.host_run and r.link_age_ms > link_timeout_ms:
-            return self._trip(P.F_LINK_LOST, "no valid frame for %d ms (timeout %d ms)" % (
-                r.link_age_ms, link_timeout_ms))
+            self.detail = "no valid frame for %d ms (timeout %d ms)" % (
+                r.link_age_ms, link_timeout_ms)
+            return P.F_LINK_LOST
         if r.run_ms > run_limit_ms:
-            return self._trip(P.F_RUN_LIMIT, "ran %d s, limit %d s" % (
-                r.run_ms // 1000, run_limit_ms // 1000))
+            self.detail = "ran %d s, limit %d s" % (r.run_ms // 1000, run_limit_ms // 1000)
+            return P.F_RUN_LIMIT
         return _NONE
-
-    def _trip(self, code, detail):
-        self.detail = detail
-        return code
 
     def cause_present(self, code, r):
         """Why a fault cannot be cleared yet ("" when it can). Faults whose cause cannot
@@ -162,6 +194,8 @@ class Supervisor:
             return "thermistor still reads %d mV" % r.temp_mv
         if code == P.F_DEPTH_SENSOR and not self.sensor_mv_min <= r.depth_mv <= self.sensor_mv_max:
             return "depth sensor still reads %d mV" % r.depth_mv
+        if code == P.F_CURRENT_SENSOR and r.current_mv < self.current_mv_min:
+            return "current sensor still reads %d mV" % r.current_mv
         if code == P.F_OVERDEPTH and r.depth_um > r.cap_um + self.depth_tol_um:
             return "needles still at %d um, beyond the cap of %d um" % (r.depth_um, r.cap_um)
         if code == P.F_SUPPLY_LOW and r.supply_mv < self.supply_low:

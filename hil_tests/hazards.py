@@ -34,6 +34,7 @@ INTERLOCKS = {
     "thermistor_open": ("THERMISTOR", "immediate", "FAULT", True),
     "thermistor_short": ("THERMISTOR", "immediate", "FAULT", True),
     "depth_sensor_open": ("DEPTH_SENSOR", "immediate", "FAULT", True),
+    "current_sensor_open": ("CURRENT_SENSOR", ("current_sensor_ms", 1), "FAULT", True),
     "supply_low": ("SUPPLY_LOW", ("supply_ms", 1), "FAULT", True),
     "supply_high": ("SUPPLY_HIGH", ("supply_ms", 1), "FAULT", True),
     # the carriage knocked out at once: the needles retract as soon as it has tripped
@@ -43,8 +44,8 @@ INTERLOCKS = {
 # The interlocks that judge an ADC reading, and the ends of the ESP32's ADC reference spread
 # (1000-1200 mV among chips: ESP-IDF's ADC calibration guide; the eFuse holds each chip's):
 # each must trip on a unit at either end as on a nominal one
-ANALOG = ["depth_sensor_open", "depth_slip", "overcurrent", "overtemp", "supply_high",
-          "supply_low", "thermistor_open", "thermistor_short"]
+ANALOG = ["current_sensor_open", "depth_sensor_open", "depth_slip", "overcurrent", "overtemp",
+          "supply_high", "supply_low", "thermistor_open", "thermistor_short"]
 ADC_VREF_ENDS = (1000, 1200)
 SPREAD_TEST = "hil_tests/test_interlocks.py::test_analog_interlocks_trip_at_either_end_of_the" \
               "_adc_reference_spread[%s-%d]"
@@ -136,6 +137,16 @@ HAZARDS = [
         "faults": ["SPEED", "STALL", "OVERCURRENT"],
         "tests": [INTERLOCK_TEST % "driver_short", INTERLOCK_TEST % "stall",
                   INTERLOCK_TEST % "overcurrent", *spread_tests("overcurrent")],
+    },
+    {
+        "hazard": "overcurrent and stall go unseen: the motor drags or overheats unstopped",
+        "cause": "motor current sensor open, unpowered or dead (its input at 0 V)",
+        "interlock": "the sensor idles at a 300 mV bias: a reading below 190 mV for 20 ms "
+                     "(the ADC's floor is ~142 mV) trips in every state, so START is refused",
+        "faults": ["CURRENT_SENSOR"],
+        "tests": [INTERLOCK_TEST % "current_sensor_open", *spread_tests("current_sensor_open"),
+                  "hil_tests/test_interlocks.py::test_a_dead_current_sensor_at_rest_refuses"
+                  "_start"],
     },
     {
         "hazard": "handpiece overheats against the skin",

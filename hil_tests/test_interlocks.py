@@ -87,6 +87,21 @@ def test_a_full_driver_short_stops_the_motor_by_one_interlock_or_the_other(runni
     assert board.reaction_ticks() <= stated_reaction_ticks(injection, board.definition)
 
 
+def test_a_dead_current_sensor_at_rest_refuses_start(ready_pen, board):
+    """An open current sensor reads the ADC's floor: it latches with the motor at rest,
+    where overcurrent and stall could not have seen it, and START is refused."""
+    board.inject("current_sensor_open")
+    wait_until(lambda: "CURRENT_SENSOR" in ready_pen.status().faults, 2.0,
+               "CURRENT_SENSOR latched at rest")
+    with pytest.raises(RefusedError) as refused:
+        ready_pen.start()
+    assert refused.value.code == "PRECONDITION" and "CURRENT_SENSOR" in str(refused.value)
+    assert motor_stopped(board)
+    board.remove("current_sensor_open")
+    board_sleep(0.1)
+    wait_until(lambda: clears(ready_pen), 2.0, "clear accepted once the sensor reads again")
+
+
 @pytest.mark.profile("body")
 def test_depth_jam_trips_following_error(running_pen, board):
     board.inject("depth_jam")

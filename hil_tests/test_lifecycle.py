@@ -116,9 +116,10 @@ def patched_firmware(tmp_path, name, old, new):
 
 
 # an exception that escapes the app (control_task is the one main() awaits): a planted bug
-PLANTED_ESCAPE = ("app.py", "            self.tick()\n",
-                  "            self.tick()\n            if self.ctl.params[P.P_TELEMETRY] == 7:\n"
-                  "                raise ValueError('planted bug')\n")
+PLANTED_ESCAPE = ("app.py", "            due = time.ticks_add(due, period)\n",
+                  "            if self.ctl.params[P.P_TELEMETRY] == 7:\n"
+                  "                raise ValueError('planted bug')\n"
+                  "            due = time.ticks_add(due, period)\n")
 
 
 def escape_from_the_app(board, pen, until, what):

@@ -98,6 +98,7 @@ INJECTED = [
     ("thermistor_short", {}, {"thermistor", "faults"}, "THERMISTOR"),
     ("overtemp", {}, {"temperature", "faults"}, "OVERTEMP"),
     ("depth_sensor_open", {}, {"depth_sensor", "faults"}, "DEPTH_SENSOR"),
+    ("current_sensor_open", {}, {"current", "faults"}, "CURRENT_SENSOR"),
     ("supply_low", {}, {"supply", "faults"}, "SUPPLY_LOW"),
     ("supply_high", {}, {"supply", "faults"}, "SUPPLY_HIGH"),
     ("current_offset", {}, {"current"}, None),

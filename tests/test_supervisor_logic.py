@@ -19,6 +19,7 @@ class Readings:
     def __init__(self, **changes):
         self.now_ms = 0
         self.current_ma = 900
+        self.current_mv = 840  # the sensor's 300 mV bias and 900 mA at 600 mV/A
         self.temp_mv = 1650
         self.temp_dc = 250
         self.supply_mv = 11900
@@ -82,6 +83,8 @@ DEBOUNCED = [
     ("SUPPLY_LOW", {"supply_mv": LIMITS["supply_low_mv"] - 1}, LIMITS["supply_ms"]),
     ("SUPPLY_HIGH", {"supply_mv": LIMITS["supply_high_mv"] + 1}, LIMITS["supply_ms"]),
     ("OVERCURRENT", {"current_ma": LIMITS["overcurrent_ma"]}, LIMITS["overcurrent_ms"]),
+    # a dead current sensor: the ADC's floor, ~142 mV, in every state
+    ("CURRENT_SENSOR", {"current_mv": 142, "current_ma": 0}, LIMITS["current_sensor_ms"]),
     ("STALL", {"current_ma": LIMITS["stall_ma"], "recent_pulses": 0}, LIMITS["no_pulse_ms"]),
     ("TACH_LOST", {"current_ma": 500, "recent_pulses": 0}, LIMITS["no_pulse_ms"]),
     ("SPEED", {"rate_chz": 8000}, LIMITS["speed_error_ms"]),
@@ -175,6 +178,7 @@ def test_warning_level_warns_without_tripping():
     ("SUPPLY_LOW", {"supply_mv": 9000}, {}),
     ("SUPPLY_HIGH", {"supply_mv": 15000}, {}),
     ("OVERDEPTH", {"depth_um": 700}, {"depth_um": 300}),
+    ("CURRENT_SENSOR", {"current_mv": 142}, {"current_mv": 300}),
 ])
 def test_clear_refused_while_cause_present(code, bad, good):
     sup = supervisor.Supervisor(BOARD)

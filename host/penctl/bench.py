@@ -53,7 +53,13 @@ def tick_cpu(name):
             pen.set(depth_mm=0.5, rate_hz=100)
             pen.start()
             time.sleep(1.5)
+            # the VM writes its totals every 200 timed ticks (2 s at 10 ms), from boot: on
+            # a busy host boot and homing took less than that, and the first look found none
             before = cpu_estimate.read_ticks(path)
+            deadline = time.monotonic() + 30
+            while before is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                before = cpu_estimate.read_ticks(path)
             time.sleep(5.0)
             after = cpu_estimate.read_ticks(path)
             pen.stop()

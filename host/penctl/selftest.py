@@ -120,6 +120,9 @@ def read_sensors(pen, pins):
             if lo <= new <= hi else
             "beyond any calibration: check the current-sense amplifier, its supply and "
             "whether the motor draws current while off (a driver short)")
+        if "CURRENT_SENSOR" in st.faults:  # below the firmware's floor for a live sensor
+            current.hint = ("it reads %d mV, below its bias: the sensor is open or dead "
+                            "(CURRENT_SENSOR); check its wiring, supply and amplifier" % value)
     checks.append(current)
     thermistor = _analog(
         "thermistor", "handpiece thermistor, %s" % pins["temp_adc"], sense["temp"], "mV",

@@ -46,6 +46,7 @@ FAULTS = {
     "thermistor_short": {},
     "depth_jam": {},
     "depth_sensor_open": {},
+    "current_sensor_open": {},
     "supply_low": {"volts": 9.0},
     "supply_high": {"volts": 15.0},
     "link_cut": {},
@@ -219,8 +220,9 @@ class Physics:
     def write_inputs(self):
         p = self.pins
         adc_mv = {
-            "current_adc": self.cal["current_bias_mv"]
-            + self.sensed_current() * self.cal["current_mv_per_a"]
+            # an open current sensor: the input's pull-down holds it at 0 V (the ADC's floor)
+            "current_adc": 0.0 if "current_sensor_open" in self.faults else
+            self.cal["current_bias_mv"] + self.sensed_current() * self.cal["current_mv_per_a"]
             + self.faults.get("current_offset", {}).get("mv", 0.0),
             "temp_adc": self.thermistor_mv(),
             "supply_adc": self.supply * 1000 / self.cal["supply_divider"],
