@@ -89,7 +89,6 @@ class LinkBridge:
         self._recent = b""
         self._stop = threading.Event()
         self._pending = []  # (due, fd, bytes) for delayed traffic
-        self._backlog = {}  # fd: bytes its kernel buffer had no room for yet (_write)
         # one reader of the VM's output at a time: this thread, or drain_vm() for a VM
         # that has ended, whose last output says where it left off
         self._vm_lock = threading.Lock()
@@ -99,7 +98,7 @@ class LinkBridge:
         self._last_pass = time.monotonic()
         self.set_faults(0.0, 0.0, 0.0, 0.0, None)
         self.stats = {"to_vm": 0, "to_host": 0, "dropped": 0, "corrupted": 0,
-                      "rx_overflow": 0, "kbd_printed": 0, "host_overflow": 0}
+                      "rx_overflow": 0, "kbd_printed": 0}
 
     @property
     def rom(self):
@@ -160,9 +159,7 @@ class LinkBridge:
 
     def _close_detached(self):
         while self._closing:
-            fd = self._closing.pop()
-            self._backlog.pop(fd, None)  # not for whoever gets its number next
-            os.close(fd)
+            os.close(self._closing.pop())
 
     def add_client(self, fd):
         """A socket:// client's connection (its fd), on the UART until it closes. Its
@@ -234,8 +231,6 @@ class LinkBridge:
                     finally:
                         self._vm_lock.release()
                 self._flush_pending()
-                for fd, queued in list(self._backlog.items()):
-                    self._write_queued(fd, queued)
                 self.on_pass(now)
                 with self._tx_lock:
                     waits = [w for w in (self._tx.wait_s(chip), self._rx.wait_s(chip))
@@ -424,34 +419,16 @@ class LinkBridge:
             _, fd, data = self._pending.pop(0)
             self._deliver(fd, data)
 
-    def _write(self, fd, data):
-        queued = self._backlog.setdefault(fd, bytearray())
-        queued += data
-        self._write_queued(fd, queued)
-
-    def _write_queued(self, fd, queued):
-        # What a kernel buffer (a PTY's, a socket's) has no room for waits for the next
-        # pass, in order, up to uart.HOST_BACKLOG, the host's buffers behind a USB-UART;
-        # beyond it the newest bytes are lost, as a UART's to a host that stopped reading.
-        # A write used to drop whatever did not fit: on a busy host a PTY's reader fell
-        # behind and mpremote lost the end of a 20 KB burst (it waited for it until its
-        # ceiling). Bytes for nobody (a PTY nobody holds) or for a client that has just
-        # gone (the RFC 2217 server's end, closed) are lost at once.
+    @staticmethod
+    def _write(fd, data):
+        # A full buffer means nobody is reading: the bytes are lost, as on a UART; so are
+        # bytes for a client that has just gone (the RFC 2217 server's end, closed)
         try:
-            n = os.write(fd, queued)
+            os.write(fd, data)
         except OSError as e:
-            if e.errno != errno.EAGAIN:
-                del self._backlog[fd]
-                if e.errno not in (errno.EIO, errno.EPIPE, errno.ECONNRESET, errno.EBADF):
-                    raise
-                return
-            n = 0
-        del queued[:n]
-        if len(queued) > uart.HOST_BACKLOG:
-            self.stats["host_overflow"] += len(queued) - uart.HOST_BACKLOG
-            del queued[uart.HOST_BACKLOG:]
-        if not queued:
-            del self._backlog[fd]
+            if e.errno not in (errno.EAGAIN, errno.EIO, errno.EPIPE, errno.ECONNRESET,
+                               errno.EBADF):
+                raise
 
     def vm_output_tail(self):
         return b"".join(self._tail)[-4000:].decode("utf-8", "replace")

@@ -39,9 +39,6 @@ CHUNK = 32  # bytes released per wake-up of the bridge at most once a queue is t
 # USB-UART's): beyond it the host's writes wait, as a real host's do, instead of piling up
 # seconds of a flood for the chip to work off after its writer is gone
 HOST_BUFFER = 4096
-# what the host side holds of the chip's bytes for a reader slow to read them (a tty's
-# flip buffers, 64 KB: the kernel's TTYB_DEFAULT_MEM_LIMIT): beyond it they are lost
-HOST_BACKLOG = 65536
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
