@@ -73,6 +73,7 @@ def test_selftest_passes_on_a_healthy_board_and_leaves_it_at_rest(pen, board, po
     pen.home()
     pen.set(depth_mm=0.25, rate_hz=90)
     before = pen.get()
+    pen.close()  # one program holds a real board's port: the command's now
     done = selftest(port, "--yes", "--json")
     assert done.returncode == 0, done.stderr
     report = results(done)
@@ -80,8 +81,9 @@ def test_selftest_passes_on_a_healthy_board_and_leaves_it_at_rest(pen, board, po
     assert [name for name, c in report.items() if c["result"] != "pass"] == []
     assert "Hz" in report["motor"]["value"] and report["motor"]["range"].startswith(
         "%g Hz" % SPIN_HZ)
-    assert pen.get() == before  # the spin's depth, rate and run limit are gone again
-    st = pen.status()
+    with Pen(port) as again:
+        assert again.get() == before  # the spin's depth, rate and run limit are gone again
+        st = again.status()
     assert st.state == "READY" and st.faults == []
     if board is not None:
         assert board.observe()["revolutions"] > 3  # it spun
