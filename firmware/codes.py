@@ -132,9 +132,12 @@ PARAMS = (
 # PARAMS. The bounds keep the trims plausible (up to 250 mA of current offset, 3 % of supply
 # divider); they alone cannot stop a trim from hiding a trip (+150 mV read a true 2.70 A as
 # 2450 mA against 2500), so sensors.read() reports the untrimmed reading wherever it is past
-# a trip level and further out than the trimmed one.
+# a trip level and further out than the trimmed one. current_zero goes down only to -80 mV:
+# an amplifier idling lower (the 300 mV bias less 80) comes within 30 mV, 6 of the ADC's
+# ~5 mV rms, of CURRENT_SENSOR's 190 mV floor for a dead sensor; a unit below is not one
+# a trim can make sound.
 CALIBRATION = (
-    ("current_zero", "mV", 0, -150, 150, 1),  # zero-current output off its nominal bias
+    ("current_zero", "mV", 0, -80, 150, 1),  # zero-current output off its nominal bias
     ("supply_gain", "permille", 0, 970, 1030, 1),  # supply divider trim
 )
 
