@@ -142,11 +142,14 @@ HAZARDS = [
         "hazard": "overcurrent and stall go unseen: the motor drags or overheats unstopped",
         "cause": "motor current sensor open, unpowered or dead (its input at 0 V)",
         "interlock": "the sensor idles at a 300 mV bias: a reading below 190 mV for 20 ms "
-                     "(the ADC's floor is ~142 mV) trips in every state, so START is refused",
+                     "(the ADC's floor is ~142 mV) trips in every state, so START is refused; "
+                     "the calibration cannot take a sound unit's zero within 30 mV of it",
         "faults": ["CURRENT_SENSOR"],
         "tests": [INTERLOCK_TEST % "current_sensor_open", *spread_tests("current_sensor_open"),
                   "hil_tests/test_interlocks.py::test_a_dead_current_sensor_at_rest_refuses"
-                  "_start"],
+                  "_start",
+                  PROFILE_TEST + "test_a_unit_at_the_lowest_current_calibration_runs_without_a"
+                  "_sensor_fault"],
     },
     {
         "hazard": "handpiece overheats against the skin",
@@ -224,7 +227,7 @@ HAZARDS = [
         "faults": ["THERMISTOR", "DEPTH_SENSOR", "TACH_LOST"],
         "tests": [PROFILE_TEST + "test_calibration_is_saved_bounded_and_applied_to_the_readings",
                   PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[150]",
-                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[-150]",
+                  PROFILE_TEST + "test_no_allowed_current_calibration_hides_an_overcurrent[-80]",
                   PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
                   "[1030-supply_low-10.4-SUPPLY_LOW]",
                   PROFILE_TEST + "test_no_allowed_supply_trim_hides_a_supply_fault"
