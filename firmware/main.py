@@ -6,12 +6,22 @@
 # whatever ends it resets the board, and a count of failed boots that survives the reset
 # ("failed_boots", in integrity.DATA) turns a boot loop into the minimal lockout below, so a
 # board whose firmware cannot start still answers `pen deploy`.
-import gc
-import os
-import sys
-
-import machine
 import micropython
+
+# Ctrl-C off before anything else, in service mode too (each REPL command gets it back):
+# MicroPython sets the interrupt character as this file starts (shared/runtime/pyexec.c),
+# and outside service mode one that broke the integrity check, a lockout or this file's own
+# ending would leave the board at the REPL, and in the app a second one could land in a
+# finally before the motor is off. The UART passes 0x03 on as a byte, which link.py makes
+# a realtime STOP and the lockouts ignore. A Ctrl-C that came before this line is pending
+# still: the VM raises it at its next branch (py/vm.c), and no statement branches before
+# the try below, whose finally resets; with the character unset no second one can come.
+micropython.kbd_intr(-1)
+import gc  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import machine  # noqa: E402
 
 # the application's modules (those it imports on its own are picked up on the way; codes
 # is protocol's to import)
@@ -51,26 +61,21 @@ def count(n=-1):
 
 problems = []
 why = None  # (fault code, reason) when the minimal lockout must run instead of the firmware
-try:
-    os.stat("service")
-    service = True
-except OSError:
-    service = False
+service = False
 # Only service mode ends at the REPL: anything else is a failed boot, counted, then reset.
 # The reset is this finally's, so no exception gets past it, not even one raised while
 # another is printed (a heap too full to print a MemoryError).
 try:
     try:
+        try:
+            os.stat("service")
+            service = True
+        except OSError:
+            pass
         if service:
             count(0)  # a repair is under way: the next boot tries the firmware again
             print("pen: service mode; the firmware is not running (remove /service, then reset)")
         else:
-            # Outside service mode Ctrl-C interrupts nothing, from here to the reset: one that
-            # broke the integrity check, a lockout or this file's own ending would leave the
-            # board at the REPL, and in the app a second one could land in a finally before the
-            # motor is off. The UART passes 0x03 on as a byte, which link.py makes a realtime
-            # STOP and the lockouts ignore. Service mode keeps Ctrl-C for mpremote.
-            micropython.kbd_intr(-1)
             n = count()
             if machine.reset_cause() == machine.WDT_RESET:  # the last boot hung: a failure too
                 n += 1

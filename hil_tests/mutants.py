@@ -73,8 +73,9 @@ MUTANTS = [
      ["hil_tests/test_lifecycle.py::test_an_exception_out_of_the_app_leaves_the_motor_off_and"
       "_resets_never_to_the_repl"]),
     ("Ctrl-C: kbd_intr(-1) removed (Ctrl-C interrupts the app)",
-     [("main.py", "            micropython.kbd_intr(-1)\n", "")],
-     [CTRL_C_TEST]),
+     [("main.py", "\nmicropython.kbd_intr(-1)\n", "\n")],
+     [CTRL_C_TEST, "hil_tests/test_lifecycle.py::test_a_ctrl_c_flood_across_resets_never_reaches"
+      "_the_repl_nor_kills_the_board"]),
     ("Ctrl-C: realtime STOP byte ignored",
      [("link.py", "            if c == _ETX:\n                return STOP\n", "")],
      [CTRL_C_TEST]),

@@ -21,10 +21,13 @@ from .firmware import integrity
 from .paths import FIRMWARE_DIR, firmware_sources
 
 BOARD_FILE = "board.json"
-# MicroPython runs boot.py and main.py only as source. codes.py too stays source: a .mpy
+# MicroPython runs main.py only as source. The firmware has no boot.py, and a deploy removes
+# the one MicroPython writes on a new filesystem (inisetup.py): while boot.py runs, Ctrl-C
+# is on, and one that interrupts it skips main.py for the REPL (ports/esp32/main.c at
+# v1.26.0; docs/safety.md, "Ctrl-C"). codes.py too stays source: a .mpy
 # module keeps every constant of its file alive while it is loaded, and codes holds the
 # operators' texts, which the board drops once it has run (about 10 KB of heap).
-SOURCE_ONLY = ("boot.py", "main.py", "codes.py")
+SOURCE_ONLY = ("main.py", "codes.py")
 # MicroPython's native architectures, indexed as in sys.implementation._mpy >> 10
 MPY_ARCHES = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
               "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc")

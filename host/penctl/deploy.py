@@ -14,7 +14,7 @@ session for the whole job, with progress per file. The order makes every interru
 3. The manifest (integrity.py's format) is written last. Until then the board's old
    manifest no longer matches, so a half-done deploy boots into the INTEGRITY lockout,
    never into a mix of old and new modules.
-4. The service flag is removed, the board soft-resets (boot.py, main.py) and the deploy
+4. The service flag is removed, the board soft-resets (main.py runs) and the deploy
    waits until the firmware answers with its version.
 """
 
@@ -152,7 +152,7 @@ class BoardRepl:
         self.wait_prompt()
 
     def soft_reset(self):
-        """Friendly-REPL Ctrl-D: boot.py and then main.py run, as after power-on."""
+        """Friendly-REPL Ctrl-D: main.py runs (after boot.py, if any), as after power-on."""
         self.t.exit_raw_repl()
         time.sleep(0.1)
         self.t.serial.write(b"\x04")

@@ -4,9 +4,16 @@
 import gc
 import sys
 
+import micropython
+
 # Names here are the port's own where they can be (start, run): each new one costs the VM an
 # interned string, and the 621st a 7 KB pool (docs/figures.md#heap).
 
+# The ESP32 runs its frozen _boot.py (which mounts the filesystem, as this file does below)
+# with the interrupt character unset (pyexec_frozen_module("_boot.py", false): ports/esp32/
+# main.c at v1.26.0), and it is unset at power-on (shared/runtime/interrupt_char.c); the unix
+# port had set it for this script. A Ctrl-C until boot.py runs is a byte in the UART.
+micropython.kbd_intr(-1)
 gc.collect()
 start = gc.mem_free()
 import simhw  # noqa: E402
@@ -60,21 +67,43 @@ simhw.regs.put(simhw.H_STANDIN_BYTES, start - gc.mem_free())
 
 
 def run(name):
+    """pyexec_file_if_exists (shared/runtime/pyexec.c at v1.26.0): 1 when the file ran to its
+    end or is absent, 0 when it raised (printed). Ctrl-C interrupts a file's code only while
+    it runs: the interrupt character is set after its compile and unset when it ends, and a
+    KeyboardInterrupt still pending then is the file's own (mp_handle_pending(true)). Unset,
+    no further one can come (the bridge signals only a VM that catches SIGINT), so at most
+    one is pending: a branch raises it (the VM checks at branches, py/vm.c)."""
     try:
         f = open(name)
     except OSError:
-        return
+        return 1
+    err = None
     try:
         with f:
             # the text is garbage once compiled: an ESP32 compiles main.py streaming from
             # its file and never holds the text while main.py runs
             code = compile(f.read(), name, "exec")
-        exec(code, {"__name__": "__main__"})
-    except BaseException as e:  # a board prints the traceback and goes on to the REPL
-        sys.print_exception(e)
+        try:
+            micropython.kbd_intr(3)
+            exec(code, {"__name__": "__main__"})
+        finally:
+            micropython.kbd_intr(-1)
+        if code:
+            return 1
+    except BaseException as e:
+        err = e
+    if err:
+        sys.print_exception(err)
+    return 0
 
 
-run("boot.py")
-if "raw" not in sys.argv:  # a soft reset from the raw REPL skips main.py, as on a board
-    run("main.py")
+# boot.py, then main.py only if boot.py ended well (main.c: a boot.py that raised, even a
+# KeyboardInterrupt, leaves the board at the REPL) and not after a soft reset from the raw
+# REPL. The pending KeyboardInterrupt can be raised as run()'s except clause matches (a
+# branch): it ends that file as its own.
+try:
+    if run("boot.py") and "raw" not in sys.argv:
+        run("main.py")
+except KeyboardInterrupt as e:
+    sys.print_exception(e)
 del run, simhw, os, vfs, flash, gc, start, littlefs, Port

@@ -1,1 +1,0 @@
-# Runs before main.py on every boot. Nothing here may start the motor.
