@@ -1,15 +1,16 @@
 # The commands a host sends to open a session or an operator types, not those a treatment
-# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET, SERVICE and SENSE, and what a boot
-# needs once (the saved settings, telling a brown-out from a power-on). Deployed as .mpy,
-# this module (and settings.py with it) is imported for one such use and dropped again,
-# so their code and texts hold no RAM between uses (about 5 KB on the virtual board);
-# loading them takes a few ms, never in the control tick. DIAG stays in commands.py: the
-# free heap it reports is without them.
+# runs on: HELLO, GET, FAULTS, CONFIG, DEFAULTS, LOG, RESET, CHALLENGE, SERVICE and SENSE,
+# and what a boot needs once (the saved settings, telling a brown-out from a power-on).
+# Deployed as .mpy, this module (and settings.py with it) is imported for one such use and
+# dropped again, so their code and texts hold no RAM between uses (about 5 KB on the
+# virtual board); loading them takes a few ms, never in the control tick. DIAG stays in
+# commands.py: the free heap it reports is without them.
 # Each function here is a method of commands.Commands done out of line (cmds is the
 # Commands object): the state it keeps (settings in use, greeted, reset_pending) is
 # declared in Commands.__init__.
 import os
 
+import auth
 import protocol as P
 import settings
 import wire
@@ -87,19 +88,57 @@ def reset(cmds, args, now_ms):
     cmds.reset_pending = True  # after this reply has gone out
 
 
+def _gate(cmds):
+    if cmds.gate is None:  # kept on cmds: this module goes after each use, the nonce not
+        cmds.gate = auth.Gate(cmds.uid)
+    return cmds.gate
+
+
+def challenge(cmds, args, now_ms):
+    try:
+        return wire.pairs([("nonce", _gate(cmds).challenge(now_ms))])
+    except ValueError as e:
+        _refused(cmds, "CHALLENGE", str(e))
+
+
+def keyed(cmds, name, args, now_ms):
+    """args less mac= once the answer is right; else refused (AUTH) and logged."""
+    try:
+        rest = _gate(cmds).check(name, args, now_ms)
+    except ValueError as e:
+        _refused(cmds, name, str(e))
+    cmds.ctl.post("AUTH", [("cmd", name), ("result", "granted")])
+    return rest
+
+
+def _refused(cmds, name, why):
+    cmds.ctl.post("AUTH", [("cmd", name), ("result", "refused")], why)
+    raise P.ProtocolError("AUTH", "%s refused: %s" % (name, why))
+
+
 def service(cmds, args, now_ms):
     # machine.WDT cannot be stopped once started; only a reset into a boot that never
     # starts it frees the REPL for file transfers. Service mode drives nothing, so it
-    # waits until the needles are in (a RESET need not: the boot brings them in).
+    # waits until the needles are in (a RESET need not: the boot brings them in). The
+    # REPL can do anything: only the key's holder gets there.
     ctl = cmds.ctl
+    ctl.require_still("SERVICE")
     if ctl.depth.moving() and not ctl.faults & P.ACTUATOR_FAULTS:  # a retract under way
         raise P.ProtocolError("STATE", "SERVICE refused while the needles are moving in: "
                               "wait until they are in")
-    reset(cmds, args, now_ms)
+    if keyed(cmds, "SERVICE", args, now_ms):
+        raise P.ProtocolError("MALFORMED", "SERVICE takes only mac=")
+    reset(cmds, (), now_ms)
     set_service_mode()
 
 
 def config(cmds, args, now_ms):
+    # the calibration is this unit's measurement, which no operator may trim: only the
+    # key's holder (the operator's preferences stay open)
+    for pair in args:
+        if pair[0] == "mac" or P.index_of(P.CALIBRATION, pair[0]) >= 0:
+            args = keyed(cmds, "CONFIG", args, now_ms)
+            break
     if args:
         _save(cmds, settings.parse(args, dict(cmds.saved)))
     return _config_fields(cmds)

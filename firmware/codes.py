@@ -117,6 +117,8 @@ ERRORS = (
     ("RESTARTED", ("the board restarted since this host's HELLO; nothing was run: HELLO again")),
     ("SEQ_REUSED", ("sequence number already answered for another frame; nothing was run: "
                     "send it with a new number")),
+    ("AUTH", ("keyed command refused: the board has no key, no fresh challenge, a wrong "
+              "answer, or the wait after wrong answers")),
 )
 
 # Settable parameters: name, unit, decimals on the wire, min, max, step (all in
@@ -164,7 +166,8 @@ COMMANDS = (
     ("KA", "", ("keepalive: refreshes the link timeout")),
     ("DIAG", "", ("control-loop figures: tick time, bytes allocated, free heap")),
     ("RESET", "", ("restart the board, as the EN button does (refused while running)")),
-    ("SERVICE", "", ("restart into service mode: no app, no watchdog, REPL free for mpremote")),
+    ("SERVICE", "*", ("keyed (mac=, the answer to a CHALLENGE): restart into service mode: no "
+                      "app, no watchdog, REPL free for mpremote")),
     ("CONFIG", "*", ("saved settings (profile, telemetry, link_timeout, run_limit, "
                     "current_zero, supply_gain): read, or set and save")),
     ("DEFAULTS", "", ("save the safe default settings (first profile) and apply them; "
@@ -173,6 +176,9 @@ COMMANDS = (
                  "oldest first, a few per reply; next= is where to go on")),
     ("SENSE", "", ("each sensor as read (mV, the mean of 8 samples) with the range the board "
                    "judges it by, and the switches (refused while running or homing)")),
+    ("CHALLENGE", "", ("a fresh nonce for one keyed command (SERVICE, CONFIG of the "
+                       "calibration): its mac= is the HMAC-SHA256 under the board's key of "
+                       "'<nonce> <uid> <command>'")),
 )
 
 # Status and telemetry fields, the one definition of the status schema, in the order they

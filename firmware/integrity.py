@@ -2,16 +2,48 @@
 # so a tampered or half-copied file never gets to run the motor. The manifest has the
 # format of sha256sum ("<hex>  <name>" per line): `sha256sum -c` checks a copy on a PC.
 # Imports nothing of the firmware: no module may run before it has been judged. The
-# host builds manifests with this same module, so both sides share one format.
+# host builds manifests with this same module, so both sides share one format. The manifest
+# is keyed: manifest.mac holds its HMAC-SHA256 under the board's own key (auth.py), which
+# only `pen deploy` with that key writes, so files and a matching manifest written by
+# anyone without the key are refused like any other mismatch.
 import binascii
 import hashlib
 import os
 
 MANIFEST = "manifest.sha256"
+MAC = "manifest.mac"
+KEY_FILE = "key"  # the board's key: 32 random bytes from pen deploy; no command reads it
+KEY_BYTES = 32
 # Everything on the flash that is not deployed code: what the firmware itself writes. The one
 # table of them (pen deploy keeps them too); any other file or folder is a mismatch.
-DATA = ("settings.txt", "settings.new", "events.log", "service", "failed_boots")
+DATA = ("settings.txt", "settings.new", "events.log", "service", "failed_boots", KEY_FILE,
+        "auth_fails")
 _CHUNK = 512
+
+
+def hmac_sha256(key, msg):
+    """RFC 2104 over hashlib.sha256 (the ESP32 port has no hmac module)."""
+    key = key + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(msg)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def manifest_mac(key, text):
+    """What manifest.mac holds for a manifest's text: hex HMAC under the board's key."""
+    return binascii.hexlify(hmac_sha256(key, text.encode())).decode()
+
+
+def read_key():
+    """This board's key, or None when it has none (a board not deployed since keys came)."""
+    try:
+        with open(KEY_FILE, "rb") as f:
+            key = f.read(KEY_BYTES + 1)
+    except OSError:
+        return None
+    return key if len(key) == KEY_BYTES else None
 
 
 def digest(name, buf=None):
@@ -70,6 +102,16 @@ def check():
         return [(MANIFEST, "corrupt")]
     if not entries:
         return [(MANIFEST, "empty")]
+    key = read_key()
+    if key is None:
+        return [(KEY_FILE, "missing: no key to check the manifest by")]
+    try:
+        with open(MAC) as f:
+            mac = f.read(65)
+    except OSError:
+        return [(MAC, "missing")]
+    if mac != manifest_mac(key, text):
+        return [(MAC, "does not match the manifest under the board's key")]
     buf = bytearray(_CHUNK)
     problems = []
     listed = set()
@@ -79,7 +121,7 @@ def check():
         if got != want:
             problems.append((name, "missing" if got is None else "hash mismatch"))
     for name in os.listdir():
-        if name not in listed and name != MANIFEST and name not in DATA:
+        if name not in listed and name != MANIFEST and name != MAC and name not in DATA:
             problems.append((name, "not deployed"))
     return problems
 
@@ -88,7 +130,7 @@ def trusted(problems, *modules):
     """True if none of these modules (by name, .py or .mpy) is among the problems; nothing
     is trusted when the manifest itself is wrong."""
     for name, _ in problems:
-        if name == MANIFEST:
+        if name in (MANIFEST, MAC, KEY_FILE):
             return False
         for module in modules:
             if name == module or name.startswith(module + "."):  # a package folder too
@@ -99,7 +141,8 @@ def trusted(problems, *modules):
 def refuse(problems):
     """The board's answer to damaged files: the lockout (lockout.py: FAULT INTEGRITY on the
     link, nothing moves) when the modules it runs on are undamaged, else one printed line."""
-    if trusted(problems, "protocol", "codes", "link", "lockout", "app_mode"):
+    if trusted(problems, "protocol", "codes", "link", "lockout", "app_mode", "auth", "eventlog",
+               "wire"):
         import lockout
 
         lockout.run(problems)

@@ -1,19 +1,22 @@
 # Runs instead of the pen application when the boot check found deployed files that do
 # not match the manifest. Nothing that drives the motor is imported: its pins stay in
 # their reset state, which the hardware reference wires to "driver disabled". The board
-# says who it is and what is wrong, refuses everything else, and accepts SERVICE and RESET
-# so that `pen deploy` can put good files in place. No watchdog: nothing here can hang
-# the needles, and mpremote may take the REPL with Ctrl-C.
+# says who it is and what is wrong, refuses everything else, and accepts RESET and a keyed
+# SERVICE (auth.py: only the key's holder gets the REPL) so that `pen deploy` can put good
+# files in place; each keyed attempt is logged. No watchdog: nothing here can hang the
+# needles.
 import binascii
 import time
 
+import auth
 import machine
 import protocol as P
 import wire
 from app_mode import set_service_mode
+from eventlog import EventLog
 from link import Link
 
-_ANSWERED = ("HELLO", "STATUS", "FAULTS", "KA", "RESET", "SERVICE")
+_ANSWERED = ("HELLO", "STATUS", "FAULTS", "KA", "RESET", "SERVICE", "CHALLENGE")
 
 
 class Lockout:
@@ -26,11 +29,38 @@ class Lockout:
         self.file = name
         self.boot_ms = time.ticks_ms()
         self.reset_pending = False
+        self.uid = binascii.hexlify(machine.unique_id()).decode()
+        self.gate = auth.Gate(self.uid)
 
     def hello(self):
         return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
-                           ("board", "?"), ("uid", binascii.hexlify(machine.unique_id()).decode()),
+                           ("board", "?"), ("uid", self.uid),
                            ("reset", P.reset_name(machine.reset_cause()))])
+
+    def keyed(self, name, args):
+        """CHALLENGE's nonce, or SERVICE judged (auth.Gate), each logged at once (nothing
+        moves here); a refusal raises ProtocolError (AUTH)."""
+        now = time.ticks_ms()
+        why = None
+        try:
+            if name == "CHALLENGE":
+                return wire.pairs([("nonce", self.gate.challenge(now))])
+            if self.gate.check(name, args, now):
+                why = "SERVICE takes only mac="
+        except ValueError as e:
+            why = str(e)
+        log = EventLog()
+        log.add(time.ticks_diff(now, self.boot_ms), wire.text(
+            "AUTH", [("cmd", name), ("result", "refused" if why else "granted")], why or ""))
+        try:
+            log.flush()
+        except OSError:
+            pass
+        if why:
+            raise P.ProtocolError("AUTH", "%s refused: %s" % (name, why))
+        set_service_mode()
+        self.reset_pending = True
+        return ""
 
     def status(self):
         return wire.pairs([wire.fixed("st", P.FAULT), wire.fixed("f", 1 << P.F_INTEGRITY),
@@ -40,16 +70,16 @@ class Lockout:
         return wire.faults_reply(1 << P.F_INTEGRITY, [(0, P.F_INTEGRITY)], [
             (0, P.F_INTEGRITY, self.detail, wire.pairs([("file", self.file)]))])
 
-    def answer(self, cmd):
+    def answer(self, cmd, args):
         if cmd == "HELLO":
             return self.hello()
         if cmd == "STATUS":
             return self.status()
         if cmd == "FAULTS":
             return self.faults()
-        if cmd == "SERVICE":
-            set_service_mode()
-        if cmd in ("RESET", "SERVICE"):
+        if cmd in ("CHALLENGE", "SERVICE"):
+            return self.keyed(cmd, args)
+        if cmd == "RESET":
             self.reset_pending = True
         return ""
 
@@ -58,7 +88,7 @@ class Lockout:
         got = link.got
         got[0] = -1
         try:
-            seq, cmd, _ = wire.parse_request(wire.unframe(line), got)
+            seq, cmd, args = wire.parse_request(wire.unframe(line), got)
         except P.ProtocolError as e:
             seq = got[0]
             if seq < 0:
@@ -73,7 +103,10 @@ class Lockout:
             link.reply(seq, wire.error(seq, "STATE", "%s refused: firmware locked, %s"
                                        % (name, self.detail)))
             return
-        link.reply(seq, wire.ok(seq, self.answer(name)))
+        try:
+            link.reply(seq, wire.ok(seq, self.answer(name, args)))
+        except P.ProtocolError as e:
+            link.reply(seq, wire.error(seq, e.code, e.message))
 
     def run(self):
         self.link.send(wire.announce(wire.text("BOOT", [

@@ -107,11 +107,15 @@ try:
             if why:
                 # The minimal lockout is the string that ends this file: compiled only when it
                 # must run, so a running pen keeps none of it on its heap (a lone string compiles
-                # to nothing). It is main.py's own text, which nothing else could vouch for.
+                # to nothing). It is main.py's own text, which nothing else could vouch for;
+                # read from its first line on (the whole file in one block did not fit the
+                # heap of a board whose app did not).
                 with open("main.py") as f:
-                    text = f.read().rstrip()
-                exec(text[text.rindex("\n'''\n# The minimal lockout") + 5 : -3],
-                     {"why": why, "count": count})
+                    for text in f:
+                        if text.startswith("# The minimal lockout."):
+                            break
+                    text = (text + f.read()).rstrip()
+                exec(text[:-3], {"why": why, "count": count})
     except BaseException as e:  # printed before the reset below, where a board shows it
         sys.print_exception(e)
     finally:
@@ -134,16 +138,39 @@ finally:
 '''
 # The minimal lockout. It imports nothing of the pen, not even protocol or link, so it
 # speaks when they are damaged; the motor pins keep their reset state (driver disabled).
-# It answers HELLO, STATUS and SERVICE (and RESET) in the protocol's frames and refuses
-# the rest; it ends only in a reset. No watchdog: nothing here can move the needles.
+# It answers HELLO, STATUS, RESET and a keyed SERVICE (CHALLENGE first: auth.py's scheme,
+# written out here with hashlib, as it may not import auth) in the protocol's frames and
+# refuses the rest; it ends only in a reset. Its refusals are not logged (the log is the
+# pen's module); each wrong answer makes the next wait longer. No watchdog: nothing here
+# can move the needles.
+import hashlib
+import os
 import sys
 import time
-from binascii import crc32
+from binascii import crc32, hexlify
 
 import machine
 
 code, why = why
 count(0)  # the next boot (a RESET, a power cycle, after a deploy) tries the firmware
+uid = hexlify(machine.unique_id()).decode()
+nonce = None
+fails = 0
+until = time.ticks_ms()  # no challenge before (1, 2, 4 ... 64 s after each wrong answer)
+
+
+def answer(given):
+    try:
+        with open("key", "rb") as f:
+            key = f.read(33)
+    except OSError:
+        key = b""
+    k = key + bytes(64 - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    inner.update(("%s %s SERVICE" % (given, uid)).encode())
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+    outer.update(inner.digest())
+    return "mac=" + hexlify(outer.digest()).decode() if given and len(key) == 32 else None
 
 
 def send(body):
@@ -168,12 +195,28 @@ while True:
         continue  # the host resends what it had no answer to
     cmd = args[1]
     if cmd == "HELLO":
-        out = "OK proto=1 fw=? board=? reset=?"
+        out = "OK proto=1 fw=? board=? uid=%s reset=?" % uid
     elif cmd == "STATUS":
         out = "OK st=FAULT f=%s up=%d" % (code, time.ticks_diff(time.ticks_ms(), up))
-    elif cmd == "SERVICE" or cmd == "RESET":
-        if cmd == "SERVICE":
+    elif cmd == "CHALLENGE":
+        wait = time.ticks_diff(until, time.ticks_ms())
+        if wait > 0:
+            out = "ERR AUTH : CHALLENGE refused: %d wrong answers: wait %d s" % (
+                fails, wait // 1000 + 1)
+        else:
+            nonce = hexlify(os.urandom(16)).decode()
+            out = "OK nonce=" + nonce
+    elif cmd == "SERVICE":
+        given, nonce = nonce, None
+        mac = answer(given)
+        if mac and args[2:] == [mac]:
             open("service", "w").close()
+            out = "OK"
+        else:
+            fails += 1
+            until = time.ticks_add(time.ticks_ms(), min(1 << (fails - 1), 64) * 1000)
+            out = "ERR AUTH : SERVICE refused: no key, no CHALLENGE before, or a wrong answer"
+    elif cmd == "RESET":
         out = "OK"
     else:
         out = "ERR STATE : %s refused: firmware not running, %s" % (cmd, why)

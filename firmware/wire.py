@@ -65,6 +65,12 @@ def _body(head, fields, message):
     return "%s%s%s" % (head, _MSG, message) if message else head
 
 
+def command_text(name, fields=()):
+    """'CMD a=1 b=2': a request less its number, what a keyed command's mac= covers
+    (auth.py) with the fields as sent."""
+    return _body(name, fields, "")
+
+
 def ok(seq, fields=(), message=""):
     """A reply; fields a list of (name, text) or text from fields()/status()."""
     return _body("%d OK" % seq, fields, message)

@@ -6,13 +6,15 @@ skipped on a real board (no test rig can inject them there yet).
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import pytest
-from penctl import Pen, RefusedError, evidence, patience
+from penctl import Pen, RefusedError, evidence, keys, patience
 from penctl.deploy import BoardRepl
 from penctl.firmware import protocol as P
 from penctl.sim import VirtualBoard
@@ -28,6 +30,11 @@ def pytest_configure(config):
         # the virtual boards' CPU is this host's: every wait of penctl for a board's answer,
         # prompt or boot (tools run as subprocesses too) five times a real board's
         os.environ.setdefault(patience.ENV, "5")
+        # the boards' keys (keys.py) in a directory of this process's own, never the
+        # user's; the tools the tests run inherit it
+        if keys.ENV not in os.environ:
+            os.environ[keys.ENV] = tempfile.mkdtemp(prefix="pen-keys-")
+            config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(keys.ENV), True))
     config.addinivalue_line("markers", "injects: needs fault injection or the physics observer")
     config.addinivalue_line("markers", "fresh: needs a board as it left the factory (nothing "
                                        "saved, not homed), which each virtual board is")

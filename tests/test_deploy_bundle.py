@@ -13,11 +13,23 @@ from penctl.errors import UsageError
 from penctl.firmware import app_mode, integrity
 from penctl.firmware import protocol as firmware_protocol
 
+KEY = bytes(range(32))  # the board's key (auth.py): only its holder writes manifest.mac
+
 
 def write_bundle(files, into):
     for name, data in files.items():
         (into / name).write_bytes(data)
     (into / integrity.MANIFEST).write_text(manifest(files))
+    (into / integrity.KEY_FILE).write_bytes(KEY)
+    (into / integrity.MAC).write_text(integrity.manifest_mac(KEY, manifest(files)))
+
+
+def rewrite_manifest_without_the_key(d):
+    # a file edited and a matching manifest written, as anyone at the REPL could
+    (d / "supervisor.py").write_text("# edited\n")
+    files = {p.name: p.read_bytes() for p in d.iterdir()
+             if p.name not in (integrity.MANIFEST, integrity.MAC, *integrity.DATA)}
+    (d / integrity.MANIFEST).write_text(manifest(files))
 
 
 @pytest.fixture
@@ -53,6 +65,13 @@ def test_mpy_bundle_compiles_modules_but_not_the_boot_files():
     (lambda d: (d / integrity.MANIFEST).unlink(), (integrity.MANIFEST, "missing")),
     (lambda d: (d / integrity.MANIFEST).write_text("nonsense\n"), (integrity.MANIFEST, "corrupt")),
     (lambda d: (d / integrity.MANIFEST).write_text(""), (integrity.MANIFEST, "empty")),
+    (rewrite_manifest_without_the_key,
+     (integrity.MAC, "does not match the manifest under the board's key")),
+    (lambda d: (d / integrity.MAC).unlink(), (integrity.MAC, "missing")),
+    (lambda d: (d / integrity.KEY_FILE).unlink(),
+     (integrity.KEY_FILE, "missing: no key to check the manifest by")),
+    (lambda d: (d / integrity.KEY_FILE).write_bytes(bytes(32)),
+     (integrity.MAC, "does not match the manifest under the board's key")),
 ])
 def test_every_kind_of_damage_is_named(flash, damage, problem):
     damage(flash)
@@ -63,8 +82,9 @@ def test_anything_on_the_flash_not_deployed_is_caught_but_the_firmwares_data(tmp
                                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_bundle(bundle("esp32-devkitc", mpy_arch=""), tmp_path)
-    for name in integrity.DATA:  # what the firmware writes itself
-        (tmp_path / name).write_text("data\n")
+    for name in integrity.DATA:  # what the firmware writes itself (the key: the deploy's)
+        if name != integrity.KEY_FILE:
+            (tmp_path / name).write_text("data\n")
     assert integrity.check() == []
     (tmp_path / "controller.py").write_text("# an old copy, imported before the .mpy\n")
     (tmp_path / "caps").mkdir()  # a package is imported before caps.mpy too
@@ -97,6 +117,8 @@ def test_only_undamaged_modules_are_trusted():
     assert integrity.trusted(problems, "protocol", "link")
     assert not integrity.trusted(problems, "link", "controller")
     assert not integrity.trusted([(integrity.MANIFEST, "missing")], "protocol")
+    assert not integrity.trusted([(integrity.MAC, "missing")], "protocol")
+    assert not integrity.trusted([(integrity.KEY_FILE, "missing")], "protocol")
     assert not integrity.trusted([("link", "not deployed")], "link")  # a package folder
 
 

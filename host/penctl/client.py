@@ -4,7 +4,7 @@ import random
 import threading
 import time
 
-from . import patience
+from . import keys, patience
 from .errors import FaultError, LinkError, RefusedError
 from .firmware import protocol as P
 from .firmware import wire
@@ -153,8 +153,7 @@ class Pen:
 
     # ---- commands ---------------------------------------------------------------------------
     def status(self):
-        fields, _ = self.request("STATUS")
-        return Status.from_fields(fields)
+        return Status.from_fields(self.request("STATUS")[0])
 
     def home(self, timeout=None):
         """Home the depth actuator; returns the status once READY (wait_for's timeout)."""
@@ -172,11 +171,9 @@ class Pen:
         self.request("SET", **params)
 
     def get(self):
-        fields, _ = self.request("GET")
-        return fields
+        return self.request("GET")[0]
 
-    def start(self):
-        """Start the needles; a keepalive runs until stop(), a fault or close()."""
+    def start(self):  # a keepalive runs until stop(), a fault or close()
         self.request("START")
         self.keepalive.start()
 
@@ -204,11 +201,9 @@ class Pen:
             self.keepalive.stop()
 
     def clear(self):
-        fields, _ = self.request("CLEAR")
-        return fields.get("st")
+        return self.request("CLEAR")[0].get("st")
 
-    def faults(self):
-        """Latched faults: list of dicts with code, detail and readings."""
+    def faults(self):  # latched faults: dicts with code, detail and readings
         fields, message = self.request("FAULTS")
         return [{"code": code, "detail": detail, "readings": readings}
                 for code, detail, readings in wire.fault_items(message)]
@@ -223,14 +218,19 @@ class Pen:
 
     def service(self):
         """Restart the board into service mode (no app, no watchdog): the REPL is free for
-        mpremote. Leave it by removing /service on the board and resetting."""
-        self.request("SERVICE")
+        mpremote. Leave it by removing /service and resetting. Keyed (keyed())."""
+        self.keyed("SERVICE")
+
+    def keyed(self, command, **params):
+        """A command only the board key's holder may give (firmware/auth.py): CHALLENGE, then
+        the command with mac=; keys.MissingKeyError without the key, AUTH if refused."""
+        return keys.keyed(self, command, params)
 
     def config(self, **values):
         """The saved settings (profile, telemetry, link_timeout, run_limit, and source:
-        "saved" or "defaults"); with values, sets and saves them first."""
-        fields, _ = self.request("CONFIG", **values)
-        return fields
+        "saved" or "defaults"); with values, sets and saves them first (keyed() for the
+        calibration: current_zero, supply_gain)."""
+        return keys.config(self, values)
 
     def defaults(self):
         """Save and apply the safe defaults (the first, most restrictive profile); the

@@ -11,10 +11,13 @@ session for the whole job, with progress per file. The order makes every interru
 2. The board's files are hashed on the board. Everything the bundle does not hold (files
    and folders) is removed, but the manifest and the firmware's data (integrity.DATA); then
    only files whose hash differs are copied.
-3. The manifest (integrity.py's format) is written last. Until then the board's old
-   manifest no longer matches, so a half-done deploy boots into the INTEGRITY lockout,
-   never into a mix of old and new modules.
-4. The service flag is removed, the board soft-resets (main.py runs) and the deploy
+3. The board's key (keys.py, firmware/auth.py): the one this host holds for the board's
+   unique id, or a new one when it holds none (a board erased and reflashed, or new).
+   The deploy and a key change are event log records.
+4. The manifest (integrity.py's format) is written last, then its MAC under the key.
+   Until then the board's old manifest no longer matches, so a half-done deploy boots
+   into the INTEGRITY lockout, never into a mix of old and new modules.
+5. The service flag is removed, the board soft-resets (main.py runs) and the deploy
    waits until the firmware answers with its version.
 """
 
@@ -22,7 +25,7 @@ import ast
 import time
 from dataclasses import dataclass, field
 
-from . import boards, patience
+from . import board_key, boards, keys, patience
 from .bundle import (  # noqa: F401 (firmware_version: `pen version` takes it from here)
     BOARD_FILE,
     bundle,
@@ -45,6 +48,7 @@ class Report:
     copied: list = field(default_factory=list)
     unchanged: list = field(default_factory=list)
     removed: list = field(default_factory=list)
+    key: str = ""  # "new", "written" (the host's, to a board without it) or "kept"
     bytes_copied: int = 0
     seconds: float = 0.0
 
@@ -190,7 +194,9 @@ def deploy(port, board=None, mpy=True, log=None, progress=None, firmware_dir=Non
         # first: a folder where a file goes must go before the file can be written
         _remove_stale(repl, files, found["files"], report, log)
         _copy_changed(repl, files, found["files"], report, progress or (lambda *a: None), log)
-        _finish(repl, files, log)
+        key = board_key.place(repl, found["files"].get(integrity.KEY_FILE), report, log)
+        board_key.record(repl, report, expected)
+        _finish(repl, files, key, log)
     finally:
         repl.close()
     report.version = _wait_for_firmware(port, expected, log)
@@ -210,6 +216,8 @@ def _ask_for_service(port, log, board=None):
             log("firmware %s answers; restarting it in service mode" % pen.info.get("fw", "?"))
             pen.service()
             return True
+    except keys.MissingKeyError:
+        raise
     except RefusedError as e:
         raise RefusedError("deploy refused by the board (%s): stop the pen and try again"
                            % e.message, e.code) from None
@@ -239,7 +247,8 @@ def _remove_stale(repl, files, on_board, report, log):
     anything else for a mismatch, as a stray .py or package would shadow a module."""
     for name in sorted(on_board):
         kept = name in files and on_board[name] != FOLDER
-        if not kept and name != integrity.MANIFEST and name not in integrity.DATA:
+        if not kept and name not in (integrity.MANIFEST, integrity.MAC) and \
+                name not in integrity.DATA:
             log("removing %s%s" % (name, "/ and everything in it" if on_board[name] == FOLDER
                                    else ""))
             repl.remove(name)
@@ -247,13 +256,16 @@ def _remove_stale(repl, files, on_board, report, log):
             on_board.pop(name)
 
 
-def _finish(repl, files, log):
+def _finish(repl, files, key, log):
     log("writing the manifest and leaving service mode")
     tmp = integrity.MANIFEST + ".new"
-    repl.write(tmp, manifest(files).encode(), None)
+    text = manifest(files)
+    repl.write(tmp, text.encode(), None)
     repl.exec("import os\ntry:\n os.remove(%r)\nexcept OSError:\n pass\nos.rename(%r, %r)\n"
-              "os.remove(%r)" % (integrity.MANIFEST, tmp, integrity.MANIFEST,
-                                 app_mode.SERVICE_FLAG))
+              % (integrity.MANIFEST, tmp, integrity.MANIFEST))
+    # last: until the MAC matches, the boot check refuses the new manifest
+    repl.write(integrity.MAC, integrity.manifest_mac(key, text).encode(), None)
+    repl.exec("import os\nos.remove(%r)" % app_mode.SERVICE_FLAG)
     repl.soft_reset()
 
 

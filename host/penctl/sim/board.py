@@ -8,9 +8,8 @@ its pins, reached through a real serial device.
 VirtualBoard is the one public face; it builds the board from parts, each a file named
 for the piece of hardware (or the host's stand-in for it) it is:
 - vm_process.py: the chip's CPU, a MicroPython VM process (spawn, kill, signals, its CPU
-  time from /proc); register_file.py: its peripherals, a register file shared with the
-  VM (the map is vm/simhw.py, imported by both sides); flash_image.py: its SPI flash
-  image and the MicroPython filesystem in it.
+  time from /proc); register_file.py: its peripherals, a register file shared with the VM
+  (map: vm/simhw.py); flash_image.py: its SPI flash image and filesystem (with its key).
 - chip.py: the ESP32 itself: reset lines EN and IO0, the ROM's download mode, boots and
   their reset causes, panics, the resets the firmware asks for.
 - chip_clock.py: the chip's clock, which leaves out the host time the VM could not run;
@@ -31,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import boards
+from .. import boards, keys
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
 from .chip import PWRON_RESET, Chip
@@ -101,8 +100,7 @@ class VirtualBoard:
         if self.chip not in ROMS:
             raise UsageError("the virtual board has no ROM model for chip %r; it has: %s"
                              % (self.chip, ", ".join(sorted(ROMS))))
-        # its own chip id, as every ESP32 has (machine.unique_id(), the MAC esptool reads):
-        # Espressif's OUI and three random bytes
+        # its own chip id (machine.unique_id(), the MAC esptool reads): Espressif's OUI + 3 bytes
         self.uid = bytes.fromhex("240ac4") + os.urandom(3)
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
@@ -130,7 +128,8 @@ class VirtualBoard:
 
     def start(self):
         self._spi_flash.factory()
-        fill_filesystem(self.flash_dir, self.name, vm_mpy_arch(), self.firmware_dir)
+        fill_filesystem(self.flash_dir, self.name, vm_mpy_arch(), self.firmware_dir,
+                        keys.new(self.uid.hex()))  # this host holds it while the board lives
         self._registers = RegisterFile(self.tmp, self.uid)
         self.regs, self.regs_path = self._registers.regs, self._registers.path
         self.regs[simhw.H_ADC], self.regs[simhw.H_ADC + 1] = self.adc_vref_mv, self.seed
@@ -202,6 +201,7 @@ class VirtualBoard:
                 os.path.realpath(self.bridge.host_port):  # ours, not another board's since
             os.unlink(self.port)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        keys.forget(self.uid.hex())
 
     # ---- what the parts do for the board (their methods, their docstrings) ---------------------
     app_image_valid = _forward("_spi_flash", SpiFlash.app_valid)

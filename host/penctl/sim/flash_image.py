@@ -45,10 +45,14 @@ class SpiFlash:
         return header[0] == chips.IMAGE_MAGIC and chip_id == self.chip_id
 
 
-def fill_filesystem(flash_dir, board_name, mpy_arch, firmware_dir):
-    """The filesystem as a finished `pen deploy` leaves it (the same bundle and manifest)."""
+def fill_filesystem(flash_dir, board_name, mpy_arch, firmware_dir, key):
+    """The filesystem as a finished `pen deploy` leaves it (the same bundle and manifest,
+    and the board's key)."""
     flash_dir.mkdir(parents=True)
     files = bundle.bundle(board_name, mpy_arch, firmware_dir=firmware_dir)
     for name, data in files.items():
         (flash_dir / name).write_bytes(data)
-    (flash_dir / integrity.MANIFEST).write_text(bundle.manifest(files))
+    text = bundle.manifest(files)
+    (flash_dir / integrity.MANIFEST).write_text(text)
+    (flash_dir / integrity.KEY_FILE).write_bytes(key)
+    (flash_dir / integrity.MAC).write_text(integrity.manifest_mac(key, text))
