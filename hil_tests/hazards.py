@@ -21,6 +21,7 @@ STRAY_TEST = "hil_tests/test_deploy.py::test_anything_on_the_flash_that_was_not_
 PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
 DEPTH_TEST = "hil_tests/test_depth_safety.py::"
 LOG_TEST = "hil_tests/test_log_resets.py::"
+KEYED_TEST = "hil_tests/test_keyed_access.py::"
 
 # injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
 INTERLOCKS = {
@@ -263,7 +264,38 @@ HAZARDS = [
         "tests": [DEPLOY_TEST % "supervisor-edited", DEPLOY_TEST % "controller-half-copied",
                   DEPLOY_TEST % "protocol-half-copied",
                   STRAY_TEST % "package-shadowing-caps", STRAY_TEST % "folder",
-                  STRAY_TEST % "file"],
+                  STRAY_TEST % "file",
+                  KEYED_TEST + "test_files_and_a_manifest_rewritten_without_the_key_lock_the"
+                  "_motor_out"],
+    },
+    {
+        "hazard": "someone with the USB cable drives the needles around the firmware "
+                  "(interlocks bypassed from the REPL)",
+        "cause": "Ctrl-C or service mode giving the REPL, code run through the protocol",
+        "interlock": "Ctrl-C off from main.py's first statement to its reset, no boot.py "
+                     "(a Ctrl-C flood across resets never reaches the REPL); the app never "
+                     "ends at the REPL; no command runs code; SERVICE only with the board's "
+                     "key (HMAC-SHA256 answer to a fresh nonce, bound to the board and the "
+                     "command; a growing wait after wrong answers; every attempt logged). "
+                     "Open: the ROM loader on the same cable (docs/security.md)",
+        "faults": [],
+        "tests": ["hil_tests/test_lifecycle.py::test_a_ctrl_c_flood_across_resets_never"
+                  "_reaches_the_repl_nor_kills_the_board",
+                  KEYED_TEST + "test_mpremote_gets_nothing_from_application_mode_and_changes"
+                  "_nothing",
+                  KEYED_TEST + "test_service_without_the_key_is_refused_naming_the_key_and_the"
+                  "_way_back",
+                  KEYED_TEST + "test_a_wrong_answer_is_refused_logged_and_the_next_challenge"
+                  "_waits",
+                  KEYED_TEST + "test_an_answer_counts_once_a_replay_is_refused"],
+    },
+    {
+        "hazard": "an operator trims the calibration so that a trip comes late",
+        "cause": "current_zero or supply_gain changed from the operator's protocol",
+        "interlock": "the calibration is keyed (CONFIG with the key's answer); bounded; past "
+                     "a trip level the untrimmed reading counts",
+        "faults": [],
+        "tests": [KEYED_TEST + "test_calibration_needs_the_key_and_the_profile_does_not"],
     },
     {
         "hazard": "corrupted settings or commands move the needles wrongly",

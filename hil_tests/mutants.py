@@ -21,6 +21,7 @@ from penctl.paths import FIRMWARE_DIR  # noqa: E402
 ROOT = Path(__file__).parents[1]
 
 
+KEYED = "hil_tests/test_keyed_access.py::%s"
 CTRL_C_TEST = ("hil_tests/test_lifecycle.py::test_ctrl_c_bursts_while_running_are_a_realtime"
                "_stop_and_never_leave_the_app")
 
@@ -79,12 +80,23 @@ MUTANTS = [
     ("Ctrl-C: realtime STOP byte ignored",
      [("link.py", "            if c == _ETX:\n                return STOP\n", "")],
      [CTRL_C_TEST]),
+    ("AUTH: any answer opens service mode",
+     [("auth.py", "            if not _same(mac, answer(key, nonce, self.uid, name, rest)):\n",
+       "            if 0:\n")],
+     [KEYED % "test_a_wrong_answer_is_refused_logged_and_the_next_challenge_waits"]),
+    ("AUTH: the calibration open to any operator",
+     [("admin_cmds.py", 'if pair[0] == "mac" or P.index_of(P.CALIBRATION, pair[0]) >= 0:',
+       'if pair[0] == "mac":')],
+     [KEYED % "test_calibration_needs_the_key_and_the_profile_does_not"]),
+    ("INTEGRITY: the manifest's MAC not checked",
+     [("integrity.py", "    if mac != manifest_mac(key, text):\n", "    if 0:\n")],
+     [KEYED % "test_files_and_a_manifest_rewritten_without_the_key_lock_the_motor_out"]),
     ("INTEGRITY: boot check finds nothing wrong",
      [("integrity.py", "    return problems\n", "    return []\n")],
      [DEPLOY_TEST % "supervisor-edited"]),
     ("INTEGRITY: files and folders not in the manifest pass the boot check",
-     [("integrity.py", "        if name not in listed and name != MANIFEST and name not in DATA:\n",
-       "        if False:\n")],
+     [("integrity.py", "        if name not in listed and name != MANIFEST and name != MAC "
+       "and name not in DATA:\n", "        if False:\n")],
      [STRAY_TEST % "package-shadowing-caps"]),
     ("Calibration: the trimmed current reading hides an overcurrent",
      [("sensors.py", "r.current_ma = raw if raw >= self.overcurrent_ma and raw > ma else ma",
