@@ -151,3 +151,30 @@ def test_files_and_a_manifest_rewritten_without_the_key_lock_the_motor_out(board
             pen.request("HOME")
     assert motor_stopped(board)
     assert "manifest.mac does not match" in board.output()
+
+
+@pytest.mark.long(40)
+def test_a_lost_key_is_recovered_by_erasing_and_deploying_again(board, tmp_path):
+    # the documented way back (docs/security.md): physical access, and the flash and its
+    # log are wiped; `pen flash --erase` then `pen deploy` gives the board a new key
+    from penctl.deploy import deploy
+    from penctl.flash import flash
+    from test_flash import PTY, esp_image
+
+    uid = board.uid.hex()
+    keys.forget(uid)
+    board.enter_download_mode()
+    flash(board.port, esp_image(tmp_path / "fw.bin"), "virtual", erase=True, **PTY)
+    board.reset()
+    wait_until(lambda: ">>> " in board.output(), 10, "MicroPython's REPL on a new filesystem")
+    assert [p.name for p in board.flash_dir.iterdir()] == ["boot.py"]  # files, log, key: gone
+    report = deploy(board.port, board="virtual")
+    assert report.key == "new" and "boot.py" in report.removed
+    assert len(keys.load(uid)) == 32 and (keys.path(uid).stat().st_mode & 0o777) == 0o600
+    with patient_pen(board.url) as pen:
+        assert pen.status().state == "IDLE"
+        events = [r["text"] for r in pen.log()]
+        assert any(t.startswith("DEPLOY") for t in events)
+        assert any(t.startswith("KEY change=new") for t in events)
+        pen.service()  # the new key opens service mode
+    wait_until(lambda: ">>> " in board.output()[-200:], 10, "service mode's REPL")

@@ -105,7 +105,7 @@ class VirtualBoard:
         self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
         self.flash_dir = self.tmp / "flash"
         self.port = str(link or self.tmp / "ttyPEN0")  # link: a stable path (`pen sim`)
-        self._spi_flash = SpiFlash(self.tmp / "flash.bin", self.chip)  # what esptool writes
+        self._spi_flash = SpiFlash(self.tmp / "flash.bin", self.chip, self.flash_dir)
         self.flash_image, self.flash_size = self._spi_flash.path, self._spi_flash.size
         self.app_offset = self._spi_flash.app_offset
         self._lock = threading.RLock()

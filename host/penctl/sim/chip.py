@@ -86,6 +86,8 @@ class Chip:
         if not self.booted_app:
             self.vm.proc = None
             return
+        if self.flash.initial_setup():
+            self.bridge.send_to_host(b"Performing initial setup\r\n")
         self._booted_at = time.monotonic()
         regs[simhw.H_RESET_CAUSE] = cause
         self.physics.faults.pop("hang", None)  # a reset ends the hang: new firmware run

@@ -7,6 +7,8 @@
   holding what a finished `pen deploy` leaves (bundle.py's files and manifest).
 """
 
+import shutil
+
 from .. import bundle, chips
 from ..firmware import integrity
 from .rom import ROMS
@@ -16,11 +18,18 @@ FLASH_SIZE = 4 * 1024 * 1024
 # the app at 0x200000, and MicroPython's main.c registers the rest of the flash as the
 # "vfs" partition, LittleFS: the filesystem vm/littlefs.py gives the flash directory
 VFS_OFFSET = 0x200000
+# LittleFS's superblock names itself at offset 8 of its first block (lfs2.c): what tells a
+# formatted partition from an erased one (ports/esp32/modules/inisetup.py, check_bootsec)
+_LFS_MAGIC = b"littlefs"
+# what the port's inisetup.setup() writes on the filesystem it has just made (v1.26.0)
+_INITIAL_BOOT_PY = ("# This file is executed on every boot (including wake-boot from deepsleep)\n"
+                    "#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n")
 
 
 class SpiFlash:
-    def __init__(self, path, chip):
+    def __init__(self, path, chip, vfs_dir):
         self.path = path
+        self.vfs_dir = vfs_dir  # the partition's files (vm/littlefs.py)
         self.size = FLASH_SIZE
         self.chip_id = ROMS[chip].spec.image_chip_id
         self.app_offset = ROMS[chip].spec.app_offset
@@ -35,6 +44,23 @@ class SpiFlash:
             f.write(b"\xff" * self.size)
             f.seek(self.app_offset)
             f.write(bytes(header))
+            f.seek(VFS_OFFSET + 8)
+            f.write(_LFS_MAGIC)  # a filesystem there: the deployed files (fill_filesystem)
+
+    def initial_setup(self):
+        """At a boot of MicroPython: an erased "vfs" partition (esptool erase-flash, `pen
+        flash --erase`) gets a new, empty LittleFS with the port's boot.py in it, as
+        _boot.py's mount fails and inisetup.setup() runs. True if it did."""
+        with open(self.path, "r+b") as f:
+            f.seek(VFS_OFFSET)
+            if f.read(4096) != b"\xff" * 4096:
+                return False
+            f.seek(VFS_OFFSET + 8)
+            f.write(_LFS_MAGIC)
+        shutil.rmtree(self.vfs_dir, ignore_errors=True)
+        self.vfs_dir.mkdir()
+        (self.vfs_dir / "boot.py").write_text(_INITIAL_BOOT_PY)
+        return True
 
     def app_valid(self):
         """The ROM boots the app only if a valid image header sits at the app offset."""
