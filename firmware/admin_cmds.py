@@ -10,7 +10,6 @@
 # declared in Commands.__init__.
 import os
 
-import auth
 import protocol as P
 import settings
 import wire
@@ -88,32 +87,31 @@ def reset(cmds, args, now_ms):
     cmds.reset_pending = True  # after this reply has gone out
 
 
-def _gate(cmds):
-    if cmds.gate is None:  # kept on cmds: this module goes after each use, the nonce not
-        cmds.gate = auth.Gate(cmds.uid)
-    return cmds.gate
-
-
 def challenge(cmds, args, now_ms):
-    try:
-        return wire.pairs([("nonce", _gate(cmds).challenge(now_ms))])
-    except ValueError as e:
-        _refused(cmds, "CHALLENGE", str(e))
+    return keyed(cmds, "CHALLENGE", args, now_ms)
 
 
 def keyed(cmds, name, args, now_ms):
-    """args less mac= once the answer is right; else refused (AUTH) and logged."""
+    """CHALLENGE's nonce; or, for keyed command `name`, its args less mac= once the answer
+    is right. Refused while the needles run (a wrong answer is counted on the flash, whose
+    writes stall the loop); a refusal is an AUTH error and record. auth (and integrity with
+    it) is imported here only: every other command would carry it onto the heap for
+    nothing (a GET once found no free block for 368 bytes)."""
+    import auth
+
+    ctl = cmds.ctl
+    ctl.require_still(name)
+    if cmds.gate is None:  # kept on cmds: this module goes after each use, the nonce not
+        cmds.gate = auth.new_state()
     try:
-        rest = _gate(cmds).check(name, args, now_ms)
+        if name == "CHALLENGE":
+            return wire.pairs([("nonce", auth.challenge(cmds.gate, now_ms))])
+        rest = auth.check(cmds.gate, cmds.uid, name, args, now_ms)
     except ValueError as e:
-        _refused(cmds, name, str(e))
-    cmds.ctl.post("AUTH", [("cmd", name), ("result", "granted")])
+        ctl.post("AUTH", [("cmd", name), ("result", "refused")], str(e))
+        raise P.ProtocolError("AUTH", "%s refused: %s" % (name, e)) from None
+    ctl.post("AUTH", [("cmd", name), ("result", "granted")])
     return rest
-
-
-def _refused(cmds, name, why):
-    cmds.ctl.post("AUTH", [("cmd", name), ("result", "refused")], why)
-    raise P.ProtocolError("AUTH", "%s refused: %s" % (name, why))
 
 
 def service(cmds, args, now_ms):

@@ -30,7 +30,7 @@ except ImportError:  # the host
 FAILS_FILE = "auth_fails"  # wrong answers in a row (integrity.DATA)
 _NONCE_BYTES = const(16)
 _NONCE_MS = const(30000)  # a challenge not answered within 30 s is void
-_WAIT_MAX_S = const(64)
+_WAIT_MAX_DOUBLINGS = const(6)  # the wait after wrong answers: 1 s doubled, at most 64 s
 
 
 def answer(key, nonce, uid, name, fields=()):
@@ -59,67 +59,71 @@ def _count_failure(n):
         pass
 
 
-class Gate:
-    """One board's challenge state: the nonce out (one at a time), when it was given, and
-    the wait after wrong answers (from the last one, or this boot's start)."""
+# A board's challenge state is a plain list the caller keeps, [nonce out or None, when it was
+# given, when the last wrong answer came (or the boot)]: the firmware drops this module
+# after each use (admin_cmds), and a class kept alive would keep it on the heap.
+_NONCE = const(0)
+_GIVEN = const(1)
+_FAILED = const(2)
 
-    def __init__(self, uid):
-        self.uid = uid
-        self.nonce = None
-        self.given_ms = 0
-        self.failed_ms = time.ticks_ms()  # a wait counted before a reset runs again from boot
 
-    def wait_s(self, now_ms):
-        n = failures()
-        if not n:
-            return 0
-        wait = min(1 << (n - 1), _WAIT_MAX_S) * 1000 - time.ticks_diff(now_ms, self.failed_ms)
-        return (wait + 999) // 1000 if wait > 0 else 0
+def new_state():
+    return [None, 0, time.ticks_ms()]  # a wait counted before a reset runs again from boot
 
-    def challenge(self, now_ms):
-        """A fresh nonce (hex); the one out before is void. Raises ValueError(reason)."""
-        if read_key() is None:
-            raise ValueError("this board has no key: erase and reflash it, then pen deploy "
-                             "gives it one (docs/security.md, recovery)")
-        wait = self.wait_s(now_ms)
-        if wait:
-            raise ValueError("%d wrong answers in a row: no challenge for %d s more"
-                             % (failures(), wait))
-        self.nonce = binascii.hexlify(os.urandom(_NONCE_BYTES)).decode()
-        self.given_ms = now_ms
-        return self.nonce
 
-    def check(self, name, args, now_ms):
-        """Judge a keyed command: name, its [(name, text)] arguments with mac= among them.
-        Returns the arguments without mac; raises ValueError(reason) for a refusal, counted
-        as a wrong answer unless no challenge was out. The nonce is spent either way."""
-        nonce, self.nonce = self.nonce, None
-        mac = None
-        rest = []
-        for pair in args:
-            if pair[0] == "mac":
-                mac = pair[1]
-            else:
-                rest.append(pair)
-        if nonce is None:
-            raise ValueError("%s needs a fresh CHALLENGE: each answers one command" % name)
-        key = read_key()
-        why = None
-        if key is None:
-            why = "this board has no key"
-        elif time.ticks_diff(now_ms, self.given_ms) > _NONCE_MS:
-            why = "the challenge expired (30 s)"
-        elif mac is None:
-            why = "%s needs mac=, the answer to the challenge" % name
+def wait_s(state, now_ms):
+    n = failures()
+    if not n:
+        return 0
+    wait = (1 << min(n - 1, _WAIT_MAX_DOUBLINGS)) * 1000 - time.ticks_diff(
+        now_ms, state[_FAILED])
+    return (wait + 999) // 1000 if wait > 0 else 0
+
+
+def challenge(state, now_ms):
+    """A fresh nonce (hex); the one out before is void. Raises ValueError(reason)."""
+    if read_key() is None:
+        raise ValueError("this board has no key: erase and reflash it, then pen deploy "
+                         "gives it one (docs/security.md, recovery)")
+    wait = wait_s(state, now_ms)
+    if wait:
+        raise ValueError("%d wrong answers in a row: no challenge for %d s more"
+                         % (failures(), wait))
+    state[_NONCE] = binascii.hexlify(os.urandom(_NONCE_BYTES)).decode()
+    state[_GIVEN] = now_ms
+    return state[_NONCE]
+
+
+def check(state, uid, name, args, now_ms):
+    """Judge keyed command `name`, its [(name, text)] arguments with mac= among them.
+    Returns the arguments without mac; raises ValueError(reason) for a refusal, counted as
+    a wrong answer unless no challenge was out. The nonce is spent either way."""
+    nonce, state[_NONCE] = state[_NONCE], None
+    mac = None
+    rest = []
+    for pair in args:
+        if pair[0] == "mac":
+            mac = pair[1]
         else:
-            if not _same(mac, answer(key, nonce, self.uid, name, rest)):
-                why = "wrong answer to the challenge"
-        if why:
-            _count_failure(failures() + 1)
-            self.failed_ms = now_ms
-            raise ValueError(why)
-        _count_failure(0)
-        return rest
+            rest.append(pair)
+    if nonce is None:
+        raise ValueError("%s needs a fresh CHALLENGE: each answers one command" % name)
+    key = read_key()
+    why = None
+    if key is None:
+        why = "this board has no key"
+    elif time.ticks_diff(now_ms, state[_GIVEN]) > _NONCE_MS:
+        why = "the challenge expired (30 s)"
+    elif mac is None:
+        why = "%s needs mac=, the answer to the challenge" % name
+    elif not _same(mac, answer(key, nonce, uid, name, rest)):
+        why = "wrong answer to the challenge"
+    if why:
+        _count_failure(failures() + 1)
+        state[_FAILED] = now_ms
+        raise ValueError(why)
+    _count_failure(0)
+    return rest
 
 
 def _same(a, b):

@@ -27,7 +27,7 @@ class Commands:
         self.reset_cause = reset_cause  # why it last restarted (boot() may find a brown-out)
         self.greeted = False  # until a HELLO: this boot answers nothing else
         self.reset_pending = False  # RESET or SERVICE: the app resets once the reply is out
-        self.gate = None  # the keyed commands' challenge (auth.Gate), made at the first
+        self.gate = None  # the keyed commands' challenge state (auth.new_state()), at the first
         # the settings (settings.py): those in use (as saved, or the defaults), the defaults,
         # and why the defaults are in use (None: the saved ones are); boot() sets them
         self.saved = self.default_settings = self.config_problem = None

@@ -30,7 +30,7 @@ class Lockout:
         self.boot_ms = time.ticks_ms()
         self.reset_pending = False
         self.uid = binascii.hexlify(machine.unique_id()).decode()
-        self.gate = auth.Gate(self.uid)
+        self.gate = auth.new_state()
 
     def hello(self):
         return wire.pairs([("proto", P.PROTOCOL_VERSION), ("fw", P.FIRMWARE_VERSION),
@@ -38,14 +38,14 @@ class Lockout:
                            ("reset", P.reset_name(machine.reset_cause()))])
 
     def keyed(self, name, args):
-        """CHALLENGE's nonce, or SERVICE judged (auth.Gate), each logged at once (nothing
+        """CHALLENGE's nonce, or SERVICE judged (auth.py), each logged at once (nothing
         moves here); a refusal raises ProtocolError (AUTH)."""
         now = time.ticks_ms()
         why = None
         try:
             if name == "CHALLENGE":
-                return wire.pairs([("nonce", self.gate.challenge(now))])
-            if self.gate.check(name, args, now):
+                return wire.pairs([("nonce", auth.challenge(self.gate, now))])
+            if auth.check(self.gate, self.uid, name, args, now):
                 why = "SERVICE takes only mac="
         except ValueError as e:
             why = str(e)

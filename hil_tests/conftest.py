@@ -366,6 +366,14 @@ def mpremote(port, *args):
     return done.stdout
 
 
+def mpremote_fails(port, *args):
+    """Run the real mpremote on the port, which must fail (no REPL there); its output."""
+    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0, done.stdout
+    return done.stdout + done.stderr
+
+
 def motor_stopped(board):
     obs = board.observe()
     return obs["motor_duty"] == 0 and not obs["motor_enable_line"]

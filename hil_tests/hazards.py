@@ -287,7 +287,9 @@ HAZARDS = [
                   "_way_back",
                   KEYED_TEST + "test_a_wrong_answer_is_refused_logged_and_the_next_challenge"
                   "_waits",
-                  KEYED_TEST + "test_an_answer_counts_once_a_replay_is_refused"],
+                  KEYED_TEST + "test_an_answer_counts_once_a_replay_is_refused",
+                  KEYED_TEST + "test_both_lockouts_want_the_key_for_service[lockout]",
+                  KEYED_TEST + "test_both_lockouts_want_the_key_for_service[minimal-lockout]"],
     },
     {
         "hazard": "an operator trims the calibration so that a trip comes late",

@@ -283,6 +283,9 @@ def test_service_waits_until_the_needles_are_in(pen, board):
     # service mode drives nothing: entered during a retract, it left the needles out
     run_out(pen, board, "cheeks", 1.5)  # the retract then takes 1 s
     board.inject("overtemp")
+    # tripped, the needles on their way in (a SERVICE, or its CHALLENGE, still in RUNNING is
+    # refused for that)
+    wait_until(lambda: pen.status().state == "FAULT", 2, "the overtemp trip")
     with pytest.raises(RefusedError, match="moving in") as refused:
         pen.service()
     assert refused.value.code == "STATE"

@@ -4,11 +4,9 @@ the calibration need the board's key (firmware/auth.py), and every attempt is lo
 manifest rewritten without the key locks the motor out."""
 
 import hashlib
-import subprocess
-import sys
 
 import pytest
-from conftest import board_sleep, motor_stopped, mpremote, patient_pen, wait_until
+from conftest import board_sleep, motor_stopped, mpremote, mpremote_fails, patient_pen, wait_until
 from penctl import RefusedError, keys
 from penctl.firmware import integrity
 
@@ -19,13 +17,6 @@ def flash_files(board):
     """Every file but the event log (mpremote's Ctrl-C is a realtime STOP, which it logs)."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(board.flash_dir.iterdir()) if p.name != "events.log"}
-
-
-def mpremote_fails(port, *args):
-    done = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0, done.stdout
-    return done.stdout + done.stderr
 
 
 def auth_records(pen):
@@ -178,3 +169,60 @@ def test_a_lost_key_is_recovered_by_erasing_and_deploying_again(board, tmp_path)
         assert any(t.startswith("KEY change=new") for t in events)
         pen.service()  # the new key opens service mode
     wait_until(lambda: ">>> " in board.output()[-200:], 10, "service mode's REPL")
+
+
+@pytest.mark.long(30)
+@pytest.mark.parametrize("damaged", ["supervisor.mpy", "protocol.mpy"],
+                         ids=["lockout", "minimal-lockout"])
+def test_both_lockouts_want_the_key_for_service(board, damaged):
+    # a board locked out by a damaged file still gives service mode, for pen deploy to
+    # repair it: only to the key's holder
+    uid = board.uid.hex()
+    right = keys.load(uid)
+    target = board.flash_dir / damaged
+    target.write_bytes(target.read_bytes()[:100])
+    board.reset()
+    keys.save(uid, bytes(32))
+    with patient_pen(board.url) as pen:
+        assert pen.status().faults == ["INTEGRITY"]
+        with pytest.raises(RefusedError) as wrong:
+            pen.service()
+        assert wrong.value.code == "AUTH"
+        with pytest.raises(RefusedError, match="wait|no challenge"):
+            pen.request("CHALLENGE")
+        keys.save(uid, right)
+        board_sleep(1.2)
+        pen.service()
+    wait_until(lambda: ">>> " in board.output()[-300:], 10, "service mode's REPL")
+    if damaged == "supervisor.mpy":  # the lockout logs; the minimal one has no log module
+        log = (board.flash_dir / "events.log").read_bytes()
+        assert b"AUTH cmd=SERVICE result=refused" in log
+        assert b"AUTH cmd=SERVICE result=granted" in log
+
+
+def test_nothing_keyed_is_judged_while_the_needles_run(running_pen, board):
+    # refused for the state before any answer is judged: a wrong one is counted on the
+    # flash, whose writes stall the control loop
+    for command, params in (("CHALLENGE", {}), ("CONFIG", {"current_zero": 3, "mac": "0" * 64}),
+                            ("SERVICE", {"mac": "0" * 64})):
+        with pytest.raises(RefusedError) as refused:
+            running_pen.request(command, **params)
+        assert refused.value.code == "STATE", command
+    assert not (board.flash_dir / "auth_fails").exists()
+    assert board.observe()["motor_duty"] > 0
+
+
+def test_pen_deploy_without_the_key_stops_before_touching_the_board_and_says_why(board):
+    import subprocess
+    import sys
+
+    keys.forget(board.uid.hex())
+    before = flash_files(board)
+    done = subprocess.run([sys.executable, "-m", "penctl", "--port", board.url, "deploy"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no key for board %s" % board.uid.hex() in done.stderr
+    assert "pen flash --erase" in done.stderr and "Traceback" not in done.stderr
+    assert flash_files(board) == before and not (board.flash_dir / "service").exists()
+    with patient_pen(board.url) as pen:
+        assert pen.status().state == "IDLE"

@@ -4,7 +4,7 @@ transfers need a boot that never starts it. mpremote (unmodified) then owns the 
 import time
 
 import pytest
-from conftest import board_sleep, motor_stopped, mpremote, patient_pen, wait_until
+from conftest import board_sleep, motor_stopped, mpremote, mpremote_fails, patient_pen, wait_until
 from penctl import RefusedError
 
 pytestmark = pytest.mark.injects
@@ -38,6 +38,7 @@ def test_service_mode_frees_the_repl_for_mpremote_and_is_left_by_reset(board, tm
     board_sleep(0.5)
     with patient_pen(board.port) as pen:
         assert pen.status().state == "IDLE"  # the firmware runs again
+    mpremote_fails(board.port, "exec", "print(6 * 7)")  # and application mode is closed again
 
 
 def test_service_refused_while_running(running_pen, board):

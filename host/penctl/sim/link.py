@@ -302,6 +302,11 @@ class LinkBridge:
         self.stats["to_host"] += len(data)
         self._send(None, data)
 
+    def line_ends(self):
+        """Chip times (s) the last line's "\n" reached the chip and left it: a round trip
+        in the chip's own time, without the host's scheduling on either side."""
+        return self._rx.eol_at, self._tx.eol_at
+
     def stalled_s(self, now):
         """Host time this thread has been kept from running, the stall it is in now
         included: the VM may be waiting on it this moment (a full channel), and the

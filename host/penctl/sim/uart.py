@@ -89,6 +89,7 @@ class Wire:
     def __init__(self):
         self.queue = bytearray()
         self.at = 0.0  # chip time the wire has sent up to
+        self.eol_at = 0.0  # chip time the last "\n" finished (make bench's round trips)
 
     def put(self, data, chip):
         if not self.queue:
@@ -102,6 +103,9 @@ class Wire:
             return b""
         out = bytes(self.queue[:n])
         del self.queue[:n]
+        eol = out.rfind(b"\n")
+        if eol >= 0:
+            self.eol_at = self.at + (eol + 1) * BYTE_S
         self.at += n * BYTE_S
         return out
 
