@@ -19,6 +19,7 @@ from micropython import const
 _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since=next)
 _SAMPLES = const(8)  # SENSE's reading of an input: one sample scatters ~5 mV rms, 8 ~2 mV
 _ZERO_MV = const(50)  # the current sensor at rest: within 50 mV (83 mA) of its zero
+_DEPLOYED_MAX = const(256)
 
 
 def boot(cmds, board, power_on):
@@ -27,6 +28,25 @@ def boot(cmds, board, power_on):
     cmds.default_settings = settings.defaults(board)  # not the board dict: it is big
     cmds.saved, cmds.config_problem = settings.load(board)
     settings.apply(cmds.ctl, cmds.saved, cmds.config_problem)
+    _deployed(cmds.ctl)
+
+
+def _deployed(ctl):
+    # pen deploy leaves its DEPLOY (and KEY) records in this file for the firmware to log
+    # at its first boot: importing the log's modules at the REPL took a free block a heap
+    # fragmented by the copying did not have
+    from integrity import DEPLOYED
+
+    try:
+        with open(DEPLOYED) as f:
+            lines = f.read(_DEPLOYED_MAX).split("\n")
+        os.remove(DEPLOYED)
+    except OSError:
+        return
+    for line in lines:
+        name = wire.split_text(line)[0]
+        if name in ("DEPLOY", "KEY"):
+            ctl.post(name, wire.split_text(line)[1])
 
 
 def _browned_out(log):

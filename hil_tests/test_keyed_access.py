@@ -226,3 +226,33 @@ def test_pen_deploy_without_the_key_stops_before_touching_the_board_and_says_why
     assert flash_files(board) == before and not (board.flash_dir / "service").exists()
     with patient_pen(board.url) as pen:
         assert pen.status().state == "IDLE"
+
+
+# the firmware as it was before keyed access: no CHALLENGE, a SERVICE that takes no answer
+BEFORE_KEYS = [
+    ("codes.py", '("CHALLENGE", "", ("a fresh nonce', '("CHALLENGE_", "", ("a fresh nonce'),
+    ("admin_cmds.py", '''    if keyed(cmds, "SERVICE", args, now_ms):
+        raise P.ProtocolError("MALFORMED", "SERVICE takes only mac=")
+''', ""),
+]
+
+
+@pytest.mark.long(30)
+def test_a_board_on_a_firmware_from_before_keys_is_brought_up_to_date_by_pen_deploy(tmp_path):
+    # It knows no CHALLENGE (refused as UNKNOWN_CMD) and its SERVICE takes no answer:
+    # Pen.keyed() sends the command as that firmware takes it, and the deploy puts the
+    # firmware of today on the board
+    from mutants import build
+    from penctl.deploy import deploy
+    from penctl.sim import VirtualBoard
+
+    build(BEFORE_KEYS, tmp_path / "fw")
+    with VirtualBoard(firmware_dir=tmp_path / "fw") as board:
+        with patient_pen(board.url) as pen:
+            with pytest.raises(RefusedError) as unknown:
+                pen.request("CHALLENGE")
+            assert unknown.value.code == "UNKNOWN_CMD"
+        report = deploy(board.url, board="virtual")
+        assert {"codes.py", "admin_cmds.mpy"} <= set(report.copied) and report.key == "kept"
+        with patient_pen(board.url) as pen:
+            assert pen.status().faults == [] and pen.request("CHALLENGE")[0]["nonce"]

@@ -5,7 +5,7 @@ the event log records of the deploy and of a key change. Run at the board's raw 
 import hashlib
 
 from . import keys
-from .firmware import integrity
+from .firmware import integrity, wire
 
 
 def place(repl, on_board, report, log):
@@ -26,19 +26,10 @@ def place(repl, on_board, report, log):
     return key
 
 
-_RECORD = """
-import eventlog, wire
-log = eventlog.EventLog()
-%s
-log.flush()
-"""
-
-
 def record(repl, report, version):
-    """The deploy, and a key change, as records in the board's event log (with the board's
-    own modules, as just copied)."""
-    adds = ["log.add(0, wire.text('DEPLOY', [('fw', %r), ('files', %d)]))" % (
-        version, len(report.copied))]
+    """The deploy, and a key change, as records for the board's event log: left in the file
+    the firmware logs them from at its next boot (admin_cmds._deployed)."""
+    lines = [wire.text("DEPLOY", [("fw", version), ("files", len(report.copied))])]
     if report.key != "kept":
-        adds.append("log.add(0, wire.text('KEY', [('change', %r)]))" % report.key)
-    repl.exec(_RECORD % "\n".join(adds))
+        lines.append(wire.text("KEY", [("change", report.key)]))
+    repl.write(integrity.DEPLOYED, "\n".join(lines).encode(), None)

@@ -85,11 +85,18 @@ def answer(key, nonce, uid, command, fields=()):
 
 # ---- the commands that need it (Pen.keyed, Pen.config) ----------------------------------------
 def keyed(pen, command, params):
-    """CHALLENGE, then the command with mac=, the answer under this board's key."""
+    """CHALLENGE, then the command with mac=, the answer under this board's key. A
+    firmware from before keyed access does not know CHALLENGE, nor keys: the command goes
+    as it takes it, so that `pen deploy` can bring such a board up to date (and give it
+    its key)."""
     uid = pen.info.get("uid", "")
-    key = load(uid)
-    nonce = pen.request("CHALLENGE")[0]["nonce"]
-    mac = answer(key, nonce, uid, command, wire.request_fields(params))
+    try:
+        nonce = pen.request("CHALLENGE")[0]["nonce"]  # changes nothing on the board
+    except RefusedError as e:
+        if e.code != "UNKNOWN_CMD":
+            raise
+        return pen.request(command, **params)
+    mac = answer(load(uid), nonce, uid, command, wire.request_fields(params))
     return pen.request(command, **params, mac=mac)
 
 
