@@ -44,9 +44,9 @@ def _deployed(ctl):
     except OSError:
         return
     for line in lines:
-        name = wire.split_text(line)[0]
+        name, fields, _ = wire.split_text(line)
         if name in ("DEPLOY", "KEY"):
-            ctl.post(name, wire.split_text(line)[1])
+            ctl.post(name, fields)
 
 
 def _browned_out(log):

@@ -71,24 +71,18 @@ def new_state():
     return [None, 0, time.ticks_ms()]  # a wait counted before a reset runs again from boot
 
 
-def wait_s(state, now_ms):
-    n = failures()
-    if not n:
-        return 0
-    wait = (1 << min(n - 1, _WAIT_MAX_DOUBLINGS)) * 1000 - time.ticks_diff(
-        now_ms, state[_FAILED])
-    return (wait + 999) // 1000 if wait > 0 else 0
-
-
 def challenge(state, now_ms):
     """A fresh nonce (hex); the one out before is void. Raises ValueError(reason)."""
     if read_key() is None:
         raise ValueError("this board has no key: erase and reflash it, then pen deploy "
                          "gives it one (docs/security.md, recovery)")
-    wait = wait_s(state, now_ms)
-    if wait:
-        raise ValueError("%d wrong answers in a row: no challenge for %d s more"
-                         % (failures(), wait))
+    n = failures()
+    if n:
+        wait = (1 << min(n - 1, _WAIT_MAX_DOUBLINGS)) * 1000 - time.ticks_diff(
+            now_ms, state[_FAILED])
+        if wait > 0:
+            raise ValueError("%d wrong answers in a row: no challenge for %d s more"
+                             % (n, (wait + 999) // 1000))
     state[_NONCE] = binascii.hexlify(os.urandom(_NONCE_BYTES)).decode()
     state[_GIVEN] = now_ms
     return state[_NONCE]
