@@ -23,12 +23,18 @@ class Listener:
     """A host on the board's UART that keeps all it receives (each socket:// connection
     sees everything the board sends)."""
 
-    def __init__(self, url):
-        host, port = url[len("socket://"):].rsplit(":", 1)
+    def __init__(self, board):
+        clients = board.bridge.clients
+        before = len(clients)
+        host, port = board.url[len("socket://"):].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)))
         self.data = bytearray()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        # connected is not yet on the UART: the board's server thread takes the connection
+        # in its own time, and what the board sends before that reaches no one, as a real
+        # UART's bytes before a host opens the port (a busy host lost the banner so)
+        wait_until(lambda: len(clients) > before, 10, "the UART to take the listener")
 
     def _read(self):
         while True:
@@ -76,7 +82,7 @@ def in_order(data, parts):
 @pytest.mark.parametrize("kind", sorted(RESETS))
 def test_each_reset_prints_the_chips_boot_text_and_the_host_reads_past_it(board, kind):
     how, shown, cause = RESETS[kind]
-    listener = Listener(board.url)
+    listener = Listener(board)
     try:
         with patient_pen(board.url) as pen:
             how(board, pen)
@@ -95,7 +101,7 @@ def test_each_reset_prints_the_chips_boot_text_and_the_host_reads_past_it(board,
 
 
 def test_download_mode_prints_its_banner_and_pen_flash_reads_past_it(board, tmp_path):
-    listener = Listener(board.url)
+    listener = Listener(board)
     try:
         board.enter_download_mode()
         wait_until(lambda: b"waiting for download\r\n" in listener.data, 10, "the banner")
