@@ -178,6 +178,16 @@ class App:
             self.last_event_ms = time.ticks_ms()
             self.log_failed("not written (%s)" % e)
 
+    def record_run(self):
+        """A run's figures into the treatment record, once the needles are still: a flash
+        write stalls the loop. A record the flash refuses loses that run's figures only
+        (the cartridge was committed at START)."""
+        try:
+            self.commands.run_ended()
+        except Exception as e:
+            self.ctl.ran = 0
+            self.ctl.warn(P.W_LOG, "treatment record not written (%s)" % e)
+
     def log_failed(self, why):
         """One WARN for a log the flash will not take; the status shows LOG until it does."""
         self.ctl.warn(P.W_LOG, "event log %s" % why)
@@ -199,6 +209,10 @@ class App:
                     self.commands.handle(n, time.ticks_ms())
                 self.send_events()
             self.flush_log()
+            # after the log's records of the run (a flush waits for 100 ms of quiet)
+            if self.ctl.ran and self.ctl.still() and (
+                    not self.log.queue or self.ctl.holds(P.W_LOG)):
+                self.record_run()
             if self.commands.reset_pending:
                 self.safe()
                 self.flush_log(at_once=True)  # a deliberate reset loses no record

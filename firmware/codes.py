@@ -176,6 +176,8 @@ COMMANDS = (
                  "oldest first, a few per reply; next= is where to go on")),
     ("SENSE", "", ("each sensor as read (mV, the mean of 8 samples) with the range the board "
                    "judges it by, and the switches (refused while running or homing)")),
+    ("SESSION", "*", ("the treatment session: number, open, cartridge, time needling, strokes; "
+                      "end=1 ends it (refused while running or homing)")),
     ("CHALLENGE", "", ("a fresh nonce for one keyed command (SERVICE, CONFIG of the "
                        "calibration): its mac= is the HMAC-SHA256 under the board's key of "
                        "'<nonce> <uid> <command>'")),

@@ -31,6 +31,9 @@ class Commands:
         # the settings (settings.py): those in use (as saved, or the defaults), the defaults,
         # and why the defaults are in use (None: the saved ones are); boot() sets them
         self.saved = self.default_settings = self.config_problem = None
+        # the cartridge's ID chip's pin and its stroke limit (board.json), for treatment.py
+        self.cartridge_pin = self.stroke_limit = None
+        self.test_mode = 0  # 1: test cartridges accepted (docs/sessions.md)
 
     def handle(self, n, now_ms):
         """The line of n bytes in the link's buffer (link.read_line())."""
@@ -80,20 +83,26 @@ class Commands:
             self._refuse(seq, "INTERNAL", "%s: %s" % (type(e).__name__, e))
 
     def boot(self, board, power_on):
-        """Once, at boot: the saved settings (or the safe defaults and why) applied, and a
-        power-on reset told from a brown-out."""
+        """Once, at boot: the saved settings (or the safe defaults and why) applied, a
+        power-on reset told from a brown-out, the treatment session gone on or ended."""
+        self.cartridge_pin = board["pins"]["cartridge_id"]
+        self.stroke_limit = board["limits"]["cartridge_strokes"]
         self._admin("boot", board, power_on)
+        self._use("treatment", "boot")
 
     def _admin(self, function, *args):
-        loaded = list(sys.modules)
-        import admin_cmds
+        return self._use("admin_cmds", function, *args)
 
+    def _use(self, module, function, *args):
+        """Function of module (admin_cmds, treatment) on self, the module imported for it."""
+        loaded = list(sys.modules)
+        used = __import__(module)
         try:
-            return getattr(admin_cmds, function)(self, *args)
+            return getattr(used, function)(self, *args)
         finally:
-            # admin_cmds and what it imported go again; a source deploy keeps them: main.py
+            # the module and what it imported go again; a source deploy keeps them: main.py
             # compiled them at boot, while a large enough free block was sure to be there
-            if admin_cmds.__file__.endswith(".mpy"):
+            if (used.__file__ or "").endswith(".mpy"):
                 for name in list(sys.modules):
                     if name not in loaded:
                         del sys.modules[name]
@@ -119,7 +128,10 @@ class Commands:
         self.ctl.set(P.parse_settings(args))
 
     def start(self, args, now_ms):
-        self.ctl.start(now_ms)
+        missing = self.ctl.missing_for_start()
+        if not missing:  # the cartridge's checks read its chip: only for a START that can go
+            self._use("treatment", "admit", missing)
+        self.ctl.start(now_ms, missing)
 
     def stop(self, args, now_ms):
         self.ctl.stop(now_ms)
@@ -128,6 +140,13 @@ class Commands:
     def clear(self, args, now_ms):
         self.ctl.clear()
         return wire.pairs([wire.fixed("st", self.ctl.state)])
+
+    def session(self, args, now_ms):
+        return self._use("treatment", "command", args)
+
+    def run_ended(self):
+        """After a run, once the needles are still (app.py): its figures on the flash."""
+        self._use("treatment", "run_ended")
 
     def ka(self, args, now_ms):  # keepalive
         pass

@@ -2,6 +2,7 @@
 # supervisor judge the readings, cut the motor at once on a fault, then run the state:
 # homing, depth hold, rate ramp and PI. Commands from the host arrive as method calls
 # that either change state or raise ProtocolError (and change nothing).
+from array import array
 from time import ticks_diff
 
 import protocol as P
@@ -14,6 +15,8 @@ from pi import PI, fixed
 from sensors import Readings
 
 _STOPPED_CHZ = const(100)  # below 1 Hz the motor counts as stopped
+_CARRY = const(0x20000000)  # a run's depth sum carries here: small ints on an ESP32
+_MASK30 = const(0x3FFFFFFF)
 
 
 class Controller:
@@ -51,6 +54,12 @@ class Controller:
         self.last_frame = 0
         self.warned = 0
         self.boot_ms = 0  # set by the app at its first tick
+        # The run under way, for the treatment record (treatment.fold): strokes, depth x
+        # strokes (um, below _CARRY) and its carries, ticks, deepest (um, at a stroke),
+        # fastest (cHz), the stroke count at START. ran: a run ended and is not yet folded.
+        self.acc = array("i", [0] * 7)
+        self.ran = 0
+        self.stroke_budget = _MASK30  # strokes the cartridge has left (treatment.admit)
         sensors.on_estop_open(self._estop_irq)
 
     # ---- the control tick (allocates nothing unless the state changes) --------------------------
@@ -97,6 +106,7 @@ class Controller:
         if st == P.RUNNING:
             self._run_motor(r, now_ms)
             r.following_um = self.depth.hold(r, True)
+            self._account(r, now_ms)
         elif st == P.HOMING:
             self._home(r, now_ms)
         else:
@@ -152,6 +162,27 @@ class Controller:
             self._set_state(P.READY)
         elif now_ms > self.depth.home_timeout_ms:
             self.trip(P.F_DEPTH_FOLLOWING, "needles not in %d ms after STOP" % now_ms)
+
+    def _account(self, r, now_ms):
+        """This tick into the run's figures; at the cartridge's stroke limit, STOP."""
+        a = self.acc
+        n = (r.strokes - a[6]) & _MASK30  # strokes since START
+        d = n - a[0]  # this tick's
+        a[0] = n
+        a[3] += 1
+        if d:
+            d = a[1] + r.depth_um * d
+            if d >= _CARRY:
+                d -= _CARRY
+                a[2] += 1
+            a[1] = d
+            if r.depth_um > a[4]:
+                a[4] = r.depth_um
+        if r.rate_chz > a[5]:
+            a[5] = r.rate_chz
+        if n >= self.stroke_budget and not self.stopping:
+            self.stop(now_ms)
+            self.post("LIMIT", [("strokes", n)], "the cartridge reached its stroke limit")
 
     def _home(self, r, now_ms):
         self.motor.off()
@@ -219,6 +250,8 @@ class Controller:
 
     def _set_state(self, new):
         if new != self.state:
+            if self.state == P.RUNNING:
+                self.ran = 1
             self.post("STATE", [("from", P.STATES[self.state]), ("to", P.STATES[new])])
             self.state = new
 
@@ -290,8 +323,10 @@ class Controller:
                 missing.append(why)
         return missing
 
-    def start(self, now_ms):
-        missing = self.missing_for_start()
+    def start(self, now_ms, missing=None):
+        """START with what treatment.admit found (or checks of its own)."""
+        if missing is None:
+            missing = self.missing_for_start()
         if missing:
             raise P.ProtocolError("PRECONDITION", "start refused: " + "; ".join(missing))
         self.sup.reset()
@@ -302,6 +337,10 @@ class Controller:
         self.run_started = now_ms
         self.last_frame = now_ms
         self.r.host_run = 1
+        a = self.acc
+        for i in range(6):
+            a[i] = 0
+        a[6] = self.r.strokes
         self._set_state(P.RUNNING)
 
     def stop(self, now_ms):

@@ -17,7 +17,8 @@ KEY_BYTES = 32
 # Everything on the flash that is not deployed code: what the firmware itself writes. The one
 # table of them (pen deploy keeps them too); any other file or folder is a mismatch.
 DEPLOYED = "deployed"  # pen deploy's records, which the firmware logs at its next boot
-DATA = ("settings.txt", "settings.new", "events.log", "service", "failed_boots", KEY_FILE,
+DATA = ("settings.txt", "settings.new", "treatment.txt", "treatment.new", "events.log", "service",
+        "failed_boots", KEY_FILE,
         "auth_fails", DEPLOYED)
 _CHUNK = 512
 

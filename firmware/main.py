@@ -29,7 +29,7 @@ _APP = ("app", "controller", "supervisor", "protocol", "wire", "commands", "dept
         "sensors", "motor", "link", "pi", "caps")
 # imported for each use from a .mpy, then dropped (commands.py); compiled here with the
 # rest when deployed as source: compiling one later may not find a large enough block
-_SELDOM = ("admin_cmds", "settings")
+_SELDOM = ("admin_cmds", "settings", "treatment", "cartridge", "cartridge_mark", "clock")
 
 
 def _size(name, extensions=(".py", ".mpy")):

@@ -101,17 +101,27 @@ def load(board):
 
 
 def save(values):
-    line = encode(values)
-    with open(NEW, "w") as f:
-        f.write(line)
-    with open(NEW) as f:
-        if f.read() != line:
-            raise OSError("settings did not read back as written")
+    write_atomic(FILE, NEW, [encode(values)])
+
+
+def write_atomic(name, new, lines):
+    """`lines` (each ending in a newline) into file `name` whole or not at all: written to
+    `new`, read back, renamed over `name` (the treatment record too). A line at a time: a
+    whole file's text is a block a fragmented heap may not have."""
+    with open(new, "w") as f:
+        for line in lines:
+            f.write(line)
+    with open(new) as f:
+        for line in lines:
+            if f.readline() != line:
+                raise OSError("%s did not read back as written" % name)
+        if f.readline():
+            raise OSError("%s did not read back as written" % name)
     try:
-        os.rename(NEW, FILE)  # replaces FILE at once on LittleFS
+        os.rename(new, name)  # replaces it at once on LittleFS
     except OSError:  # FAT will not rename over a file
-        os.remove(FILE)
-        os.rename(NEW, FILE)
+        os.remove(name)
+        os.rename(new, name)
 
 
 def apply(ctl, values, problem):

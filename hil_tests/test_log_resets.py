@@ -62,8 +62,8 @@ def test_a_board_made_without_write_counting_says_so(board):
 def test_the_log_is_never_written_while_the_needles_run(ready_pen, board):
     # a flash write stalls the MicroPython VM: none may land between two control ticks
     quiet_flash(board)
+    ready_pen.start()  # its treatment record is written before the needles move
     before = board.write_points()
-    ready_pen.start()
     board.inject("overtemp", celsius=45)  # a HOT warning: an event while running
     wait_until(lambda: "HOT" in ready_pen.status().warnings, 2, "HOT warning")
     board.remove("overtemp")
@@ -149,10 +149,17 @@ def test_a_brownout_while_running_keeps_its_record_and_its_name(running_pen, boa
         assert "code=SUPPLY_LOW" in events(again.log(), "FAULT")[-1]["text"]
 
 
-def run_and_stop(pen):
+def run_and_stop(pen, started=None):
     pen.start()
+    if started:
+        started()
     board_sleep(0.2)
     pen.stop()
+
+
+# the treatment record after a run (treatment.py, settings.write_atomic): open, its two lines
+# (the session, the one cartridge), close, rename
+RECORD_WRITE_POINTS = 5
 
 
 RUN_RECORDS = ["STATE from=READY to=RUNNING", "STATE from=RUNNING to=READY"]
@@ -161,15 +168,15 @@ RUN_RECORDS = ["STATE from=READY to=RUNNING", "STATE from=RUNNING to=READY"]
 def run_with_power_cut(board, point):
     """Home, then a run whose log flush loses power at its write point `point`; returns
     (log before, log after the cut, boot number of the run)."""
+    board.insert_cartridge()  # the last one's session ended with the power
     with patient_pen(board.url) as pen:
         pen.home()
         pen.set(depth_mm=0.5, rate_hz=100)
         quiet_flash(board)
         known = pen.log()
         resets = len(board.observe()["resets"])
-        board.cut_power_at(board.write_points() + point)
-        try:
-            run_and_stop(pen)
+        try:  # from the write points after START's own (its treatment record)
+            run_and_stop(pen, lambda: board.cut_power_at(board.write_points() + point))
         except LinkError:
             pass  # the power failed while we were asking
     wait_until(lambda: len(board.observe()["resets"]) > resets, 5, "the power back")
@@ -182,11 +189,12 @@ def run_with_power_cut(board, point):
 @pytest.mark.count_writes
 def test_the_log_survives_a_power_cut_at_every_write_point_of_a_flush(ready_pen, board):
     quiet_flash(board)
-    before = board.write_points()
-    run_and_stop(ready_pen)
+    before = [0]
+    run_and_stop(ready_pen, lambda: before.append(board.write_points()))
     quiet_flash(board)
-    points = board.write_points() - before  # open, one write a record, close
-    assert points == 2 + len(RUN_RECORDS)
+    # the log's flush: open, one write a record, close; then the treatment record's
+    points = 2 + len(RUN_RECORDS)
+    assert board.write_points() - before[-1] == points + RECORD_WRITE_POINTS
     ready_pen.link.close()
     lost = []
     for point in range(1, points + 1):

@@ -15,10 +15,14 @@ for the piece of hardware (or the host's stand-in for it) it is:
 - chip_clock.py: the chip's clock, which leaves out the host time the VM could not run;
   physics_thread.py steps the world (physics.py) to it. watchdog.py and heartbeat.py
   judge the firmware in that time, never the host's.
-- injection.py: faults a test injects, power cuts at flash writes, reaction timing.
+- injection.py: faults a test injects, power cuts at flash writes, reaction timing;
+  cartridge.py: the needle cartridge (its switch, its 1-Wire ID chip).
 - link.py: the USB-UART (Ctrl-C as SIGINT, link faults, serving across VM restarts) through
   uart.py, the chip's UART0 (baud, TX FIFO, RX ring, CRLF); socket_port.py: that UART over
   TCP; rom.py and rfc2217.py: the ROM's serial loader, DTR/RTS for esptool.
+
+Long because: it is the board's one public face, and each part's methods are forwarded
+here by name, one line each.
 """
 
 import contextlib
@@ -33,6 +37,7 @@ from pathlib import Path
 from .. import boards, keys
 from ..errors import UsageError, VirtualBoardError
 from ..paths import FIRMWARE_DIR
+from .cartridge import CartridgeSlot
 from .chip import PWRON_RESET, Chip
 from .chip_clock import ChipClock, HostStalls
 from .flash_image import SpiFlash, fill_filesystem
@@ -141,6 +146,7 @@ class VirtualBoard:
         self._vm = VmProcess(vm_end, out_w, self.regs_path, self.flash_dir, self.heap,
                              self.count_writes)
         world = self._build_parts(bridge_end, out_r)
+        self._slot.insert_cartridge()  # a new one: the pen comes with its first cartridge
         os.symlink(self.bridge.host_port, self.port)
         self._chip.boot(PWRON_RESET)
         for name, target in (("physics", world.run), ("link", self.bridge.run),
@@ -162,6 +168,7 @@ class VirtualBoard:
         self._heartbeat = HeartbeatWatch(self.definition, regs, physics, vm, self._clock, lock)
         self._injection = Injection(self.definition, regs, physics, self.bridge, vm,
                                     self._clock, lock, self.count_writes)
+        self._slot = CartridgeSlot(self.definition, self._registers, self._injection, lock)
         self._chip = Chip(self.chip, self.uid, self._registers, self._spi_flash, vm, self.bridge,
                           physics, clock=self._clock, watchdog=self._watchdog,
                           heartbeat=self._heartbeat, injection=self._injection, lock=lock,
@@ -220,6 +227,9 @@ class VirtualBoard:
     cut_power_at = _forward("_injection", Injection.cut_power_at)
     reaction_ticks = _forward("_injection", Injection.reaction_ticks)
     heartbeat_lost_after_s = _forward("_injection", Injection.heartbeat_lost_after_s)
+    insert_cartridge = _forward("_slot", CartridgeSlot.insert_cartridge)
+    remove_cartridge = _forward("_slot", CartridgeSlot.remove_cartridge)
+    cartridge = _forward("_slot", CartridgeSlot.cartridge)
     heartbeat_drops = _forward("_heartbeat", HeartbeatWatch.drops)
     heartbeat_max_gap_s = _forward("_heartbeat", HeartbeatWatch.max_gap_s)
 
@@ -257,9 +267,8 @@ class VirtualBoard:
             yield
 
     def standin_heap_bytes(self):
-        """Heap the VM's stand-ins (machine, the register file, flash.py's write counting
-        if asked for) took before boot.py:
-        on an ESP32 that code is in ROM, so its free heap is this much larger."""
+        """Heap the VM's stand-ins (machine, onewire, flash.py's write counting if asked for)
+        took before boot.py: ROM on an ESP32, whose free heap is this much larger."""
         return self.regs[simhw.H_STANDIN_BYTES]
 
     def observe(self):
@@ -272,8 +281,7 @@ class VirtualBoard:
         return state
 
     def check(self):
-        """Raise VirtualBoardError if the VM crashed (died) since the board was made, even
-        though it booted again since."""
+        """Raise VirtualBoardError if the VM crashed (died) since the board was made."""
         if self.crash:
             raise VirtualBoardError(self.crash)
 

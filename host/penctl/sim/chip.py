@@ -115,6 +115,7 @@ class Chip:
         with self.lock:
             self._boot_request = None  # EN low again before the last release's boot
             self.vm.kill()
+            self.registers.lose_power()
             self._leave_rom()
             self.float_outputs()
 
@@ -148,9 +149,12 @@ class Chip:
     def reset(self, cause=PWRON_RESET):
         """Press EN: the VM restarts from power-on state of its outputs. EN is the chip's
         power-on reset: an ESP32 reports PWRON after it (ESP-IDF never returns an external
-        reset on the ESP32; modmachine.c maps ESP_RST_POWERON to PWRON_RESET)."""
+        reset on the ESP32; modmachine.c maps ESP_RST_POWERON to PWRON_RESET). EN low powers
+        the chip down, its RTC domain with it (hold_in_reset too)."""
         with self.lock:
             self.vm.kill()
+            if cause == PWRON_RESET:
+                self.registers.lose_power()
             self.boot(cause)
 
     def power_cycle(self, depth_mm=None):
@@ -159,6 +163,7 @@ class Chip:
         with self.lock:
             self.vm.kill()
             self.float_outputs()
+            self.registers.lose_power()
             if depth_mm is not None:
                 self.physics.place_needles(depth_mm)
             self.physics.write_inputs()
@@ -187,7 +192,10 @@ class Chip:
                 self._panic(code)
             return
         if self.injection.brownout_due():
-            self.vm.kill()  # PWRON: what the ESP32 port's reset_cause() says after one
+            # PWRON: what the ESP32 port's reset_cause() says after one. The RTC domain's
+            # memory is kept: the supply dipped below the brown-out detector's ~2.4 V, far
+            # above what static RAM needs to hold (docs/sessions.md: to check on a unit)
+            self.vm.kill()
             self.boot(PWRON_RESET, rst=self.rom.BROWNOUT)
             return
         request = self.regs[simhw.H_REQUEST]  # the cause the VM asks to boot with
@@ -196,6 +204,7 @@ class Chip:
             if request == PWRON_RESET:  # the power failed at a write point: back on at once
                 self.regs[simhw.H_CUT_AT] = 0
                 self.power_cuts += 1
+                self.registers.lose_power()
             self.boot(request)
             return
         if self.watchdog.bites(now):

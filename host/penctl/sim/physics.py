@@ -90,6 +90,7 @@ class Physics:
         c = self.cfg
         self.w = 0.0  # rad/s
         self.revolutions = 0.0
+        self.depth_strokes = 0.0  # mm x revolutions: their mean depth over a span
         self.pulses = 0.0
         self.current = 0.0
         self.depth_mm = c["depth_stop_max_mm"] * 0.3  # wherever the actuator was left
@@ -154,6 +155,7 @@ class Physics:
         if "stall" not in self.faults:
             self._spin(ke * self.current, dt)
         self.revolutions += self.w / TWO_PI * dt
+        self.depth_strokes += self.depth_mm * self.w / TWO_PI * dt  # what the strokes went in
         if "tach_lost" not in self.faults:
             self.pulses += self.w / TWO_PI * self.ppr * dt
         if "depth_jam" not in self.faults:
@@ -262,6 +264,7 @@ class Physics:
             "depth_enabled": self.beat_left > 0,
             "motor_hz": self.w / TWO_PI,
             "revolutions": self.revolutions,
+            "depth_strokes": self.depth_strokes,
             "depth_mm": self.depth_mm,
             "current_a": self.current,
             "temp_c": self.temp_c,

@@ -34,6 +34,18 @@ class RegisterFile:
             if field not in (simhw.G_IN, simhw.G_ADC_UV, simhw.G_COUNT):
                 regs[n] = 0
 
+    def lose_power(self):
+        """The RTC domain's memory and time are gone with the power (machine_rtc.c keeps its
+        user memory in RTC_NOINIT RAM: every reset but a power loss leaves it)."""
+        start = simhw.R_TIME_SET * 4
+        self._mmap[start:simhw.SIZE] = bytes(simhw.SIZE - start)
+
+    def cartridge_bytes(self, start, n):
+        return bytes(self._mmap[start * 4:start * 4 + n])
+
+    def set_cartridge_bytes(self, start, data):
+        self._mmap[start * 4:start * 4 + len(data)] = data
+
     def close(self):
         self.regs.release()
         self._mmap.close()

@@ -25,6 +25,8 @@ import time
 
 from serial.rfc2217 import PortManager
 
+from .. import patience
+
 
 class ModemLines:
     """The serial-port object PortManager drives: settings are accepted, DTR/RTS are wired
@@ -105,7 +107,12 @@ class Rfc2217Server:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)
-        self.url = "rfc2217://127.0.0.1:%d" % self.sock.getsockname()[1]
+        # pyserial's client gives the server 3 s of the host's time to answer its option
+        # negotiation (at open, and after each reset esptool pulses); this server is a thread
+        # of this host, which a busy host kept from running for longer (esptool's "Remote
+        # does not seem to support RFC2217"): the host's patience for a virtual board
+        self.url = "rfc2217://127.0.0.1:%d?timeout=%g" % (self.sock.getsockname()[1],
+                                                           patience.scaled(3))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="pen-rfc2217")
         self._thread.start()

@@ -150,6 +150,7 @@ class _Poll:
 class Pin:
     IN = simhw.IN
     OUT = simhw.OUT
+    OPEN_DRAIN = 7  # GPIO_MODE_INPUT_OUTPUT_OD (the 1-Wire bus: onewire.py)
     PULL_UP = 2
     PULL_DOWN = 1
     IRQ_RISING = 1
@@ -429,8 +430,6 @@ class WDT:
         r.put(simhw.H_WDT_FEEDS, r.get(simhw.H_WDT_FEEDS) + 1)
 
 
-# when this VM started: the RTC's time counts from 2000-01-01 here (machine_extra.py)
-_rtc = [time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) * 1000000 - time.time_ns() // 1000]
 
 
 def __getattr__(name):

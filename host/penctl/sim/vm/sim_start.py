@@ -23,6 +23,9 @@ sys.modules["time"] = simhw  # the firmware's clock is the chip's, not the host'
 import os  # noqa: E402
 
 import machine  # noqa: E402,F401  (stand-ins imported before the host's files disappear)
+import onewire  # noqa: E402,F401  (frozen into the port's firmware, over _onewire)
+
+machine.RTC  # noqa: B018  (machine_extra.py compiled now, while the heap is whole)
 
 gc.collect()  # the next compile needs a free block of its own (a 60 KB heap still boots)
 import littlefs  # noqa: E402

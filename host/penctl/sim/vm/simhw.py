@@ -60,8 +60,23 @@ GPIOS = const(40)
 # the host's physics reads them in G_MODE (names the VM holds already: no new qstr)
 IN = const(1)
 OUT = const(3)
-SLOTS = HEADER + GPIOS * PER_GPIO
-SIZE = SLOTS * 4
+SLOTS = HEADER + GPIOS * PER_GPIO  # the GPIOs end here (float_outputs() stops at SLOTS)
+# The needle cartridge's 1-Wire ID chip (vm/_onewire.py; VirtualBoard.insert_cartridge): it
+# belongs to the cartridge, not the chip, so no reset touches it
+C_CHIP = SLOTS  # the GPIO + 1 of the bus its chip answers on; 0: no chip
+C_ROM = SLOTS + 1  # 2 slots: its 64-bit ROM id as sent (family code first, CRC-8 last)
+C_MEM = SLOTS + 3  # 36 slots: its 144 bytes (DS2431: 4 pages of 32, then 16 of registers)
+C_MEM_BYTES = const(144)
+# The RTC domain: what survives every reset but a loss of power (chip.py clears it then).
+# machine.RTC's user memory (machine_rtc.c: RTC_NOINIT_ATTR, MICROPY_HW_RTC_USER_MEM_MAX)
+# and its time (the system time, kept by the RTC timer)
+R_TIME_SET = SLOTS + 39  # 1: R_TIME_US holds the RTC's time less the host's
+R_TIME_US = SLOTS + 40  # 2 slots: that difference (us, signed 64-bit, low slot first)
+R_MEM_LEN = SLOTS + 42
+R_MEM = SLOTS + 43
+R_MEM_MAX = const(2048)
+END = R_MEM + R_MEM_MAX // 4
+SIZE = END * 4
 
 
 def slot(gpio, field):
@@ -91,6 +106,15 @@ class Regs:
         f.readinto(b)
         return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
 
+    def read(self, addr, n):
+        """n bytes at byte address addr (allocates: never from the control tick)."""
+        self._f.seek(addr)
+        return self._f.read(n)
+
+    def write(self, addr, data):
+        self._f.seek(addr)
+        self._f.write(data)
+
     def put(self, n, v):
         b = self._b
         b[0] = v & 0xFF
@@ -118,10 +142,35 @@ def attach(path):
     global regs, _f
     regs = Regs(path)
     _f = open("/proc/self/schedstat", "rb")
-    for name in ("ticks_diff", "ticks_add", "ticks_cpu", "sleep", "sleep_ms", "sleep_us",
-                 "time", "time_ns", "gmtime", "localtime", "mktime"):
+    for name in ("ticks_diff", "ticks_add", "ticks_cpu", "sleep", "sleep_ms", "sleep_us"):
         globals()[name] = getattr(real, name)
     return regs
+
+
+# The port's calendar counts from 2000-01-01 (py/mpconfig.h MICROPY_EPOCH_IS_2000), the unix
+# port's from 1970; an ESP32 has no time zone (localtime is gmtime). The host's clock stands
+# in for the RTC's here: machine.RTC keeps what a host set apart (machine_extra.py). The
+# unix port's mktime reads its tuple in the host's zone, so its localtime is the inverse.
+_EPOCH = 946684800
+
+
+def time():
+    return real.time() - _EPOCH
+
+
+def time_ns():
+    return real.time_ns() - _EPOCH * 1000000000
+
+
+def gmtime(secs=None):
+    return real.localtime(real.time() if secs is None else secs + _EPOCH)
+
+
+localtime = gmtime
+
+
+def mktime(t):
+    return real.mktime(t) - _EPOCH
 
 
 # ---- the chip's clock (VM side) ---------------------------------------------------------
