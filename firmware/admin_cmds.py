@@ -20,6 +20,8 @@ _LOG_PAGE = const(4)  # records in one LOG reply (the host asks again with since
 _SAMPLES = const(8)  # SENSE's reading of an input: one sample scatters ~5 mV rms, 8 ~2 mV
 _ZERO_MV = const(50)  # the current sensor at rest: within 50 mV (83 mA) of its zero
 _DEPLOYED_MAX = const(256)
+_UNIX_2025 = 1735689600
+_UNIX_2100 = 4102444800
 
 
 def boot(cmds, board, power_on):
@@ -66,6 +68,16 @@ def _browned_out(log):
 
 
 def hello(cmds, args, now_ms):
+    # time=<unix s>: the host's clock for the RTC (the session records' wall-clock time)
+    for name, text in args:
+        if name != "time":
+            raise P.ProtocolError("UNKNOWN_PARAM", "HELLO takes time=<unix seconds>")
+        seconds = P.parse_fixed(text, 0)
+        if not _UNIX_2025 <= seconds < _UNIX_2100:
+            raise P.ProtocolError("RANGE", "HELLO's time %s is not a date this century" % text[:16])
+        import clock
+
+        clock.set_unix(seconds)
     cmds.greeted = True
     try:  # a host reached the firmware: its run of failed boots is over (main.py)
         os.remove("failed_boots")

@@ -138,13 +138,17 @@ PARAMS = (
 # an amplifier idling lower (the 300 mV bias less 80) comes within 30 mV, 6 of the ADC's
 # ~5 mV rms, of CURRENT_SENSOR's 190 mV floor for a dead sensor; a unit below is not one
 # a trim can make sound.
+# test_mode (keyed with them, kept by DEFAULTS) lets test cartridges run: HIL tests on a real
+# board with the one cartridge of its rig (docs/sessions.md); every other cartridge keeps its
+# rules.
 CALIBRATION = (
     ("current_zero", "mV", 0, -80, 150, 1),  # zero-current output off its nominal bias
     ("supply_gain", "permille", 0, 970, 1030, 1),  # supply divider trim
+    ("test_mode", "", 0, 0, 1, 1),  # 1: test cartridges accepted
 )
 
-# What CONFIG saves besides the profile: three parameters' boot values and the calibration.
-SAVED = ("telemetry", "link_timeout", "run_limit", "current_zero", "supply_gain")
+# What CONFIG saves besides the profile: three parameters' boot values and the keyed ones.
+SAVED = ("telemetry", "link_timeout", "run_limit", "current_zero", "supply_gain", "test_mode")
 
 P_DEPTH = const(0)
 P_RATE = const(1)
@@ -154,7 +158,8 @@ P_RUN_LIMIT = const(4)
 
 # Commands: name, parameters it takes ("*" = any settable parameter), what it does.
 COMMANDS = (
-    ("HELLO", "", ("identify: protocol and firmware version, board name, chip id, reset cause")),
+    ("HELLO", "*", ("identify: protocol and firmware version, board name, chip id, reset cause; "
+                    "time=<unix s> sets the board's clock")),
     ("STATUS", "", ("state, faults, targets and readings")),
     ("HOME", "", ("home the depth actuator at its retracted end")),
     ("SET", "*", ("set one or more parameters")),

@@ -33,7 +33,6 @@ class Commands:
         self.saved = self.default_settings = self.config_problem = None
         # the cartridge's ID chip's pin and its stroke limit (board.json), for treatment.py
         self.cartridge_pin = self.stroke_limit = None
-        self.test_mode = 0  # 1: test cartridges accepted (docs/sessions.md)
 
     def handle(self, n, now_ms):
         """The line of n bytes in the link's buffer (link.read_line())."""

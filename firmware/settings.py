@@ -20,7 +20,8 @@ _MAX = const(512)  # bytes read at most: a good file is about 120 (a 24 KB one r
 def defaults(board):
     lim = board["limits"]
     return {"profile": 0, "telemetry": 20, "link_timeout": lim["link_timeout_ms"],
-            "run_limit": lim["run_limit_s"], "current_zero": 0, "supply_gain": 1000}
+            "run_limit": lim["run_limit_s"], "current_zero": 0, "supply_gain": 1000,
+            "test_mode": 0}
 
 
 def fields(values):

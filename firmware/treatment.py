@@ -165,7 +165,7 @@ def admit(cmds, missing):
     # count starts again with each session)
     used = max([c[1] for c in carts if c[0] == cart and same] + [0 if test or not row
                                                                   else row[0]])
-    if test and not cmds.test_mode:
+    if test and not cmds.saved["test_mode"]:
         missing.append("test cartridge %s: accepted only in test mode" % cart)
     elif not same and not test:
         mine = [c for c in carts if c[0] == cart]
@@ -211,16 +211,20 @@ def run_ended(cmds):
     """After a run, once the needles are still: its figures into the record and onto the
     cartridge's chip."""
     session, carts, _ = load()
-    if not fold(cmds, session, carts):
-        return
-    save(session, carts)
-    if session["open"] and not is_test(session["cart"]):
+    if fold(cmds, session, carts):
+        save(session, carts)
+        _count_on_chip(cmds, session, carts)
+
+
+def _count_on_chip(cmds, session, carts):
+    """The session's cartridge's strokes onto its chip (a test cartridge carries none)."""
+    strokes = [c[1] for c in carts if c[0] == session["cart"]]
+    if strokes and not is_test(session["cart"]):
         from cartridge import IdChip
 
-        strokes = [c[1] for c in carts if c[0] == session["cart"]]
-        if strokes:  # a cartridge pulled out meanwhile keeps its mark from START
-            IdChip(cmds.cartridge_pin).write_row(
-                encode_row(strokes[0], pen_tag(cmds.uid), session["n"]))
+        # a cartridge pulled out meanwhile keeps its mark from START: the write fails
+        IdChip(cmds.cartridge_pin).write_row(
+            encode_row(strokes[0], pen_tag(cmds.uid), session["n"]))
 
 
 def command(cmds, args):
@@ -235,6 +239,7 @@ def command(cmds, args):
         raise P.ProtocolError("MALFORMED", "SESSION takes nothing, or end=1")
     if changed:
         save(session, carts)
+        _count_on_chip(cmds, session, carts)
     s = session
     return wire.pairs([("n", s["n"]), ("open", s["open"]), ("cart", s["cart"]),
                        ("needle_ms", s["needle_ms"]), ("strokes", s["strokes"])])

@@ -22,6 +22,7 @@ PROFILE_TEST = "hil_tests/test_profiles_settings.py::"
 DEPTH_TEST = "hil_tests/test_depth_safety.py::"
 LOG_TEST = "hil_tests/test_log_resets.py::"
 KEYED_TEST = "hil_tests/test_keyed_access.py::"
+CARTRIDGE_TEST = "hil_tests/test_cartridges.py::"
 
 # injection name on the virtual board -> fault code, reaction, state after, cause visible at rest
 INTERLOCKS = {
@@ -322,12 +323,29 @@ HAZARDS = [
                   "hil_tests/test_refusals.py::test_unknown_and_malformed_commands_refused"],
     },
     {
-        "hazard": "a used cartridge is run again (cross-contamination)",
-        "cause": "cartridge not replaced between clients",
-        "interlock": "open: the cartridge switch sees only presence; a cartridge ID is "
-                     "needed to refuse reuse. Mitigated by labeling (single use).",
+        "hazard": "a used cartridge is run again (cross-contamination; worn needles tear skin)",
+        "cause": "cartridge not replaced between clients, moved to another pen, or run past "
+                 "its life",
+        "interlock": "the cartridge's 1-Wire ID chip read at every START: refused (PRECONDITION) "
+                     "without a valid id (CRC, family), if used in an earlier, ended session "
+                     "(this board's record on the flash; the mark a pen writes on the chip "
+                     "before the needles first move), or at its stroke limit; a run stops at "
+                     "the limit; the record written atomically; a session ends with the "
+                     "power (test cartridges only in keyed test mode)",
         "faults": [],
-        "tests": ["hil_tests/test_refusals.py::test_start_refused_without_cartridge"],
+        "tests": [CARTRIDGE_TEST + "test_a_cartridge_from_an_ended_session_is_refused",
+                  CARTRIDGE_TEST + "test_a_wiped_cartridge_is_still_refused_by_the_boards_record",
+                  CARTRIDGE_TEST + "test_a_cartridge_another_pen_marked_is_refused",
+                  CARTRIDGE_TEST + "test_a_cartridge_without_a_good_id_is_refused[bad_crc]",
+                  CARTRIDGE_TEST + "test_a_cartridge_without_a_good_id_is_refused[no_chip]",
+                  CARTRIDGE_TEST + "test_the_stroke_limit_refuses_a_spent_cartridge_and_stops_a"
+                  "_run",
+                  CARTRIDGE_TEST + "test_a_power_cut_at_every_write_point_of_the_record_leaves_it"
+                  "_consistent",
+                  "hil_tests/test_sessions.py::test_a_reset_keeps_the_session_and_a_power_off"
+                  "_ends_it[power-off]",
+                  "hil_tests/test_sessions.py::test_a_test_cartridge_runs_only_in_test_mode_and"
+                  "_again_in_each_session"],
     },
     {
         "hazard": "a fault goes unrecorded, so its cause is never found",

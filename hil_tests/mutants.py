@@ -22,6 +22,7 @@ ROOT = Path(__file__).parents[1]
 
 
 KEYED = "hil_tests/test_keyed_access.py::%s"
+CARTRIDGE = "hil_tests/test_cartridges.py::"
 CTRL_C_TEST = ("hil_tests/test_lifecycle.py::test_ctrl_c_bursts_while_running_are_a_realtime"
                "_stop_and_never_leave_the_app")
 
@@ -129,6 +130,26 @@ MUTANTS = [
      [("settings.py", 'NEW = "settings.new"', 'NEW = "settings.txt"')],
      ["hil_tests/test_profiles_settings.py::test_a_power_cut_at_every_write_point_of_a_save"
       "_leaves_old_or_new_settings"]),
+    ("Single use: this board's record of ended sessions ignored",
+     [("treatment.py", "mine = [c for c in carts if c[0] == cart]", "mine = []")],
+     [CARTRIDGE + "test_a_wiped_cartridge_is_still_refused_by_the_boards_record"]),
+    ("Single use: the mark another pen left on the cartridge ignored",
+     [("treatment.py", "elif row and row[1]:", "elif False:")],
+     [CARTRIDGE + "test_a_cartridge_another_pen_marked_is_refused"]),
+    ("Cartridge id: its CRC not checked",
+     [("cartridge_mark.py", "if crc8(rom[:7]) != rom[7]:", "if False:")],
+     [CARTRIDGE + "test_a_cartridge_without_a_good_id_is_refused[bad_crc]"]),
+    ("Stroke limit: a run not stopped at the cartridge's limit",
+     [("controller.py", "if n >= self.stroke_budget and not self.stopping:", "if False:")],
+     [CARTRIDGE + "test_the_stroke_limit_refuses_a_spent_cartridge_and_stops_a_run"]),
+    ("Sessions: a power-off does not end the session",
+     [("treatment.py", 'if session["open"] and clock.mark() != _mark(session["n"]):',
+       "if False:")],
+     ["hil_tests/test_sessions.py::test_a_reset_keeps_the_session_and_a_power_off_ends_it"
+      "[power-off]"]),
+    ("Treatment record: saved in place, not through a new file and a rename",
+     [("treatment.py", 'NEW = "treatment.new"', 'NEW = "treatment.txt"')],
+     [CARTRIDGE + "test_a_power_cut_at_every_write_point_of_the_record_leaves_it_consistent"]),
     ("Event log: written while the needles run",
      [("app.py", "if not self.log.queue or not self.ctl.still():", "if not self.log.queue:")],
      ["hil_tests/test_log_resets.py::test_the_log_is_never_written_while_the_needles_run"]),

@@ -98,6 +98,17 @@ def _with_crc(seven_hex):
     return (rom + bytes((crc8(rom),))).hex()
 
 
+def test_a_wiped_cartridge_is_still_refused_by_the_boards_record(pen, board):
+    # its chip's memory rewritten (refurbished, tampered): the mark is gone, the id stays
+    ready(pen)
+    run_for(pen, board, 20)
+    cart = board.cartridge()["id"]
+    pen.session(end=True)
+    board.insert_cartridge(id=cart)
+    assert board.cartridge()["row"] is None
+    start_refused(pen, cart, "session 1", "ended")
+
+
 def test_a_cartridge_another_pen_marked_is_refused(pen, board):
     ready(pen)
     board.insert_cartridge(used_by="240ac4a1b2c3", strokes_used=5000)

@@ -35,7 +35,7 @@ def test_config_set_get_refusal_and_reset(port):
     saved = ok_json(port, "config", "get")
     assert saved == {"profile": "cheeks", "telemetry": "50", "link_timeout": "800",
                      "run_limit": "600", "current_zero": "-12", "supply_gain": "1010",
-                     "source": "saved"}
+                     "test_mode": "0", "source": "saved"}
 
     refused = pen(port, "config", "set", "--link-timeout", "5000")
     assert refused.returncode == REFUSED and "outside 100..2000 ms" in refused.stderr

@@ -1,4 +1,8 @@
-"""penctl.Pen: the pen over a serial port, one method per protocol command."""
+"""penctl.Pen: the pen over a serial port, one method per protocol command.
+
+Long because: one method per protocol command, each with its reply's reading and its own
+refusals, is the module's purpose; the session records' reading is in sessions.py.
+"""
 
 import random
 import threading
@@ -136,7 +140,7 @@ class Pen:
         deadline = time.monotonic() + deadline_s
         while True:
             try:
-                fields, _ = self.request("HELLO")
+                fields = self._hello()
                 break
             except LinkError:
                 if time.monotonic() > deadline or self.link.at_repl:
@@ -150,6 +154,15 @@ class Pen:
         settled = time.monotonic() + max(deadline_s, _BOOT_RETRACT_S)
         while self.status().state == "BOOT" and time.monotonic() < settled:
             time.sleep(0.05)
+
+    def _hello(self):
+        """HELLO with this host's clock for the board's (its session records' times)."""
+        try:
+            return self.request("HELLO", time=int(time.time()))[0]
+        except RefusedError as e:  # a firmware from before the board kept the time
+            if e.code != "MALFORMED":
+                raise
+            return self.request("HELLO")[0]
 
     # ---- commands ---------------------------------------------------------------------------
     def status(self):
@@ -255,6 +268,18 @@ class Pen:
             if following == since:
                 return records
             since = following
+
+    def session(self, end=False):
+        """The treatment session under way (or the last): number, open, cartridge, time
+        needling and strokes; end=True ends it (refused while running)."""
+        fields, _ = self.request("SESSION", **({"end": 1} if end else {}))
+        return fields
+
+    def sessions(self):
+        """The finished sessions in the board's log, oldest first (sessions.Session)."""
+        from .sessions import from_log
+
+        return from_log(self.log())
 
     def diag(self):
         fields, _ = self.request("DIAG")

@@ -8,7 +8,7 @@ from rich.live import Live
 from . import Pen
 from .session import run_pass
 from .sim import VirtualBoard
-from .views import pass_table, status_table
+from .views import pass_table, session_detail, status_table
 
 console = Console()
 
@@ -24,6 +24,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with VirtualBoard(args.board) as board:
         console.print("virtual board %r up at %s" % (args.board, board.port))
+        cartridge = board.insert_cartridge()  # a new one, sealed: its 1-Wire id is all it has
+        console.print("cartridge %s fitted (new: no pen's mark on its ID chip)" % cartridge)
         with Pen(board.port) as pen:
             console.print("connected: firmware %s, protocol %s" % (pen.info["fw"],
                                                                     pen.info["proto"]))
@@ -40,6 +42,12 @@ def main(argv=None):
                                   on_status=lambda st, t: live.update(status_table(st, t)))
             console.print()
             console.print(pass_table(report))
+            # the operator ends the session: its record goes into the board's log, and the
+            # cartridge, marked on its chip, is refused from now on
+            pen.session(end=True)
+            console.print(session_detail(pen.sessions()[-1]))
+            console.print("cartridge %s: marked used on its chip (%d strokes); this pen and any "
+                          "other will refuse it" % (cartridge, board.cartridge()["row"][0]))
         board.check()
 
 

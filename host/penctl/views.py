@@ -73,3 +73,26 @@ def selftest_view(report):
         if c.hint:
             notes.append(Text.assemble((c.name, style), " (%s): %s" % (c.input, c.hint)))
     return Group(table, *notes)
+
+
+def session_table(sessions):
+    """Finished treatment sessions (sessions.Session), one row each."""
+    table = Table(title="treatment sessions")
+    for name in ("n", "profile", "cartridge", "started (UTC)", "needling", "strokes", "mm",
+                 "end", "faults"):
+        table.add_column(name, no_wrap=name in ("cartridge", "started (UTC)"))
+    for s in sessions:
+        table.add_row(str(s.n), s.profile, s.cartridge, s.started_text[:16],
+                      "%.0f s" % s.needle_s, str(s.strokes), "%.2f" % s.depth_mm, s.end,
+                      ",".join(s.faults) or "-")
+    return table
+
+
+def session_detail(session):
+    """One session's record, a row a figure (what a treatment summary shows)."""
+    from .sessions import ROWS
+
+    table = Table(title="treatment session %d" % session.n, show_header=False)
+    for name, value in ROWS:
+        table.add_row(name, value(session))
+    return table

@@ -93,7 +93,8 @@ def emit(ctx, data, human):
         Console().print(human)
 
 
-from . import bench_cmds, board_cmds, config_cmds, monitor_cmds, selftest_cmds, session_cmds  # noqa: E402,F401,I001
+from . import bench_cmds, board_cmds, config_cmds, monitor_cmds, selftest_cmds  # noqa: E402,F401,I001
+from . import session_cmds, treatment_cmds  # noqa: E402,F401,I001
 
 
 def usage_sentence(e):

@@ -87,6 +87,8 @@ def config_get(ctx):
     "current_zero", "calibration: current-sense output at zero current"))
 @click.option("--supply-gain", type=int, help=_range_help(
     "supply_gain", "calibration: supply divider trim"))
+@click.option("--test-mode", type=int, help=_range_help(
+    "test_mode", "keyed: 1 lets test cartridges run (HIL on a real board, docs/sessions.md)"))
 def config_set(ctx, **options):
     """Save settings, applied now and at boot; refused while running."""
     values = {k: v for k, v in options.items() if v is not None}
