@@ -14,7 +14,7 @@ except ImportError:  # CPython: the host
 
 
 PROTOCOL_VERSION = const(1)
-FIRMWARE_VERSION = "0.1.0"
+FIRMWARE_VERSION = "0.2.0"
 SEQ_MAX = const(65535)
 MAX_LINE = const(160)
 TRAILER = const(10)  # ' *' and the CRC's 8 hex digits that end every frame

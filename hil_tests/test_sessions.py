@@ -86,18 +86,25 @@ def test_a_reset_keeps_the_session_and_a_power_off_ends_it(pen, board, reset):
 
 
 def test_session_end_and_sessions_on_the_command_line(pen, board, tmp_path):
-    ready(pen)
-    run_strokes(pen, board, 30)
     pen.link.close()
+    recording = tmp_path / "run.csv"
+    run = pen_command(board.url, "run", "--depth", "0.5", "--rate", "100", "--for", "1s",
+                      "--record", str(recording))
+    assert run.returncode == 0, run.stderr
     out = pen_command(board.url, "--json", "session", "end")
     assert out.returncode == 0 and '"open": "0"' in out.stdout, out.stderr
     listed = pen_command(board.url, "sessions", "export", "--format", "csv").stdout
     assert listed.splitlines()[0].startswith("n,profile,cartridge")
     assert len(listed.splitlines()) == 2
     report = tmp_path / "s1.html"
-    assert pen_command(board.url, "sessions", "report", "1", "-o", str(report)).returncode == 0
+    done = pen_command(board.url, "sessions", "report", "1", "-o", str(report),
+                       "--recording", str(recording))
+    assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert "Treatment session 1" in text and board.cartridge()["id"] in text
+    assert "data:image/png;base64," in text  # the recording's plot
+    missing = pen_command(board.url, "sessions", "show", "7")
+    assert missing.returncode == 2 and "sessions there: 1" in missing.stderr
 
 
 def test_a_test_cartridge_runs_only_in_test_mode_and_again_in_each_session(pen, board):

@@ -9,7 +9,7 @@
 
 from .errors import FaultError, LinkError, PenError, RefusedError, UsageError, VirtualBoardError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Pen", "Status", "PenError", "RefusedError", "FaultError", "LinkError",
            "UsageError", "VirtualBoardError", "__version__"]
 
