@@ -145,6 +145,16 @@ def running_pen(ready_pen):
     return ready_pen
 
 
+def run_strokes(pen, board, strokes):
+    """START, let the needles make `strokes` strokes (the physics' count), STOP; back at
+    READY."""
+    before = board.observe()["revolutions"]
+    pen.start()
+    wait_until(lambda: board.observe()["revolutions"] - before >= strokes, 20, "the strokes")
+    pen.stop()
+    pen.wait_for("READY")
+
+
 def start_run(pen, board):
     """Home, set 0.5 mm / 100 Hz, start, and return once the motor is driven."""
     pen.home()

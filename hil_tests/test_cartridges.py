@@ -4,7 +4,7 @@ or by the mark a pen left on the chip), and one at its stroke limit; a run stops
 limit. The record survives a power cut at any of its write points."""
 
 import pytest
-from conftest import board_sleep, patient_pen, quiet_flash, wait_until
+from conftest import board_sleep, patient_pen, quiet_flash, run_strokes, wait_until
 from penctl import RefusedError
 from penctl.errors import LinkError
 
@@ -24,15 +24,6 @@ def start_refused(pen, *words):
     return str(refused.value)
 
 
-def run_for(pen, board, strokes):
-    """START, let the needles make about `strokes` strokes, STOP; back at READY."""
-    before = board.observe()["revolutions"]
-    pen.start()
-    wait_until(lambda: board.observe()["revolutions"] - before >= strokes, 10, "the strokes")
-    pen.stop()
-    pen.wait_for("READY")
-
-
 def session(pen):
     return pen.request("SESSION")[0]
 
@@ -41,7 +32,7 @@ def test_a_new_cartridge_runs_and_carries_its_mark(pen, board):
     ready(pen)
     cart = board.cartridge()["id"]
     assert board.cartridge()["row"] is None  # as it left the factory
-    run_for(pen, board, 50)
+    run_strokes(pen, board, 50)
     wait_until(lambda: board.cartridge()["row"][0] > 0, 5, "the cartridge's count after the run")
     s = session(pen)
     assert (s["open"], s["cart"]) == ("1", cart)
@@ -52,18 +43,18 @@ def test_a_new_cartridge_runs_and_carries_its_mark(pen, board):
 
 def test_the_same_cartridge_goes_on_within_its_session_even_refitted(pen, board):
     ready(pen)
-    run_for(pen, board, 20)
+    run_strokes(pen, board, 20)
     cart = board.cartridge()
     board.remove_cartridge()
     start_refused(pen, "no cartridge")
     board.insert_cartridge(id=cart["id"], memory=cart["memory"])
-    run_for(pen, board, 20)
+    run_strokes(pen, board, 20)
     assert session(pen)["n"] == "1"
 
 
 def test_a_cartridge_from_an_ended_session_is_refused(pen, board):
     ready(pen)
-    run_for(pen, board, 20)
+    run_strokes(pen, board, 20)
     cart = board.cartridge()
     ended = pen.request("SESSION", end=1)[0]
     assert ended["open"] == "0"
@@ -101,7 +92,7 @@ def _with_crc(seven_hex):
 def test_a_wiped_cartridge_is_still_refused_by_the_boards_record(pen, board):
     # its chip's memory rewritten (refurbished, tampered): the mark is gone, the id stays
     ready(pen)
-    run_for(pen, board, 20)
+    run_strokes(pen, board, 20)
     cart = board.cartridge()["id"]
     pen.session(end=True)
     board.insert_cartridge(id=cart)

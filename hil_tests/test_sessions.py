@@ -6,7 +6,7 @@ mode."""
 import time
 
 import pytest
-from conftest import patient_pen, wait_until
+from conftest import patient_pen, run_strokes, wait_until
 from penctl import RefusedError
 from penctl.sessions import parse
 from test_cli import pen as pen_command
@@ -17,14 +17,6 @@ pytestmark = pytest.mark.injects
 def ready(pen, depth_mm=0.5):
     pen.home()
     pen.set(depth_mm=depth_mm, rate_hz=100)
-
-
-def run_strokes(pen, board, strokes):
-    before = board.observe()["revolutions"]
-    pen.start()
-    wait_until(lambda: board.observe()["revolutions"] - before >= strokes, 20, "the strokes")
-    pen.stop()
-    pen.wait_for("READY")
 
 
 def last_session(pen):
