@@ -180,6 +180,8 @@ def admit(cmds, missing):
         missing.append("cartridge %s is at its stroke limit (%d of %d): fit a new one"
                        % (cart, used, limit))
     if missing:
+        if folded:  # the last run's figures, taken from the controller, are kept all the same
+            save(session, carts)
         return
     if not same:
         _open(cmds, session, carts, cart, used)
@@ -203,6 +205,8 @@ def _open(cmds, session, carts, cart, used):
     session["profile"] = cmds.ctl.caps.profile
     _now(cmds, session, "0")
     _now(cmds, session, "1")
+    # once in the record, newest first (a test cartridge comes back session after session)
+    carts[:] = [c for c in carts if c[0] != cart]
     carts.insert(0, [cart, used, n])
     clock.set_mark(_mark(n))
 

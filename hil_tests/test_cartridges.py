@@ -122,7 +122,7 @@ def test_the_stroke_limit_refuses_a_spent_cartridge_and_stops_a_run(pen, board):
     start_refused(pen, "stroke limit")
 
 
-@pytest.mark.long
+@pytest.mark.long(75)
 @pytest.mark.count_writes
 def test_a_power_cut_at_every_write_point_of_the_record_leaves_it_consistent(board):
     """START commits a new cartridge (the record, then the chip's mark); a run's end folds

@@ -109,6 +109,8 @@ def test_a_test_cartridge_runs_only_in_test_mode_and_again_in_each_session(pen, 
         run_strokes(pen, board, 20)
         pen.session(end=True)
         assert last_session(pen).cartridge == test_id
+    record = (board.flash_dir / "treatment.txt").read_text()
+    assert record.count(test_id) == 2  # the session's line and one CART line, not one a session
     pen.config(test_mode=0)
     with pytest.raises(RefusedError, match="test cartridge"):
         pen.start()

@@ -46,7 +46,7 @@ from .injection import Injection
 from .link import LinkBridge, open_vm_channel
 from .physics import Physics
 from .physics_thread import PhysicsThread
-from .register_file import RegisterFile
+from .register_file import RegisterFile, memory_dir
 from .rfc2217 import Rfc2217Server
 from .rom import ROMS
 from .socket_port import SocketPort
@@ -107,7 +107,7 @@ class VirtualBoard:
                              % (self.chip, ", ".join(sorted(ROMS))))
         # its own chip id (machine.unique_id(), the MAC esptool reads): Espressif's OUI + 3 bytes
         self.uid = bytes.fromhex("240ac4") + os.urandom(3)
-        self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="pen-board-", dir=memory_dir()))
         self.flash_dir = self.tmp / "flash"
         self.port = str(link or self.tmp / "ttyPEN0")  # link: a stable path (`pen sim`)
         self._spi_flash = SpiFlash(self.tmp / "flash.bin", self.chip, self.flash_dir)

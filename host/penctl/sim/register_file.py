@@ -10,12 +10,19 @@ from pathlib import Path
 from .vm import simhw
 
 
+def memory_dir():
+    """/dev/shm where the host has one to write in, else None (the system's temporary
+    directory): the board's registers and its flash live in memory, as on the chip. On a
+    disk, a busy host's journal held a VM's file writes (a rename) for seconds in the
+    kernel, and a VM so held did not die of SIGKILL within 5 s."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 class RegisterFile:
     def __init__(self, tmp, uid):
-        """A fresh file in /dev/shm (else in `tmp`), holding the chip's id `uid` (6 bytes)."""
-        shm = Path("/dev/shm")
-        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp
-        fd, path = tempfile.mkstemp(prefix="pen-regs-", dir=base)
+        """A fresh file in memory_dir() (else in `tmp`), holding the chip's id `uid`."""
+        fd, path = tempfile.mkstemp(prefix="pen-regs-", dir=memory_dir() or tmp)
         os.write(fd, bytes(simhw.SIZE))
         os.close(fd)
         self.path = path

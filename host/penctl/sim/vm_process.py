@@ -28,6 +28,7 @@ VM_DIR = Path(__file__).parent / "vm"
 # bytes, left a loaded run a heap too fragmented for a 368-byte block; 160 KB, once the
 # stand-ins took 10 KB more, one for a 2 KB block.)
 HEAP = "176K"
+_KILL_WAIT_S = 120
 # make bench: VMs started from now on run vm/tick_timer.py first, which times their control
 # tick apart from the stand-ins (into <registers>.ticks), then sim_start.py
 TIME_TICKS = False
@@ -161,7 +162,16 @@ class VmProcess:
         if proc is None or proc.poll() is not None:
             return
         proc.kill()
-        proc.wait(timeout=5)
+        # SIGKILL ends a process at once unless the kernel holds it in an uninterruptible
+        # wait (a busy host's disk): it dies when that ends. 5 s was too short for a loaded
+        # host, and the exception ended the board's physics thread: a board that never
+        # booted again
+        try:
+            proc.wait(timeout=_KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            raise VirtualBoardError("the MicroPython VM (pid %d) did not end %d s after "
+                                    "SIGKILL: the host holds it (state %s)" % (
+                                        proc.pid, _KILL_WAIT_S, _state(proc.pid))) from None
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
