@@ -376,6 +376,27 @@ class ADC:
         return value * 1000
 
 
+# A chip's PCNT counts every edge as it comes; here the physics thread brings the count up
+# to date. The firmware's no-pulse check looks over 2 ticks, which after a late tick (the
+# next runs at once) span as little as one 10 ms period: a world 15 ms behind (the bound of
+# any other access) could show no new pulse over that span from a turning motor, and did
+# once, a false TACH_LOST on a loaded host. A count is read only from a world at most 5 ms
+# behind: at the slowest rate (25 Hz, 48 pulses a turn) 6 pulses in the 5 ms left.
+_COUNT_LAG_MS = 5
+
+
+def _world_within(lag_ms):
+    """Wait, off the chip's clock, until the physics is at most lag_ms behind it."""
+    r = simhw.regs
+    n = 0
+    now = time.ticks_ms()
+    while n < 3000 and lag_ms < (now - r.get(simhw.H_PHYS_MS)) & 0xFFFFFFFF < 0x80000000:
+        simhw.tell(now)
+        simhw.wait(1 if n < 10 else 10)
+        now = time.ticks_ms()
+        n += 1
+
+
 class Counter:
     # modules/machine.py (v1.26.0) over esp32.PCNT: counts from its init; value() is
     # overflows * 32000 + count, an int of any size (past 2**30 a long int on the chip).
@@ -405,6 +426,7 @@ class Counter:
         if self._pin < 0:
             raise RuntimeError("not initialised")
         _poll_irqs()
+        _world_within(_COUNT_LAG_MS)
         r = _regs()
         n = r.get(simhw.slot(self._pin, simhw.G_COUNT))
         current = n if self._trigger & Counter.RISING else 0
