@@ -94,6 +94,11 @@ def _sim_run_and_deploy(pen, env, work):
     try:
         started = json.loads(sim.stdout.readline())
         assert started["port"] == str(link)
+        # the longest link timeout, as the HIL tests' boards have it: a busy host held this
+        # run's keepalives on the PTY past the default 500 ms (LINK_LOST, a true fault for
+        # the board, not what this test is about)
+        _run([str(pen), "--port", str(link), "config", "set", "--link-timeout", "2000"],
+             cwd=work, env=env)
         done = _run([str(pen), "--port", str(link), "--json", "run", "--depth", "0.5",
                      "--rate", "100", "--for", "1s"], cwd=work, env=env)
         summary = json.loads(done.stdout)
