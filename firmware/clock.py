@@ -12,7 +12,8 @@ def unix_now():
     """Seconds since 1970 by the RTC, or 0 while no host has set it since power-on."""
     import time
 
-    t = time.mktime(RTC().datetime()[:3] + RTC().datetime()[4:7] + (0, 0))
+    d = RTC().datetime()  # once: two reads could straddle a second
+    t = time.mktime(d[:3] + d[4:7] + (0, 0))
     return t + _UNIX_2000 if t >= _SET_AFTER else 0
 
 
